@@ -1,0 +1,45 @@
+//! # artha-core
+//!
+//! The vocabulary of Artha, shared by the engine, the bindings, the runtimes
+//! and the browser:
+//!
+//! - content ids and URIs: [`Cid`] (`b3:<hex>`), [`ArthaUri`] (`artha://<cid>[/path]`);
+//! - typed hashes: [`Blake3Digest`] for bulk data, [`KeccakHash`] for Merkle trees;
+//! - typed ids: [`JobId`], [`NodeId`], [`ModelId`], [`DatasetId`];
+//! - jobs: [`JobSpec`] with [`JobSpec::validate`];
+//! - money in integer base units: [`Amount`], [`CostModel`];
+//! - proofs: [`StepRecord`], [`InferRecord`], [`CompleteRecord`] with a canonical
+//!   encoding, and keccak Merkle trees ([`merkle`]);
+//! - the runtime protocol ([`protocol`]);
+//! - the engine's seams: [`BlobStore`], [`Executor`], [`Scheduler`], [`ProofChain`];
+//! - structured errors: [`Error`], [`ErrorKind`].
+//!
+//! The crate does no I/O and pulls in no async runtime; it builds for
+//! `wasm32-unknown-unknown`.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod hash;
+pub mod ids;
+pub mod merkle;
+pub mod money;
+pub mod proof;
+pub mod protocol;
+pub mod spec;
+pub mod traits;
+pub mod uri;
+
+pub use error::{Error, ErrorKind, FieldError, Result, ValidationErrors};
+pub use hash::{Blake3Digest, Cid, DType, KeccakHash, tensor_digest, tensor_digest_f32};
+pub use ids::{DatasetId, JobId, ModelId, NodeId};
+pub use merkle::{JobTree, MerkleProof, MerkleTree, StepProof};
+pub use money::{Amount, CostModel, Estimate};
+pub use proof::{CompleteRecord, InferRecord, StepRecord};
+pub use protocol::RuntimeEvent;
+pub use spec::{DatasetRef, HyperParams, InputRef, JobKind, JobSpec, ModelRef, Resources, Runtime};
+pub use traits::{
+    BlobStore, ChainJobStatus, ChainSubmission, Challenge, Commitment, ExecHandle, ExecState,
+    Executor, ExitReason, LaunchSpec, Limits, LogLine, MaybeSend, MaybeSync, Mounts, NodeView,
+    Placement, PlacementRequest, ProofChain, Receipt, Scheduler,
+};
+pub use uri::ArthaUri;

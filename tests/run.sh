@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The one test entry point: installs what is missing, then runs every check.
+#
+#   bash tests/run.sh            # everything
+#   STAGES="fmt unit" bash tests/run.sh   # a subset (names below)
+#
+# Under CI=true a prerequisite that cannot be installed is a failure, never a
+# skip. Ends with a line `summary: N passed, N failed`.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CI="${CI:-false}"
+ALL_STAGES="fmt clippy unit doc wasm contracts examples cli"
+STAGES="${STAGES:-$ALL_STAGES}"
+
+passed=0
+failed=0
+failures=()
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# need NAME CHECK-CMD INSTALL-CMD: make sure a prerequisite is present.
+need() {
+  local name="$1" check="$2" install="$3"
+  if eval "$check" >/dev/null 2>&1; then return 0; fi
+  log "installing prerequisite: $name"
+  if eval "$install" && eval "$check" >/dev/null 2>&1; then return 0; fi
+  echo "missing prerequisite: $name (install with: $install)" >&2
+  return 1
+}
+
+run_stage() {
+  local name="$1"; shift
+  case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
+  log "$name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "--- $name: ok ($((SECONDS - start))s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "--- $name: FAILED ($((SECONDS - start))s)"
+  fi
+}
+
+prereqs() {
+  local ok=0
+  need cargo "command -v cargo" "false" || ok=1
+  need rustfmt "cargo fmt --version" "rustup component add rustfmt" || ok=1
+  need clippy "cargo clippy --version" "rustup component add clippy" || ok=1
+  need wasm32-target "rustup target list --installed | grep -qx wasm32-unknown-unknown" \
+    "rustup target add wasm32-unknown-unknown" || ok=1
+  need cargo-nextest "cargo nextest --version" "cargo install cargo-nextest --locked" || ok=1
+  return $ok
+}
+
+stage_fmt() { cargo fmt --all -- --check; }
+stage_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+stage_unit() { cargo nextest run --workspace --locked --no-fail-fast; }
+stage_doc() { cargo test --workspace --doc --locked; }
+stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked; }
+stage_contracts() { bash contracts/test.sh; }
+stage_examples() { cargo run --quiet --locked -p artha-core --example proofs; }
+stage_cli() {
+  # The README's main command, on a throw-away home.
+  local home
+  home="$(mktemp -d)"
+  cargo run --quiet --locked -p arthai -- --home "$home" quickstart --json >"$home/out.json" &&
+    grep -q '"cid": "b3:' "$home/out.json" &&
+    cargo run --quiet --locked -p arthai -- --home "$home" quickstart >/dev/null
+  local rc=$?
+  rm -rf "$home"
+  return $rc
+}
+
+log "prerequisites"
+if ! prereqs; then
+  if [ "$CI" = "true" ]; then
+    failed=$((failed + 1)); failures+=("prerequisites")
+    echo "summary: $passed passed, $failed failed"
+    exit 1
+  fi
+  echo "warning: some prerequisites are missing; stages that need them will fail" >&2
+fi
+
+run_stage fmt stage_fmt
+run_stage clippy stage_clippy
+run_stage unit stage_unit
+run_stage doc stage_doc
+run_stage wasm stage_wasm
+if [ -f contracts/test.sh ]; then run_stage contracts stage_contracts; fi
+run_stage examples stage_examples
+run_stage cli stage_cli
+
+echo
+if [ "$failed" -gt 0 ]; then echo "failed stages: ${failures[*]}"; fi
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
