@@ -10,8 +10,10 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=lib/images.sh
+. "$ROOT/tests/lib/images.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm contracts examples cli"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature contracts examples cli"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -53,6 +55,12 @@ prereqs() {
   need wasm32-target "rustup target list --installed | grep -qx wasm32-unknown-unknown" \
     "rustup target add wasm32-unknown-unknown" || ok=1
   need cargo-nextest "cargo nextest --version" "cargo install cargo-nextest --locked" || ok=1
+  # A Docker daemon (Debian docker.io, started in the background) and the
+  # locally built test image the executor suite runs.
+  need dockerd "docker info" "docker_up" || ok=1
+  if docker info >/dev/null 2>&1; then
+    ARTHA_TESTRT_IMAGE="$(testrt_image)" && export ARTHA_TESTRT_IMAGE || ok=1
+  fi
   return $ok
 }
 
@@ -61,6 +69,12 @@ stage_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings;
 stage_unit() { cargo nextest run --workspace --locked --no-fail-fast; }
 stage_doc() { cargo test --workspace --doc --locked; }
 stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked; }
+# The NVML inventory path compiles, lints clean, and falls back cleanly on a
+# machine without an NVIDIA driver.
+stage_gpu_feature() {
+  cargo clippy -p artha-engine --features gpu --all-targets --locked -- -D warnings &&
+    cargo nextest run -p artha-engine --features gpu --locked --lib -E 'test(exec::gpu)'
+}
 stage_contracts() { bash contracts/test.sh; }
 stage_examples() { cargo run --quiet --locked -p artha-core --example proofs; }
 stage_cli() {
@@ -90,6 +104,7 @@ run_stage clippy stage_clippy
 run_stage unit stage_unit
 run_stage doc stage_doc
 run_stage wasm stage_wasm
+run_stage gpu-feature stage_gpu_feature
 if [ -f contracts/test.sh ]; then run_stage contracts stage_contracts; fi
 run_stage examples stage_examples
 run_stage cli stage_cli

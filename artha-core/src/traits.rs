@@ -111,6 +111,10 @@ pub struct LaunchSpec {
     pub node_id: NodeId,
     /// Image or native runtime.
     pub runtime: Runtime,
+    /// Arguments for the runtime (a container's command after its
+    /// entrypoint; extra arguments for a native program).
+    #[serde(default)]
+    pub args: Vec<String>,
     /// Full environment (see [`crate::protocol::runtime_env`]).
     pub env: BTreeMap<String, String>,
     /// Host paths to mount.

@@ -3,13 +3,19 @@
 //! The embeddable Artha engine. Programs, the `arthai` daemon and the Python
 //! and Node bindings all drive the same engine through this crate.
 //!
-//! This release holds the engine's home directory ([`home`]): the on-disk
-//! layout every other module (store, chain state, job database) lives in,
-//! and the lock that keeps two engines from opening one home at once.
-//! Storage, execution, chain and the job lifecycle arrive as modules of this
-//! crate behind the feature flags listed in the repository's DESIGN notes.
+//! Modules:
+//! - [`home`]: the engine's home directory, the on-disk layout every other
+//!   module lives in, and the lock that keeps two engines off one home;
+//! - [`exec`]: executors (Docker containers, native processes), GPU
+//!   inventory and allocation, and the supervisor that follows a job's events.
+//!
+//! Feature flags: `docker` (default; the bollard-based Docker executor) and
+//! `gpu` (NVML inventory; without it, or without a driver, the inventory is
+//! configured).
 #![deny(missing_docs)]
 
+pub mod exec;
+mod fsutil;
 pub mod home;
 pub mod quickstart;
 

@@ -1,0 +1,371 @@
+//! Execution: running jobs as containers ([`DockerExecutor`], feature
+//! `docker`) or as native processes ([`ProcessExecutor`]), GPU inventory and
+//! allocation ([`gpu`]), and the supervisor that follows a job's events.
+//!
+//! Both executors implement [`artha_core::Executor`] and speak the runtime
+//! protocol of [`artha_core::protocol`]: the job's `/model` and `/data` are
+//! read-only, `/checkpoints` and `/artha` are writable, the environment
+//! carries the hyper-parameters, and the job reports through
+//! `events.jsonl` in its `/artha` directory. Mount sources must lie inside
+//! the job's own directory under the executor's jobs root
+//! ([`check_mounts`]); anything else is refused before a job starts.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use artha_core::protocol::RuntimeEvent;
+use artha_core::{
+    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LogLine, Mounts, Result,
+};
+
+#[cfg(feature = "docker")]
+pub mod docker;
+pub mod gpu;
+pub mod process;
+
+#[cfg(feature = "docker")]
+pub use docker::{DockerConfig, DockerExecutor};
+pub use gpu::{GpuAllocator, GpuDevice, GpuInventory, InventorySource};
+pub use process::ProcessExecutor;
+
+/// Label on every container and record the executors create.
+pub const LABEL_JOB: &str = "artha.job_id";
+/// Label naming the node a job runs on.
+pub const LABEL_NODE: &str = "artha.node_id";
+/// Label marking objects managed by Artha.
+pub const LABEL_MANAGED: &str = "artha.managed";
+
+/// Name of the events file inside a job's `/artha` directory.
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+/// Refuses mount sources outside `<jobs_root>/<job_id>/`: each must be an
+/// absolute path with no `..`, resolving (through symlinks) inside the job's
+/// directory, and must exist.
+pub fn check_mounts(jobs_root: &Path, job: &JobId, mounts: &Mounts) -> Result<()> {
+    let job_dir = jobs_root.join(job.to_string());
+    let job_dir_real = job_dir.canonicalize().map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, "the job directory does not exist")
+            .with_context("path", job_dir.display().to_string())
+            .with_source(e)
+    })?;
+    let all = [
+        ("model", mounts.model.as_deref()),
+        ("data", mounts.data.as_deref()),
+        ("checkpoints", Some(mounts.checkpoints.as_path())),
+        ("artha", Some(mounts.artha.as_path())),
+    ];
+    for (name, path) in all {
+        let Some(path) = path else { continue };
+        let field = format!("mounts.{name}");
+        if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(
+                Error::invalid(field, "must be an absolute path without `..`")
+                    .with_context("path", path.display().to_string()),
+            );
+        }
+        let real = path.canonicalize().map_err(|e| {
+            Error::invalid(field.clone(), "does not exist")
+                .with_context("path", path.display().to_string())
+                .with_source(e)
+        })?;
+        if !real.starts_with(&job_dir_real) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "mount source is outside the job directory",
+            )
+            .with_context("field", field)
+            .with_context("path", path.display().to_string())
+            .with_context("job_dir", job_dir.display().to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a job's `events.jsonl` incrementally, validating every line.
+#[derive(Debug)]
+pub struct EventTail {
+    path: PathBuf,
+    offset: u64,
+    line_no: u64,
+    partial: Vec<u8>,
+}
+
+impl EventTail {
+    /// A reader of `path` from its start (the file may not exist yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        EventTail {
+            path: path.into(),
+            offset: 0,
+            line_no: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Appends to `out` the events of the complete lines written since the
+    /// last call. A malformed line is an `InvalidInput` error naming its line
+    /// number; the valid events before it are still appended.
+    pub fn poll(&mut self, out: &mut Vec<RuntimeEvent>) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(crate::fsutil::io_error(
+                    "read the events file",
+                    &self.path,
+                    e,
+                ));
+            }
+        };
+        let io = |e| crate::fsutil::io_error("read the events file", &self.path, e);
+        f.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).map_err(io)?;
+        self.offset += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        while let Some(nl) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=nl).collect();
+            self.line_no += 1;
+            let text = std::str::from_utf8(&line[..line.len() - 1]).map_err(|_| {
+                Error::invalid("events", "line is not UTF-8")
+                    .with_context("line", self.line_no.to_string())
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            out.push(RuntimeEvent::parse_line(self.line_no, text)?);
+        }
+        if self.partial.len() > artha_core::protocol::MAX_EVENT_LINE {
+            return Err(
+                Error::invalid("events", "unterminated line longer than the limit")
+                    .with_context("line", (self.line_no + 1).to_string()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What [`supervise`] saw of a job.
+#[derive(Debug, Clone)]
+pub struct Supervised {
+    /// Final executor state.
+    pub state: ExecState,
+    /// Every valid event, in order.
+    pub events: Vec<RuntimeEvent>,
+    /// Why the job failed, when it did (non-zero exit, OOM, timeout, a
+    /// malformed event, an `error` event); `None` on success.
+    pub failure: Option<String>,
+}
+
+/// Follows a launched job to its end: tails its events every
+/// `poll_interval`, stops the job at the first malformed event line, and
+/// returns the final state with the events and a failure reason.
+pub async fn supervise<E: Executor + ?Sized>(
+    executor: &E,
+    handle: &ExecHandle,
+    events_path: &Path,
+    poll_interval: Duration,
+) -> Result<Supervised> {
+    let mut tail = EventTail::new(events_path);
+    let mut events = Vec::new();
+    let mut bad_event: Option<String> = None;
+    let wait = executor.wait(handle);
+    tokio::pin!(wait);
+    let state = loop {
+        tokio::select! {
+            state = &mut wait => break state?,
+            () = tokio::time::sleep(poll_interval) => {
+                if let Err(e) = tail.poll(&mut events) {
+                    bad_event = Some(format!("runtime wrote a malformed event: {e}"));
+                    executor.stop(handle, Duration::from_secs(2)).await?;
+                    break executor.wait(handle).await?;
+                }
+            }
+        }
+    };
+    if bad_event.is_none()
+        && let Err(e) = tail.poll(&mut events)
+    {
+        bad_event = Some(format!("runtime wrote a malformed event: {e}"));
+    }
+    let failure = bad_event.or_else(|| failure_reason(&state, &events));
+    Ok(Supervised {
+        state,
+        events,
+        failure,
+    })
+}
+
+/// The failure reason a final state and events imply, `None` for success.
+pub fn failure_reason(state: &ExecState, events: &[RuntimeEvent]) -> Option<String> {
+    let reported = events.iter().rev().find_map(|e| match e {
+        RuntimeEvent::Error { message } => Some(message.clone()),
+        _ => None,
+    });
+    match state {
+        ExecState::Finished { reason, .. } => match reason {
+            ExitReason::Exited { code: 0 } => {
+                reported.map(|m| format!("runtime reported an error: {m}"))
+            }
+            ExitReason::Exited { code } => Some(match reported {
+                Some(m) => format!("runtime exited with code {code}: {m}"),
+                None => format!("runtime exited with code {code}"),
+            }),
+            ExitReason::OutOfMemory => {
+                Some("killed: out of memory (raise resources.memory_mib)".into())
+            }
+            ExitReason::TimedOut => Some("killed: exceeded resources.max_duration_secs".into()),
+            ExitReason::Stopped => Some("stopped".into()),
+            ExitReason::Lost { detail } => Some(format!("lost track of the job: {detail}")),
+        },
+        _ => Some("job has not finished".into()),
+    }
+}
+
+/// Polls `logs` until the job finishes, calling `sink` with each new line
+/// (the `--follow` of `arthai job-logs`).
+pub async fn follow_logs<E: Executor + ?Sized>(
+    executor: &E,
+    handle: &ExecHandle,
+    poll_interval: Duration,
+    mut sink: impl FnMut(&LogLine),
+) -> Result<()> {
+    let mut since = 0;
+    loop {
+        let finished = matches!(executor.state(handle).await?, ExecState::Finished { .. });
+        for line in executor.logs(handle, since).await? {
+            since = line.seq + 1;
+            sink(&line);
+        }
+        if finished {
+            return Ok(());
+        }
+        tokio::time::sleep(poll_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_outside_the_job_dir_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = JobId::from_bytes([7; 16]);
+        let jd = tmp.path().join(job.to_string());
+        for d in ["ck", "artha", "data"] {
+            std::fs::create_dir_all(jd.join(d)).unwrap();
+        }
+        let outside = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, jd.join("link")).unwrap();
+        let ok = Mounts {
+            model: None,
+            data: Some(jd.join("data")),
+            checkpoints: jd.join("ck"),
+            artha: jd.join("artha"),
+        };
+        check_mounts(tmp.path(), &job, &ok).unwrap();
+        let cases = [
+            (
+                Mounts {
+                    data: Some(outside.clone()),
+                    ..ok.clone()
+                },
+                "outside",
+            ),
+            (
+                Mounts {
+                    data: Some(jd.join("link")),
+                    ..ok.clone()
+                },
+                "outside",
+            ),
+            (
+                Mounts {
+                    model: Some(jd.join("data/../../elsewhere")),
+                    ..ok.clone()
+                },
+                "`..`",
+            ),
+            (
+                Mounts {
+                    model: Some(PathBuf::from("relative")),
+                    ..ok.clone()
+                },
+                "absolute",
+            ),
+            (
+                Mounts {
+                    model: Some(jd.join("missing")),
+                    ..ok.clone()
+                },
+                "does not exist",
+            ),
+        ];
+        for (m, needle) in cases {
+            let e = check_mounts(tmp.path(), &job, &m).unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn tail_reads_incrementally_and_names_bad_lines() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("events.jsonl");
+        let mut t = EventTail::new(&p);
+        let mut evs = Vec::new();
+        t.poll(&mut evs).unwrap();
+        assert!(evs.is_empty(), "missing file is empty");
+        let mut f = std::fs::File::create(&p).unwrap();
+        write!(
+            f,
+            "{{\"event\":\"log\",\"message\":\"a\"}}\n{{\"event\":\"log\","
+        )
+        .unwrap();
+        t.poll(&mut evs).unwrap();
+        assert_eq!(evs.len(), 1);
+        write!(f, "\"message\":\"b\"}}\n\n").unwrap();
+        t.poll(&mut evs).unwrap();
+        assert_eq!(
+            evs[1],
+            RuntimeEvent::Log {
+                message: "b".into()
+            }
+        );
+        writeln!(f, "{{\"event\":\"log\",\"message\":\"c\"}}\ngarbage").unwrap();
+        let e = t.poll(&mut evs).unwrap_err();
+        assert_eq!(e.context_value("line"), Some("5"));
+        assert_eq!(evs.len(), 3, "valid lines before the bad one are kept");
+    }
+
+    #[test]
+    fn failure_reasons() {
+        let fin = |reason| ExecState::Finished {
+            reason,
+            wall_seconds: 1,
+        };
+        assert_eq!(
+            failure_reason(&fin(ExitReason::Exited { code: 0 }), &[]),
+            None
+        );
+        let err = [RuntimeEvent::Error {
+            message: "NaN loss".into(),
+        }];
+        assert_eq!(
+            failure_reason(&fin(ExitReason::Exited { code: 3 }), &err).unwrap(),
+            "runtime exited with code 3: NaN loss"
+        );
+        assert!(
+            failure_reason(&fin(ExitReason::OutOfMemory), &[])
+                .unwrap()
+                .contains("out of memory")
+        );
+        assert!(
+            failure_reason(&fin(ExitReason::TimedOut), &[])
+                .unwrap()
+                .contains("max_duration")
+        );
+    }
+}

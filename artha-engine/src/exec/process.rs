@@ -1,0 +1,489 @@
+//! [`ProcessExecutor`]: runs native runtimes as child processes.
+//!
+//! Each job runs in its own process group (so stop and timeout kill every
+//! process it started), with a cleared environment holding only the
+//! protocol variables, the spec's env and a minimal `PATH`, and with
+//! resource limits where the OS gives them to an unprivileged parent:
+//! `RLIMIT_AS` (the memory limit plus 512 MiB of headroom, since virtual
+//! reservations exceed resident use), `RLIMIT_CORE` 0 and `RLIMIT_NOFILE`
+//! 4096. A process-count limit needs cgroups (the Docker executor has one);
+//! `RLIMIT_NPROC` is per user and ignored for root, so it is not used.
+//!
+//! The paths of DESIGN §5 arrive as `ARTHA_MODEL_DIR`, `ARTHA_DATA_DIR`,
+//! `ARTHA_CHECKPOINT_DIR` and `ARTHA_EVENTS`. A record of each job
+//! (`<jobs_root>/<job>/process.json`: pid, process start time, node) lets a
+//! restarted executor find jobs it launched: a live process with the same
+//! start time is the same job (pids are not reused under a live process);
+//! anything else is reported as `Lost`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use artha_core::{
+    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LaunchSpec, LogLine,
+    NodeId, Result, Runtime,
+};
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+use super::{EVENTS_FILE, check_mounts};
+use crate::fsutil::{io_error, write_atomic};
+
+/// A native runtime: the program to run for a `Runtime::Native(id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeRuntime {
+    /// Executable.
+    pub program: PathBuf,
+    /// Arguments before any the job adds.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    job_id: JobId,
+    node_id: NodeId,
+    pid: i32,
+    start_ticks: u64,
+}
+
+#[derive(Debug)]
+struct Job {
+    pgid: i32,
+    state: watch::Receiver<ExecState>,
+    logs: Arc<Mutex<Vec<LogLine>>>,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// Runs native runtimes as process groups under `<jobs_root>/<job>/`.
+#[derive(Debug)]
+pub struct ProcessExecutor {
+    jobs_root: PathBuf,
+    runtimes: BTreeMap<String, NativeRuntime>,
+    jobs: Mutex<HashMap<JobId, Arc<Job>>>,
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`), or `None` when it is not running.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it follow the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state); a zombie has exited.
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+impl ProcessExecutor {
+    /// An executor whose jobs live under `jobs_root`.
+    pub fn new(jobs_root: impl Into<PathBuf>) -> Self {
+        ProcessExecutor {
+            jobs_root: jobs_root.into(),
+            runtimes: BTreeMap::new(),
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers native runtime `id` (what `Runtime::Native(id)` names).
+    #[must_use]
+    pub fn with_runtime(
+        mut self,
+        id: impl Into<String>,
+        program: impl Into<PathBuf>,
+        args: &[&str],
+    ) -> Self {
+        self.runtimes.insert(
+            id.into(),
+            NativeRuntime {
+                program: program.into(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+        self
+    }
+
+    /// The jobs root.
+    pub fn jobs_root(&self) -> &Path {
+        &self.jobs_root
+    }
+
+    fn record_path(&self, job: &JobId) -> PathBuf {
+        self.jobs_root.join(job.to_string()).join("process.json")
+    }
+
+    fn job(&self, job: &JobId) -> Option<Arc<Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(job)
+            .cloned()
+    }
+
+    fn read_record(&self, job: &JobId) -> Result<Record> {
+        let p = self.record_path(job);
+        let bytes = std::fs::read(&p).map_err(|e| io_error("read the process record", &p, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Corrupted,
+                format!("process record is malformed: {e}"),
+            )
+            .with_context("path", p.display().to_string())
+        })
+    }
+
+    /// The state of a job launched by an earlier executor instance.
+    fn recorded_state(&self, job: &JobId) -> Result<ExecState> {
+        let rec = self.read_record(job)?;
+        if start_ticks(rec.pid) == Some(rec.start_ticks) {
+            Ok(ExecState::Running)
+        } else {
+            Ok(ExecState::Finished {
+                reason: ExitReason::Lost {
+                    detail: "the process ended while the engine was not watching it".into(),
+                },
+                wall_seconds: 0,
+            })
+        }
+    }
+}
+
+fn signal_group(pgid: i32, sig: Signal) {
+    // ESRCH (the group is gone) is the expected outcome once the job ended.
+    let _ = killpg(Pid::from_raw(pgid), sig);
+}
+
+async fn pump_lines<R: tokio::io::AsyncRead + Unpin>(
+    reader: R,
+    stderr: bool,
+    logs: Arc<Mutex<Vec<LogLine>>>,
+    file: Arc<Mutex<Option<std::fs::File>>>,
+) {
+    use std::io::Write;
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(text)) = lines.next_line().await {
+        let mut logs = logs.lock().unwrap_or_else(|p| p.into_inner());
+        let line = LogLine {
+            seq: logs.len() as u64,
+            stderr,
+            text,
+        };
+        if let (Some(f), Ok(json)) = (
+            file.lock().unwrap_or_else(|p| p.into_inner()).as_mut(),
+            serde_json::to_string(&line),
+        ) {
+            let _ = writeln!(f, "{json}");
+        }
+        logs.push(line);
+    }
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    async fn launch(&self, spec: LaunchSpec) -> Result<ExecHandle> {
+        let Runtime::Native(id) = &spec.runtime else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "the process executor runs native runtimes only",
+            )
+            .with_context("field", "runtime"));
+        };
+        let rt = self.runtimes.get(id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no native runtime `{id}` is installed"),
+            )
+            .with_context("field", "runtime.native")
+        })?;
+        if self.job(&spec.job_id).is_some() {
+            return Err(Error::new(ErrorKind::AlreadyExists, "job already launched")
+                .with_context("job_id", spec.job_id.to_string()));
+        }
+        check_mounts(&self.jobs_root, &spec.job_id, &spec.mounts)?;
+        let job_dir = self.jobs_root.join(spec.job_id.to_string());
+
+        let mut cmd = tokio::process::Command::new(&rt.program);
+        cmd.args(&rt.args)
+            .args(&spec.args)
+            .env_clear()
+            .envs(&spec.env)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &spec.mounts.artha)
+            .env("ARTHA_EVENTS", spec.mounts.artha.join(EVENTS_FILE))
+            .env("ARTHA_CHECKPOINT_DIR", &spec.mounts.checkpoints)
+            .env(
+                "ARTHA_GPUS",
+                spec.gpus
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .env(
+                "CUDA_VISIBLE_DEVICES",
+                spec.gpus
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .current_dir(&spec.mounts.artha)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        if let Some(m) = &spec.mounts.model {
+            cmd.env("ARTHA_MODEL_DIR", m);
+        }
+        if let Some(d) = &spec.mounts.data {
+            cmd.env("ARTHA_DATA_DIR", d);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::new(ErrorKind::NotFound, "cannot start the runtime program")
+                .with_context("program", rt.program.display().to_string())
+                .with_source(e)
+        })?;
+        let started = Instant::now();
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    "the runtime exited before it could be tracked",
+                )
+            })?;
+        let mem = (spec.limits.memory_mib + 512).saturating_mul(1 << 20);
+        for (res, lim) in [
+            (rlimit::Resource::AS, mem),
+            (rlimit::Resource::CORE, 0),
+            (rlimit::Resource::NOFILE, 4096),
+        ] {
+            if let Err(e) = rlimit::prlimit(pid, res, Some((lim, lim)), None) {
+                signal_group(pid, Signal::SIGKILL);
+                let _ = child.wait().await;
+                return Err(
+                    Error::new(ErrorKind::Internal, "cannot set a resource limit").with_source(e),
+                );
+            }
+        }
+        let record = Record {
+            job_id: spec.job_id,
+            node_id: spec.node_id,
+            pid,
+            start_ticks: start_ticks(pid).unwrap_or(0),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| {
+            Error::new(ErrorKind::Internal, "cannot encode the process record").with_source(e)
+        })?;
+        if let Err(e) = write_atomic(&job_dir.join("process.json"), &bytes) {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            return Err(e);
+        }
+
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let log_file = Arc::new(Mutex::new(
+            std::fs::File::create(job_dir.join("output.jsonl")).ok(),
+        ));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump_lines(out, false, logs.clone(), log_file.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump_lines(err, true, logs.clone(), log_file));
+        }
+        let (state_tx, state_rx) = watch::channel(ExecState::Running);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let max = spec.limits.max_duration;
+        tokio::spawn(async move {
+            let mut stopped = false;
+            let mut timed_out = false;
+            let status = tokio::select! {
+                s = child.wait() => s,
+                () = tokio::time::sleep(max) => {
+                    timed_out = true;
+                    signal_group(pid, Signal::SIGKILL);
+                    child.wait().await
+                }
+                _ = stop_rx => {
+                    stopped = true;
+                    child.wait().await
+                }
+            };
+            // Whatever the leader's fate, no process of the job may outlive it.
+            signal_group(pid, Signal::SIGKILL);
+            let reason = if timed_out {
+                ExitReason::TimedOut
+            } else if stopped {
+                ExitReason::Stopped
+            } else {
+                match status {
+                    Ok(s) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        let code = s
+                            .code()
+                            .map(i64::from)
+                            .or_else(|| s.signal().map(|sig| 128 + i64::from(sig)));
+                        ExitReason::Exited {
+                            code: code.unwrap_or(-1),
+                        }
+                    }
+                    Err(e) => ExitReason::Lost {
+                        detail: format!("cannot wait for the process: {e}"),
+                    },
+                }
+            };
+            let _ = state_tx.send(ExecState::Finished {
+                reason,
+                wall_seconds: started.elapsed().as_secs(),
+            });
+        });
+        let job = Arc::new(Job {
+            pgid: pid,
+            state: state_rx,
+            logs,
+            stop: Mutex::new(Some(stop_tx)),
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.job_id, job);
+        Ok(ExecHandle {
+            job_id: spec.job_id,
+            backend_id: format!("pgid:{pid}"),
+        })
+    }
+
+    async fn state(&self, handle: &ExecHandle) -> Result<ExecState> {
+        match self.job(&handle.job_id) {
+            Some(job) => Ok(job.state.borrow().clone()),
+            None => self.recorded_state(&handle.job_id),
+        }
+    }
+
+    async fn wait(&self, handle: &ExecHandle) -> Result<ExecState> {
+        match self.job(&handle.job_id) {
+            Some(job) => {
+                let mut rx = job.state.clone();
+                let state = rx
+                    .wait_for(|s| matches!(s, ExecState::Finished { .. }))
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::Internal, "job supervisor vanished"))?;
+                Ok(state.clone())
+            }
+            None => loop {
+                let s = self.recorded_state(&handle.job_id)?;
+                if matches!(s, ExecState::Finished { .. }) {
+                    return Ok(s);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+        }
+    }
+
+    async fn stop(&self, handle: &ExecHandle, grace: Duration) -> Result<()> {
+        let Some(job) = self.job(&handle.job_id) else {
+            // A job from an earlier instance: signal its group if it still runs.
+            let rec = self.read_record(&handle.job_id)?;
+            if start_ticks(rec.pid) == Some(rec.start_ticks) {
+                signal_group(rec.pid, Signal::SIGTERM);
+                tokio::time::sleep(grace).await;
+                signal_group(rec.pid, Signal::SIGKILL);
+            }
+            return Ok(());
+        };
+        let finished = matches!(*job.state.borrow(), ExecState::Finished { .. });
+        if finished {
+            return Ok(());
+        }
+        let stop = job.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = stop {
+            let _ = tx.send(());
+        }
+        signal_group(job.pgid, Signal::SIGTERM);
+        let mut rx = job.state.clone();
+        let timed_out = tokio::time::timeout(
+            grace,
+            rx.wait_for(|s| matches!(s, ExecState::Finished { .. })),
+        )
+        .await
+        .is_err();
+        if timed_out {
+            signal_group(job.pgid, Signal::SIGKILL);
+        }
+        self.wait(handle).await.map(|_| ())
+    }
+
+    async fn logs(&self, handle: &ExecHandle, since: u64) -> Result<Vec<LogLine>> {
+        if let Some(job) = self.job(&handle.job_id) {
+            let logs = job.logs.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(logs.iter().skip(since as usize).cloned().collect());
+        }
+        let p = self
+            .jobs_root
+            .join(handle.job_id.to_string())
+            .join("output.jsonl");
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| io_error("read the job output", &p, e))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
+            .filter(|l| l.seq >= since)
+            .collect())
+    }
+
+    async fn remove(&self, handle: &ExecHandle) -> Result<()> {
+        if let ExecState::Running | ExecState::Starting = self.state(handle).await? {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "cannot remove a running job; stop it first",
+            )
+            .with_context("job_id", handle.job_id.to_string()));
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&handle.job_id);
+        let p = self.record_path(&handle.job_id);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove the process record", &p, e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ExecHandle>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.jobs_root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_error("list the jobs root", &self.jobs_root, e)),
+        };
+        for entry in entries.flatten() {
+            let Some(job) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<JobId>().ok())
+            else {
+                continue;
+            };
+            if let Ok(rec) = self.read_record(&job) {
+                out.push(ExecHandle {
+                    job_id: rec.job_id,
+                    backend_id: format!("pgid:{}", rec.pid),
+                });
+            }
+        }
+        out.sort_by_key(|h| h.job_id);
+        Ok(out)
+    }
+}
