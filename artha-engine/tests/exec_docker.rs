@@ -273,6 +273,48 @@ async fn bad_launches_leave_nothing_behind() {
 }
 
 #[tokio::test]
+async fn run_job_frees_gpus_and_leaves_no_container_on_any_path() {
+    let Some((tmp, ex, rt)) = setup().await else {
+        return;
+    };
+    let gpus = GpuAllocator::new(GpuInventory::simulated(8, 16_384));
+    let poll = Duration::from_millis(100);
+    // Runtime failure (OOM) after the GPUs were handed out.
+    let jd = job_dir(tmp.path(), 300);
+    let mut spec = launch_spec(&jd, rt.clone(), &["env", "ARTHA_GPUS", "alloc", "512"]);
+    spec.limits.memory_mib = 64;
+    let out = artha_engine::exec::run_job(&ex, &gpus, spec, 3, 1024, poll)
+        .await
+        .unwrap();
+    assert!(out.failure.unwrap().contains("out of memory"));
+    // Launch failure (missing image).
+    let jd2 = job_dir(tmp.path(), 301);
+    let spec = launch_spec(&jd2, Runtime::Image("artha/missing:0".into()), &[]);
+    assert!(
+        artha_engine::exec::run_job(&ex, &gpus, spec, 2, 1024, poll)
+            .await
+            .is_err()
+    );
+    // Not enough GPUs: refused before anything starts.
+    let jd3 = job_dir(tmp.path(), 302);
+    let e = artha_engine::exec::run_job(&ex, &gpus, launch_spec(&jd3, rt, &[]), 9, 1, poll)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResourceExhausted);
+    assert_eq!(gpus.free_count(), 8, "every index is free again");
+    let docker = Docker::connect_with_local_defaults().unwrap();
+    for j in [&jd.job, &jd2.job, &jd3.job] {
+        assert!(
+            docker
+                .inspect_container(&container_name(j), None)
+                .await
+                .is_err(),
+            "no container left"
+        );
+    }
+}
+
+#[tokio::test]
 async fn stop_and_rediscovery_by_label() {
     let Some((tmp, ex, rt)) = setup().await else {
         return;

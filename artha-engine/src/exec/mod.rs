@@ -196,6 +196,40 @@ pub async fn supervise<E: Executor + ?Sized>(
     })
 }
 
+/// Runs one job start to finish: allocates `gpu_count` GPUs (≥
+/// `gpu_memory_mib` each) into `spec.gpus`, launches, supervises, then
+/// removes the job from the executor and frees its GPUs on **every** path —
+/// launch failure, runtime failure, malformed events, timeout, OOM — so no
+/// index stays taken and no container or process is left behind.
+pub async fn run_job<E: Executor + ?Sized>(
+    executor: &E,
+    gpus: &GpuAllocator,
+    mut spec: artha_core::LaunchSpec,
+    gpu_count: u32,
+    gpu_memory_mib: u64,
+    poll_interval: Duration,
+) -> Result<Supervised> {
+    let job = spec.job_id;
+    spec.gpus = gpus.allocate(&job, gpu_count, gpu_memory_mib)?;
+    let events = spec.mounts.artha.join(EVENTS_FILE);
+    let outcome = match executor.launch(spec).await {
+        Ok(handle) => {
+            let out = supervise(executor, &handle, &events, poll_interval).await;
+            if out.is_err() {
+                // The supervisor lost the job (e.g. daemon error): make sure it is gone.
+                let _ = executor.stop(&handle, Duration::from_secs(1)).await;
+            }
+            let removed = executor.remove(&handle).await;
+            out.and_then(|o| removed.map(|()| o))
+        }
+        Err(e) => Err(e),
+    };
+    let released = gpus.release(&job);
+    let out = outcome?;
+    released?;
+    Ok(out)
+}
+
 /// The failure reason a final state and events imply, `None` for success.
 pub fn failure_reason(state: &ExecState, events: &[RuntimeEvent]) -> Option<String> {
     let reported = events.iter().rev().find_map(|e| match e {
