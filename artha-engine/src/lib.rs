@@ -7,7 +7,8 @@
 //! - [`home`]: the engine's home directory, the on-disk layout every other
 //!   module lives in, and the lock that keeps two engines off one home;
 //! - [`exec`]: executors (Docker containers, native processes), GPU
-//!   inventory and allocation, and the supervisor that follows a job's events.
+//!   inventory and allocation, and the supervisor that follows a job's events;
+//! - [`sched`]: placement by hard constraints and a weighted score.
 //!
 //! Feature flags: `docker` (default; the bollard-based Docker executor) and
 //! `gpu` (NVML inventory; without it, or without a driver, the inventory is
@@ -18,6 +19,7 @@ pub mod exec;
 mod fsutil;
 pub mod home;
 pub mod quickstart;
+pub mod sched;
 
 pub use artha_core as core;
 pub use home::EngineHome;
