@@ -8,6 +8,7 @@
 //!   module lives in, and the lock that keeps two engines off one home;
 //! - [`exec`]: executors (Docker containers, native processes), GPU
 //!   inventory and allocation, and the supervisor that follows a job's events;
+//! - [`policy`]: did:key identities, signed credentials, budget and rate checks;
 //! - [`sched`]: placement by hard constraints and a weighted score.
 //!
 //! Feature flags: `docker` (default; the bollard-based Docker executor) and
@@ -18,6 +19,7 @@
 pub mod exec;
 mod fsutil;
 pub mod home;
+pub mod policy;
 pub mod quickstart;
 pub mod sched;
 
