@@ -8,6 +8,7 @@
 //!   module lives in, and the lock that keeps two engines off one home;
 //! - [`exec`]: executors (Docker containers, native processes), GPU
 //!   inventory and allocation, and the supervisor that follows a job's events;
+//! - [`jobs`]: the job ledger (lifecycle, history, artifacts, receipts) in SQLite;
 //! - [`policy`]: did:key identities, signed credentials, budget and rate checks;
 //! - [`sched`]: placement by hard constraints and a weighted score.
 //!
@@ -19,6 +20,7 @@
 pub mod exec;
 mod fsutil;
 pub mod home;
+pub mod jobs;
 pub mod policy;
 pub mod quickstart;
 pub mod sched;
