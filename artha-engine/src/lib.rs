@@ -10,6 +10,8 @@
 //!   inventory and allocation, and the supervisor that follows a job's events;
 //! - [`jobs`]: the job ledger (lifecycle, history, artifacts, receipts) in SQLite;
 //! - [`policy`]: did:key identities, signed credentials, budget and rate checks;
+//! - [`proofs`]: events → step records → window and job roots → one
+//!   commitment; audit selection and replay comparison;
 //! - [`sched`]: placement by hard constraints and a weighted score.
 //!
 //! Feature flags: `docker` (default; the bollard-based Docker executor) and
@@ -22,6 +24,7 @@ mod fsutil;
 pub mod home;
 pub mod jobs;
 pub mod policy;
+pub mod proofs;
 pub mod quickstart;
 pub mod sched;
 
