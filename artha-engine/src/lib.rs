@@ -6,6 +6,7 @@
 //! Modules:
 //! - [`home`]: the engine's home directory, the on-disk layout every other
 //!   module lives in, and the lock that keeps two engines off one home;
+//! - [`chain`]: the EVM chain the contracts run on (embedded revm by default);
 //! - [`exec`]: executors (Docker containers, native processes), GPU
 //!   inventory and allocation, and the supervisor that follows a job's events;
 //! - [`jobs`]: the job ledger (lifecycle, history, artifacts, receipts) in SQLite;
@@ -19,6 +20,7 @@
 //! configured).
 #![deny(missing_docs)]
 
+pub mod chain;
 pub mod exec;
 mod fsutil;
 pub mod home;
