@@ -18,6 +18,31 @@
 //! `wasm32-unknown-unknown`.
 #![deny(missing_docs)]
 
+/// Implements serde for a type through its `Display` / `FromStr` text form,
+/// so JSON carries exactly the strict text form and parsing errors are the
+/// type's own.
+macro_rules! serde_as_str {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod error;
 pub mod hash;
 pub mod ids;

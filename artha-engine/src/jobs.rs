@@ -414,42 +414,34 @@ impl JobLedger {
     /// Appends an artifact (ignored if one with the same kind and name exists,
     /// so re-recording after a restart is harmless).
     pub fn add_artifact(&self, id: &JobId, artifact: Artifact) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
-        let text: String = tx
-            .query_row(
-                "SELECT artifacts FROM jobs WHERE id = ?1",
-                params![id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error("read a job", e))?
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, "no such job")
-                    .with_context("job_id", id.to_string())
-            })?;
-        let mut list: Vec<Artifact> = from_json(&id.to_string(), "artifacts", &text)?;
-        if !list
-            .iter()
-            .any(|a| a.kind == artifact.kind && a.name == artifact.name)
-        {
-            list.push(artifact);
-            tx.execute(
-                "UPDATE jobs SET artifacts = ?1, updated_ms = ?2 WHERE id = ?3",
-                params![to_json(&list)?, now_ms() as i64, id.to_string()],
-            )
-            .map_err(|e| db_error("update a job", e))?;
-        }
-        tx.commit().map_err(|e| db_error("commit", e))
+        self.append_unique(id, "artifacts", artifact, |a, b| {
+            a.kind == b.kind && a.name == b.name
+        })
     }
 
     /// Appends a chain receipt (ignored if the same action was recorded).
     pub fn add_receipt(&self, id: &JobId, action: &str, receipt: Receipt) -> Result<()> {
+        let record = ReceiptRecord {
+            action: action.to_string(),
+            receipt,
+        };
+        self.append_unique(id, "receipts", record, |a, b| a.action == b.action)
+    }
+
+    /// Appends `item` to the JSON list in `column` unless `same` finds it
+    /// there already; one transaction.
+    fn append_unique<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        id: &JobId,
+        column: &'static str,
+        item: T,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
         let text: String = tx
             .query_row(
-                "SELECT receipts FROM jobs WHERE id = ?1",
+                &format!("SELECT {column} FROM jobs WHERE id = ?1"),
                 params![id.to_string()],
                 |r| r.get(0),
             )
@@ -459,14 +451,11 @@ impl JobLedger {
                 Error::new(ErrorKind::NotFound, "no such job")
                     .with_context("job_id", id.to_string())
             })?;
-        let mut list: Vec<ReceiptRecord> = from_json(&id.to_string(), "receipts", &text)?;
-        if !list.iter().any(|r| r.action == action) {
-            list.push(ReceiptRecord {
-                action: action.to_string(),
-                receipt,
-            });
+        let mut list: Vec<T> = from_json(&id.to_string(), column, &text)?;
+        if !list.iter().any(|x| same(x, &item)) {
+            list.push(item);
             tx.execute(
-                "UPDATE jobs SET receipts = ?1, updated_ms = ?2 WHERE id = ?3",
+                &format!("UPDATE jobs SET {column} = ?1, updated_ms = ?2 WHERE id = ?3"),
                 params![to_json(&list)?, now_ms() as i64, id.to_string()],
             )
             .map_err(|e| db_error("update a job", e))?;
