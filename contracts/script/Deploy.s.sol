@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {NodeCertRegistry} from "../src/NodeCertRegistry.sol";
+import {DatasetRegistry} from "../src/DatasetRegistry.sol";
+import {ModelRegistry} from "../src/ModelRegistry.sol";
+import {DealMarket} from "../src/DealMarket.sol";
+import {AIJobManager} from "../src/AIJobManager.sol";
+import {ProofOfCompute} from "../src/ProofOfCompute.sol";
+
+interface VmScript {
+    function startBroadcast() external;
+    function stopBroadcast() external;
+}
+
+/// @notice Deploys and wires the six contracts with the deployer as admin
+/// and every operational role (the engine's single-operator default; the
+/// Rust engine does the same from the committed artifacts).
+/// `forge script script/Deploy.s.sol --rpc-url $RPC --broadcast --use ./bin/solc`
+contract Deploy {
+    VmScript internal constant vm = VmScript(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    function run() external returns (ProofOfCompute poc) {
+        vm.startBroadcast();
+        address me = msg.sender;
+        NodeCertRegistry registry = new NodeCertRegistry(me, 1 ether, 7 days);
+        DatasetRegistry datasets = new DatasetRegistry();
+        ModelRegistry models = new ModelRegistry(me, datasets);
+        DealMarket market = new DealMarket(me);
+        AIJobManager manager = new AIJobManager(me, market, registry);
+        poc = new ProofOfCompute(me, manager, registry, market, 1 hours, 0.1 ether, 0.5 ether);
+        market.grantRole(market.ESCROW(), address(manager));
+        market.grantRole(market.SETTLER(), address(poc));
+        manager.grantRole(manager.PROVER(), address(poc));
+        manager.grantRole(manager.SCHEDULER(), me);
+        registry.grantRole(registry.SLASHER(), address(poc));
+        registry.grantRole(registry.ATTESTOR(), me);
+        poc.grantRole(poc.ARBITER(), me);
+        models.grantRole(models.REGISTRAR(), me);
+        vm.stopBroadcast();
+    }
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "./utils/Test.sol";
+import {ArthaMerkle} from "../src/ArthaMerkle.sol";
+import {NodeCertRegistry} from "../src/NodeCertRegistry.sol";
+import {DatasetRegistry} from "../src/DatasetRegistry.sol";
+import {ModelRegistry} from "../src/ModelRegistry.sol";
+import {DealMarket} from "../src/DealMarket.sol";
+import {AIJobManager} from "../src/AIJobManager.sol";
+import {ProofOfCompute} from "../src/ProofOfCompute.sol";
+
+/// @notice All six contracts deployed and wired as script/Deploy.s.sol does,
+/// with one certified node.
+abstract contract Fixture is Test {
+    event log_named_uint(string key, uint256 val);
+
+    NodeCertRegistry internal registry;
+    DatasetRegistry internal datasets;
+    ModelRegistry internal models;
+    DealMarket internal market;
+    AIJobManager internal manager;
+    ProofOfCompute internal poc;
+
+    address internal admin = address(this);
+    address internal scheduler = address(0x5c);
+    address internal attestor = address(0xa7);
+    address internal arbiter = address(0xab);
+    address internal operator = address(0x0b);
+    address internal submitter = address(0x5b);
+    address internal challenger = address(0xc4);
+    address internal stranger = address(0x99);
+
+    bytes32 internal constant NODE = bytes32(uint256(0x4e4f4445) << 128);
+    uint256 internal constant MIN_STAKE = 1 ether;
+    uint64 internal constant PERIOD = 1 hours;
+    uint256 internal constant MIN_BOND = 0.1 ether;
+    uint256 internal constant SLASH = 0.5 ether;
+    uint128 internal constant RATE = 0.001 ether; // per GPU-second
+
+    function setUp() public virtual {
+        registry = new NodeCertRegistry(admin, MIN_STAKE, 7 days);
+        datasets = new DatasetRegistry();
+        models = new ModelRegistry(admin, datasets);
+        market = new DealMarket(admin);
+        manager = new AIJobManager(admin, market, registry);
+        poc = new ProofOfCompute(admin, manager, registry, market, PERIOD, MIN_BOND, SLASH);
+        market.grantRole(market.ESCROW(), address(manager));
+        market.grantRole(market.SETTLER(), address(poc));
+        manager.grantRole(manager.SCHEDULER(), scheduler);
+        manager.grantRole(manager.PROVER(), address(poc));
+        registry.grantRole(registry.ATTESTOR(), attestor);
+        registry.grantRole(registry.SLASHER(), address(poc));
+        poc.grantRole(poc.ARBITER(), arbiter);
+        models.grantRole(models.REGISTRAR(), admin);
+
+        vm.deal(operator, 10 ether);
+        vm.deal(submitter, 100_000 ether);
+        vm.deal(challenger, 10 ether);
+        vm.prank(operator);
+        registry.register{value: MIN_STAKE}(NODE, 8, 81_920, uint64(RATE), "eu-west", keccak256("mlp"));
+        vm.prank(attestor);
+        registry.certify(NODE);
+    }
+
+    /// A StepRecord encoding (artha_core::proof): tag, step u64 LE, then
+    /// filler derived from `salt` for epoch, loss and the three digests.
+    function rec(uint64 step, bytes32 salt) internal pure returns (bytes memory r) {
+        r = new bytes(117);
+        r[0] = 0x01;
+        for (uint256 i = 0; i < 8; i++) {
+            r[1 + i] = bytes1(uint8(step >> (8 * i)));
+        }
+        for (uint256 i = 9; i < 117; i++) {
+            r[i] = keccak256(abi.encode(salt, step, i))[0];
+        }
+    }
+
+    function submit(bytes32 jobId, uint64 maxGpuSeconds, uint256 budget) internal {
+        vm.prank(submitter);
+        manager.submitJob{value: budget}(jobId, keccak256("spec"), maxGpuSeconds, RATE);
+    }
+
+    function submitAndAssign(bytes32 jobId, uint64 maxGpuSeconds, uint256 budget) internal {
+        submit(jobId, maxGpuSeconds, budget);
+        vm.prank(scheduler);
+        manager.assign(jobId, NODE);
+    }
+
+    /// Three steps in windows of two: w0 = node(l1, l2), w1 = l3, root = node(w0, w1).
+    function threeStepTree() internal pure returns (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) {
+        recs = new bytes[](3);
+        for (uint64 s = 1; s <= 3; s++) {
+            recs[s - 1] = rec(s, "honest");
+        }
+        w0 = ArthaMerkle.nodeHash(ArthaMerkle.leafHash(recs[0]), ArthaMerkle.leafHash(recs[1]));
+        w1 = ArthaMerkle.leafHash(recs[2]);
+        root = ArthaMerkle.nodeHash(w0, w1);
+    }
+}

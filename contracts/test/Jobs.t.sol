@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Fixture} from "./Fixture.sol";
+import {Roles, Guarded} from "../src/Roles.sol";
+import {ArthaMerkle} from "../src/ArthaMerkle.sol";
+import {DealMarket} from "../src/DealMarket.sol";
+import {AIJobManager} from "../src/AIJobManager.sol";
+import {ProofOfCompute} from "../src/ProofOfCompute.sol";
+
+contract JobsTest is Fixture {
+    bytes32 constant JOB = bytes32(uint256(0x4a4f42) << 128);
+    uint64 constant MAX = 4_710;
+    uint256 constant BUDGET = 10 ether;
+
+    function commitThree(bytes32 root) internal {
+        vm.prank(operator);
+        poc.commit(JOB, root, 2, 2, 3, 4_710, bytes32("weights"), bytes32("manifest"));
+    }
+
+    function claimForStep2(bytes[] memory recs, bytes32 w0, bytes32 w1, bytes memory replayed)
+        internal
+        pure
+        returns (ProofOfCompute.StepClaim memory c)
+    {
+        bytes32[] memory wp = new bytes32[](1);
+        wp[0] = w1;
+        bytes32[] memory sp = new bytes32[](1);
+        sp[0] = ArthaMerkle.leafHash(recs[0]);
+        c = ProofOfCompute.StepClaim(0, w0, wp, 1, recs[1], sp, replayed);
+    }
+
+    // ----------------------------------------------------------- submission
+
+    function testSubmitLocksEscrow() public {
+        submit(JOB, MAX, BUDGET);
+        AIJobManager.Job memory j = manager.getJob(JOB);
+        assertEq(j.submitter, submitter, "submitter");
+        assertEq(uint256(j.status), uint256(AIJobManager.Status.Submitted), "status");
+        assertEq(address(market).balance, BUDGET, "escrow held by the market");
+        assertEq(market.escrowOf(JOB).amount, BUDGET, "escrow amount");
+    }
+
+    function testSubmitReverts() public {
+        vm.prank(submitter);
+        vm.expectRevert(AIJobManager.Unfunded.selector);
+        manager.submitJob(JOB, bytes32(0), MAX, RATE);
+        // 4 710 GPU-s × 0.001 = 4.71 ARTH; one wei less is refused.
+        vm.prank(submitter);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.BudgetBelowEstimate.selector, 4.71 ether - 1, 4.71 ether));
+        manager.submitJob{value: 4.71 ether - 1}(JOB, bytes32(0), MAX, RATE);
+        vm.prank(submitter);
+        vm.expectRevert(AIJobManager.InvalidJob.selector);
+        manager.submitJob{value: 1}(bytes32(0), bytes32(0), MAX, RATE);
+        submit(JOB, MAX, 4.71 ether);
+        vm.prank(submitter);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.JobExists.selector, JOB));
+        manager.submitJob{value: BUDGET}(JOB, bytes32(0), MAX, RATE);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, bytes32("x")));
+        manager.getJob(bytes32("x"));
+    }
+
+    function testAssignRules() public {
+        submit(JOB, MAX, BUDGET);
+        bytes32 SCHED = manager.SCHEDULER();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, SCHED, stranger));
+        manager.assign(JOB, NODE);
+        vm.prank(scheduler);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.NodeNotEligible.selector, bytes32("ghost")));
+        manager.assign(JOB, bytes32("ghost"));
+        vm.prank(scheduler);
+        manager.assign(JOB, NODE);
+        vm.prank(scheduler);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.WrongStatus.selector, JOB, AIJobManager.Status.Assigned));
+        manager.assign(JOB, NODE);
+    }
+
+    function testCancelRefundsBeforeAssignmentOnly() public {
+        submit(JOB, MAX, BUDGET);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.NotSubmitter.selector, JOB, stranger));
+        manager.cancel(JOB);
+        uint256 before = submitter.balance;
+        vm.prank(submitter);
+        manager.cancel(JOB);
+        assertEq(submitter.balance - before, BUDGET, "refunded");
+        assertEq(address(market).balance, 0, "nothing left in escrow");
+        vm.prank(submitter);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.WrongStatus.selector, JOB, AIJobManager.Status.Cancelled));
+        manager.cancel(JOB);
+        bytes32 PROVER = manager.PROVER();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, PROVER, stranger));
+        manager.setStatus(JOB, AIJobManager.Status.Finalized);
+    }
+
+    // ------------------------------------------------------------- commit
+
+    function testCommitRules() public {
+        (,,, bytes32 root) = threeStepTree();
+        submit(JOB, MAX, BUDGET);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Submitted));
+        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.prank(scheduler);
+        manager.assign(JOB, NODE);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotAssignedNode.selector, JOB, stranger));
+        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.startPrank(operator);
+        vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
+        poc.commit(JOB, bytes32(0), 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
+        poc.commit(JOB, root, 2, 5, 3, 10, bytes32(0), bytes32(0));
+        vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
+        poc.commit(JOB, root, 0, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.GpuSecondsOverMax.selector, MAX + 1, MAX));
+        poc.commit(JOB, root, 2, 2, 3, MAX + 1, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyCommitted.selector, JOB));
+        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.stopPrank();
+        assertEq(poc.commitmentOf(JOB).jobRoot, root, "stored");
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "committed");
+    }
+
+    // ---------------------------------------------------------- finalize
+
+    function testFinalizePaysMeasuredWorkAndRefundsTheRest() public {
+        (,,, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        vm.expectRevert(
+            abi.encodeWithSelector(ProofOfCompute.ChallengePeriodActive.selector, block.timestamp + PERIOD)
+        );
+        poc.finalize(JOB);
+        vm.warp(block.timestamp + PERIOD);
+        uint256 op = operator.balance;
+        uint256 sub = submitter.balance;
+        vm.prank(stranger); // anyone may finalize
+        poc.finalize(JOB);
+        assertEq(operator.balance - op, 4.71 ether, "4 710 GPU-s x 0.001 ARTH");
+        assertEq(submitter.balance - sub, BUDGET - 4.71 ether, "refund of the rest");
+        assertEq(address(market).balance, 0, "escrow closed");
+        assertEq(registry.getNode(NODE).reputation, 1, "reputation up");
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyFinalized.selector, JOB));
+        poc.finalize(JOB);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotCommitted.selector, bytes32("x")));
+        poc.finalize(bytes32("x"));
+    }
+
+    // --------------------------------------------------------- challenges
+
+    function testUpheldChallengeSlashesAndRefunds() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        ProofOfCompute.StepClaim memory c = claimForStep2(recs, w0, w1, rec(2, "replayed"));
+        vm.prank(challenger);
+        uint256 id = poc.challenge{value: MIN_BOND}(JOB, c);
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Challenged), "challenged");
+        assertEq(poc.getChallenge(id).step, 2, "step");
+        vm.warp(block.timestamp + PERIOD);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.OpenChallenge.selector, JOB));
+        poc.finalize(JOB);
+        uint256 ch = challenger.balance;
+        uint256 sub = submitter.balance;
+        bytes32 ARB = poc.ARBITER();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, ARB, stranger));
+        poc.resolve(id, true);
+        vm.prank(arbiter);
+        poc.resolve(id, true);
+        assertEq(challenger.balance - ch, MIN_BOND + SLASH, "bond back plus the slash");
+        assertEq(submitter.balance - sub, BUDGET, "submitter refunded in full");
+        assertEq(registry.getNode(NODE).stake, MIN_STAKE - SLASH, "stake slashed");
+        assertTrue(!registry.isEligible(NODE), "node decertified");
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Slashed), "slashed");
+        vm.prank(arbiter);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.ChallengeResolved.selector, id));
+        poc.resolve(id, true);
+        vm.prank(arbiter);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.UnknownChallenge.selector, 99));
+        poc.resolve(99, false);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Slashed));
+        poc.finalize(JOB);
+    }
+
+    function testRejectedChallengePaysTheBondToTheNode() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        vm.prank(challenger);
+        uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "bogus")));
+        uint256 op = operator.balance;
+        vm.prank(arbiter);
+        poc.resolve(id, false);
+        assertEq(operator.balance - op, MIN_BOND, "bond to the operator");
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "back to committed");
+        vm.warp(block.timestamp + PERIOD);
+        poc.finalize(JOB);
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Finalized), "finalized");
+    }
+
+    function testChallengeReverts() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        ProofOfCompute.StepClaim memory good = claimForStep2(recs, w0, w1, rec(2, "replayed"));
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotCommitted.selector, JOB));
+        poc.challenge{value: MIN_BOND}(JOB, good);
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        vm.startPrank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.BondTooLow.selector, 1, MIN_BOND));
+        poc.challenge{value: 1}(JOB, good);
+        ProofOfCompute.StepClaim memory c = claimForStep2(recs, w0, w1, rec(2, "replayed"));
+        c.stepProof[0] = bytes32("wrong");
+        vm.expectRevert(ProofOfCompute.InvalidProof.selector);
+        poc.challenge{value: MIN_BOND}(JOB, c);
+        c = claimForStep2(recs, w0, w1, rec(2, "replayed"));
+        c.windowIndex = 1;
+        vm.expectRevert(ProofOfCompute.InvalidProof.selector);
+        poc.challenge{value: MIN_BOND}(JOB, c);
+        c.windowIndex = 7;
+        vm.expectRevert(ProofOfCompute.InvalidProof.selector);
+        poc.challenge{value: MIN_BOND}(JOB, c);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.StepMismatch.selector, 2, 3));
+        poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(3, "replayed")));
+        vm.expectRevert(ProofOfCompute.NoDifference.selector);
+        poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, recs[1]));
+        vm.expectRevert(ArthaMerkle.MalformedRecord.selector);
+        poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, hex"01"));
+        vm.warp(block.timestamp + PERIOD);
+        vm.expectRevert(
+            abi.encodeWithSelector(ProofOfCompute.ChallengeWindowClosed.selector, block.timestamp)
+        );
+        poc.challenge{value: MIN_BOND}(JOB, good);
+        vm.stopPrank();
+    }
+
+    // -------------------------------------------------------------- market
+
+    function testEscrowAccessAndPayoutBound() public {
+        bytes32 ESC = market.ESCROW();
+        bytes32 SET = market.SETTLER();
+        vm.deal(stranger, 1 ether);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, ESC, stranger));
+        market.lockEscrow{value: 1}(JOB, stranger);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, SET, stranger));
+        market.settle(JOB, stranger, 0);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, SET, stranger));
+        market.refund(JOB);
+        market.grantRole(ESC, admin);
+        market.grantRole(SET, admin);
+        vm.expectRevert(DealMarket.Unfunded.selector);
+        market.lockEscrow(JOB, submitter);
+        market.lockEscrow{value: 1 ether}(JOB, submitter);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.EscrowExists.selector, JOB));
+        market.lockEscrow{value: 1 ether}(JOB, submitter);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.PayoutExceedsEscrow.selector, 2 ether, 1 ether));
+        market.settle(JOB, operator, 2 ether);
+        market.settle(JOB, operator, 0.4 ether);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.EscrowClosed.selector, JOB));
+        market.settle(JOB, operator, 0);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.UnknownEscrow.selector, bytes32("x")));
+        market.refund(bytes32("x"));
+    }
+
+    function testStorageDeals() public {
+        vm.deal(stranger, 12 ether);
+        vm.prank(stranger);
+        vm.expectRevert(DealMarket.InvalidDeal.selector);
+        market.createDeal{value: 12 ether}(bytes32("cid"), 100, 0, 12, operator);
+        vm.prank(stranger);
+        uint256 id = market.createDeal{value: 12 ether}(bytes32("cid"), 100, 3, 12, operator);
+        assertEq(market.getDeal(id).replicas, 3, "replicas");
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.NothingDue.selector, id));
+        market.claimDeal(id);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.NotProvider.selector, id, stranger));
+        market.claimDeal(id);
+        vm.warp(block.timestamp + 90 days);
+        uint256 before = operator.balance;
+        vm.prank(operator);
+        market.claimDeal(id);
+        assertEq(operator.balance - before, 3 ether, "three months of twelve");
+        vm.warp(block.timestamp + 1000 days);
+        vm.prank(operator);
+        market.claimDeal(id);
+        assertEq(operator.balance - before, 12 ether, "never more than the price");
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.UnknownDeal.selector, 99));
+        market.getDeal(99);
+    }
+
+    // ---------------------------------------------------------------- fuzz
+
+    /// No value is created or lost: escrow in = payout + refund (+ slash),
+    /// whatever the budget, rate use and outcome.
+    function testFuzzEscrowConservation(uint64 maxGpuSeconds, uint64 used, uint96 extra, bool challengeUpheld)
+        public
+    {
+        maxGpuSeconds = uint64(bound(maxGpuSeconds, 1, 10_000_000));
+        used = uint64(bound(used, 0, maxGpuSeconds));
+        uint256 budget = uint256(maxGpuSeconds) * RATE + bound(extra, 0, 1000 ether);
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        uint256 totalBefore = submitter.balance + operator.balance + challenger.balance + address(market).balance
+            + address(registry).balance;
+        submitAndAssign(JOB, maxGpuSeconds, budget);
+        vm.prank(operator);
+        poc.commit(JOB, root, 2, 2, 3, used, bytes32(0), bytes32(0));
+        if (challengeUpheld) {
+            vm.prank(challenger);
+            uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "r")));
+            vm.prank(arbiter);
+            poc.resolve(id, true);
+        } else {
+            vm.warp(block.timestamp + PERIOD);
+            uint256 op = operator.balance;
+            poc.finalize(JOB);
+            assertEq(operator.balance - op, uint256(used) * RATE, "payout = measured GPU-s x rate");
+        }
+        assertEq(address(market).balance, 0, "no escrow left behind");
+        assertEq(address(manager).balance + address(poc).balance, 0, "nothing stuck in the manager or prover");
+        uint256 totalAfter = submitter.balance + operator.balance + challenger.balance + address(market).balance
+            + address(registry).balance;
+        assertEq(totalAfter, totalBefore, "value conserved");
+    }
+
+    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + x % (hi - lo + 1);
+    }
+}
