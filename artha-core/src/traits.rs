@@ -320,6 +320,8 @@ pub struct Commitment {
     pub job_id: JobId,
     /// Root over the window roots.
     pub job_root: KeccakHash,
+    /// Steps per window.
+    pub window: u32,
     /// Number of windows.
     pub windows: u32,
     /// Number of steps.

@@ -216,6 +216,7 @@ impl ProofManifest {
         Ok(Commitment {
             job_id: self.job_id,
             job_root: self.job_root,
+            window: self.window,
             windows: u32::try_from(self.window_roots.len())
                 .map_err(|_| Error::invalid("windows", "more than 2^32 windows"))?,
             steps: self.steps,

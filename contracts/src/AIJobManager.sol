@@ -27,14 +27,14 @@ contract AIJobManager is Roles {
         Slashed
     }
 
-    /// @notice A job as the chain knows it (two storage slots plus the spec hash).
+    /// @notice A job as the chain knows it: two slots at submission, a third
+    /// once assigned. The spec hash is only in the `JobSubmitted` event.
     struct Job {
         address submitter;
         Status status;
         uint64 maxGpuSeconds;
         uint128 rate; // wei per GPU-second
         bytes32 nodeId;
-        bytes32 specHash;
     }
 
     DealMarket public immutable market;
@@ -75,7 +75,7 @@ contract AIJobManager is Roles {
         if (_jobs[jobId].status != Status.None) revert JobExists(jobId);
         uint256 estimate = uint256(maxGpuSeconds) * rate;
         if (msg.value < estimate) revert BudgetBelowEstimate(msg.value, estimate);
-        _jobs[jobId] = Job(msg.sender, Status.Submitted, maxGpuSeconds, rate, bytes32(0), specHash);
+        _jobs[jobId] = Job(msg.sender, Status.Submitted, maxGpuSeconds, rate, bytes32(0));
         market.lockEscrow{value: msg.value}(jobId, msg.sender);
         emit JobSubmitted(jobId, msg.sender, specHash, maxGpuSeconds, rate, msg.value);
     }

@@ -18,10 +18,17 @@ contract DealMarket is Roles, Guarded {
     /// @notice May settle and refund escrow after proofs (ProofOfCompute).
     bytes32 public constant SETTLER = keccak256("SETTLER");
 
-    /// @notice A job's escrow.
+    /// @notice A job's escrow, in one storage slot: `amount` is zero once
+    /// settled or refunded (a lock of zero is refused, so zero means closed).
     struct Escrow {
         address submitter;
-        uint128 amount;
+        uint96 amount;
+    }
+
+    /// @notice A job's escrow as `escrowOf` reports it.
+    struct EscrowView {
+        address submitter;
+        uint256 amount;
         bool closed;
     }
 
@@ -46,6 +53,7 @@ contract DealMarket is Roles, Guarded {
     error UnknownEscrow(bytes32 jobId);
     error EscrowClosed(bytes32 jobId);
     error PayoutExceedsEscrow(uint256 payout, uint256 escrow);
+    error EscrowTooLarge(uint256 amount);
     error Unfunded();
     error InvalidDeal();
     error UnknownDeal(uint256 dealId);
@@ -73,16 +81,18 @@ contract DealMarket is Roles, Guarded {
     function lockEscrow(bytes32 jobId, address submitter) external payable onlyRole(ESCROW) {
         if (msg.value == 0) revert Unfunded();
         if (_escrows[jobId].submitter != address(0)) revert EscrowExists(jobId);
-        _escrows[jobId] = Escrow(submitter, uint128(msg.value), false);
+        if (msg.value > type(uint96).max) revert EscrowTooLarge(msg.value);
+        _escrows[jobId] = Escrow(submitter, uint96(msg.value));
         emit EscrowLocked(jobId, submitter, msg.value);
     }
 
     /// @notice Pays `payout` to `payee` and refunds the rest (SETTLER role).
     function settle(bytes32 jobId, address payee, uint256 payout) external onlyRole(SETTLER) nonReentrant {
         Escrow storage e = _open(jobId);
-        if (payout > e.amount) revert PayoutExceedsEscrow(payout, e.amount);
-        uint256 refund = e.amount - payout;
-        e.closed = true;
+        uint256 held = e.amount;
+        if (payout > held) revert PayoutExceedsEscrow(payout, held);
+        uint256 refund = held - payout;
+        e.amount = 0;
         emit EscrowSettled(jobId, payee, payout, refund);
         _send(payee, payout);
         _send(e.submitter, refund);
@@ -93,14 +103,16 @@ contract DealMarket is Roles, Guarded {
     function refund(bytes32 jobId) external nonReentrant {
         if (!hasRole(ESCROW, msg.sender) && !hasRole(SETTLER, msg.sender)) revert Unauthorized(SETTLER, msg.sender);
         Escrow storage e = _open(jobId);
-        e.closed = true;
-        emit EscrowRefunded(jobId, e.submitter, e.amount);
-        _send(e.submitter, e.amount);
+        uint256 held = e.amount;
+        e.amount = 0;
+        emit EscrowRefunded(jobId, e.submitter, held);
+        _send(e.submitter, held);
     }
 
     /// @notice A job's escrow.
-    function escrowOf(bytes32 jobId) external view returns (Escrow memory) {
-        return _escrows[jobId];
+    function escrowOf(bytes32 jobId) external view returns (EscrowView memory) {
+        Escrow storage e = _escrows[jobId];
+        return EscrowView(e.submitter, e.amount, e.submitter != address(0) && e.amount == 0);
     }
 
     /// @notice Opens a storage deal paying `msg.value` to `provider` over `months`.
@@ -141,6 +153,6 @@ contract DealMarket is Roles, Guarded {
     function _open(bytes32 jobId) private view returns (Escrow storage e) {
         e = _escrows[jobId];
         if (e.submitter == address(0)) revert UnknownEscrow(jobId);
-        if (e.closed) revert EscrowClosed(jobId);
+        if (e.amount == 0) revert EscrowClosed(jobId);
     }
 }

@@ -30,6 +30,7 @@ use revm::state::AccountInfo;
 use revm::{Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 use serde::{Deserialize, Serialize};
 
+use super::{EvmReceipt, LogEntry};
 use crate::fsutil::{io_error, write_atomic};
 
 /// Chain id of the embedded chain (the same as anvil's default, 31337).
@@ -39,46 +40,15 @@ pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 /// Gas limit of a transaction: the per-transaction cap of EIP-7825 (2^24).
 pub const TX_GAS_LIMIT: u64 = 1 << 24;
 
-/// One log entry of a receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// Emitting contract.
-    pub address: Address,
-    /// Indexed topics.
-    pub topics: Vec<B256>,
-    /// Non-indexed data.
-    pub data: Bytes,
-}
-
-/// The outcome of a mined transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EvmReceipt {
-    /// Transaction hash.
-    pub tx_hash: B256,
-    /// Block it was mined in.
-    pub block_number: u64,
-    /// That block's timestamp.
-    pub timestamp: u64,
-    /// Sender.
-    pub from: Address,
-    /// Callee (`None` for a deployment).
-    pub to: Option<Address>,
-    /// The deployed contract, for a deployment.
-    pub contract_address: Option<Address>,
-    /// Gas used (after refunds).
-    pub gas_used: u64,
-    /// Logs emitted.
-    pub logs: Vec<LogEntry>,
-    /// Return data of the call.
-    pub output: Bytes,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     db: CacheDB<EmptyDB>,
     block: u64,
     last_timestamp: u64,
     time_offset: u64,
+    /// Earliest timestamp of the next block (set by `advance_time`).
+    #[serde(default)]
+    floor: u64,
     receipts: Vec<EvmReceipt>,
 }
 
@@ -120,6 +90,7 @@ impl EmbeddedEvm {
                 block: 0,
                 last_timestamp: wall_clock(),
                 time_offset: 0,
+                floor: 0,
                 receipts: Vec::new(),
             }),
         }
@@ -193,6 +164,11 @@ impl EmbeddedEvm {
         self.lock().block
     }
 
+    /// The timestamp of the latest block.
+    pub fn last_timestamp(&self) -> u64 {
+        self.lock().last_timestamp
+    }
+
     /// The timestamp the next block will get.
     pub fn now(&self) -> u64 {
         let st = self.lock();
@@ -200,13 +176,18 @@ impl EmbeddedEvm {
     }
 
     fn next_timestamp(st: &State) -> u64 {
-        (wall_clock() + st.time_offset).max(st.last_timestamp + 1)
+        (wall_clock() + st.time_offset)
+            .max(st.last_timestamp + 1)
+            .max(st.floor)
     }
 
-    /// Moves the chain clock forward by `secs` (like anvil's `evm_increaseTime`).
+    /// Moves the chain clock forward by `secs` (like anvil's
+    /// `evm_increaseTime`): the next block is at least `secs` after the
+    /// latest one, and later blocks keep the offset.
     pub fn advance_time(&self, secs: u64) -> Result<()> {
         let mut st = self.lock();
         st.time_offset = st.time_offset.saturating_add(secs);
+        st.floor = st.floor.max(st.last_timestamp.saturating_add(secs));
         self.persist(&st)
     }
 

@@ -1,6 +1,178 @@
 //! Chains: where jobs, commitments and payments are recorded.
 //!
-//! - [`embedded`] (feature `embedded-chain`, default): an EVM inside the
-//!   engine (revm), persisted under the engine home.
+//! - [`EvmBackend`]: what the engine needs from an EVM chain (deploy, send,
+//!   call, balances, time). Two implementations:
+//!   [`embedded::EmbeddedEvm`] (feature `embedded-chain`, default), an EVM
+//!   inside the engine (revm) persisted under the engine home; and
+//!   `rpc::RpcChain` (feature `evm`), any JSON-RPC endpoint with local
+//!   signers.
+//! - [`contracts::ArthaContracts`]: the six contracts on a backend, and the
+//!   [`artha_core::ProofChain`] implementation.
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use artha_core::Result;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub mod contracts;
 #[cfg(feature = "embedded-chain")]
 pub mod embedded;
+
+/// One log entry of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Emitting contract.
+    pub address: Address,
+    /// Indexed topics.
+    pub topics: Vec<B256>,
+    /// Non-indexed data.
+    pub data: Bytes,
+}
+
+/// The outcome of a mined transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvmReceipt {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Block it was mined in.
+    pub block_number: u64,
+    /// That block's timestamp.
+    pub timestamp: u64,
+    /// Sender.
+    pub from: Address,
+    /// Callee (`None` for a deployment).
+    pub to: Option<Address>,
+    /// The deployed contract, for a deployment.
+    pub contract_address: Option<Address>,
+    /// Gas used (after refunds).
+    pub gas_used: u64,
+    /// Logs emitted.
+    pub logs: Vec<LogEntry>,
+    /// Return data of the call (empty where the backend cannot know it).
+    pub output: Bytes,
+}
+
+/// A receipt, as the contracts layer uses it.
+pub type TxReceipt = EvmReceipt;
+
+/// What the engine needs from an EVM chain. Writes return once mined; a
+/// revert is an error of kind `Reverted` with the revert data (hex) in the
+/// `revert_data` context; an unreachable endpoint is `Unavailable`.
+#[async_trait]
+pub trait EvmBackend: Send + Sync {
+    /// Deploys `initcode` from `from`.
+    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt>;
+    /// Sends a call with value.
+    async fn send(
+        &self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        value: U256,
+    ) -> Result<EvmReceipt>;
+    /// A read-only call against the latest block.
+    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes>;
+    /// Balance of an account.
+    async fn balance(&self, who: Address) -> Result<U256>;
+    /// Timestamp of the latest block.
+    async fn timestamp(&self) -> Result<u64>;
+    /// The receipt of a mined transaction, if the chain has it.
+    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>>;
+    /// Moves the chain clock forward (development chains only; others
+    /// return `Unsupported`).
+    async fn increase_time(&self, secs: u64) -> Result<()>;
+}
+
+#[cfg(feature = "embedded-chain")]
+#[async_trait]
+impl EvmBackend for embedded::EmbeddedEvm {
+    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
+        embedded::EmbeddedEvm::deploy(self, from, initcode)
+    }
+    async fn send(
+        &self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        value: U256,
+    ) -> Result<EvmReceipt> {
+        embedded::EmbeddedEvm::send(self, from, to, data, value)
+    }
+    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
+        embedded::EmbeddedEvm::call(self, from, to, data)
+    }
+    async fn balance(&self, who: Address) -> Result<U256> {
+        embedded::EmbeddedEvm::balance(self, who)
+    }
+    async fn timestamp(&self) -> Result<u64> {
+        Ok(self.last_timestamp())
+    }
+    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
+        Ok(embedded::EmbeddedEvm::receipt(self, &tx))
+    }
+    async fn increase_time(&self, secs: u64) -> Result<()> {
+        self.advance_time(secs)
+    }
+}
+
+#[async_trait]
+impl<T: EvmBackend + ?Sized> EvmBackend for std::sync::Arc<T> {
+    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
+        (**self).deploy(from, initcode).await
+    }
+    async fn send(
+        &self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        value: U256,
+    ) -> Result<EvmReceipt> {
+        (**self).send(from, to, data, value).await
+    }
+    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
+        (**self).call(from, to, data).await
+    }
+    async fn balance(&self, who: Address) -> Result<U256> {
+        (**self).balance(who).await
+    }
+    async fn timestamp(&self) -> Result<u64> {
+        (**self).timestamp().await
+    }
+    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
+        (**self).receipt(tx).await
+    }
+    async fn increase_time(&self, secs: u64) -> Result<()> {
+        (**self).increase_time(secs).await
+    }
+}
+
+#[async_trait]
+impl<T: EvmBackend + ?Sized> EvmBackend for &T {
+    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
+        (**self).deploy(from, initcode).await
+    }
+    async fn send(
+        &self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        value: U256,
+    ) -> Result<EvmReceipt> {
+        (**self).send(from, to, data, value).await
+    }
+    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
+        (**self).call(from, to, data).await
+    }
+    async fn balance(&self, who: Address) -> Result<U256> {
+        (**self).balance(who).await
+    }
+    async fn timestamp(&self) -> Result<u64> {
+        (**self).timestamp().await
+    }
+    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
+        (**self).receipt(tx).await
+    }
+    async fn increase_time(&self, secs: u64) -> Result<()> {
+        (**self).increase_time(secs).await
+    }
+}
