@@ -13,7 +13,7 @@ cd "$ROOT"
 # shellcheck source=lib/images.sh
 . "$ROOT/tests/lib/images.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm gpu-feature contracts examples cli"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts examples cli"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -75,6 +75,19 @@ stage_gpu_feature() {
   cargo clippy -p artha-engine --features gpu --all-targets --locked -- -D warnings &&
     cargo nextest run -p artha-engine --features gpu --locked --lib -E 'test(exec::gpu)'
 }
+# The storage behaviour suite against a real S3-compatible server (moto) on
+# loopback; the S3 backend also compiles and lints clean.
+stage_store_s3() {
+  # shellcheck source=lib/s3.sh
+  . "$ROOT/tests/lib/s3.sh"
+  s3_up || return 1
+  cargo clippy -p artha-engine --features s3 --all-targets --locked -- -D warnings &&
+    cargo nextest run -p artha-engine --features s3 --locked --no-fail-fast \
+      -E 'binary(store_s3) | test(store::s3::)'
+  local rc=$?
+  s3_down
+  return $rc
+}
 stage_contracts() { bash contracts/test.sh; }
 stage_examples() { cargo run --quiet --locked -p artha-core --example proofs; }
 stage_cli() {
@@ -105,6 +118,7 @@ run_stage unit stage_unit
 run_stage doc stage_doc
 run_stage wasm stage_wasm
 run_stage gpu-feature stage_gpu_feature
+run_stage store-s3 stage_store_s3
 if [ -f contracts/test.sh ]; then run_stage contracts stage_contracts; fi
 run_stage examples stage_examples
 run_stage cli stage_cli

@@ -13,11 +13,13 @@
 //! - [`policy`]: did:key identities, signed credentials, budget and rate checks;
 //! - [`proofs`]: events → step records → window and job roots → one
 //!   commitment; audit selection and replay comparison;
-//! - [`sched`]: placement by hard constraints and a weighted score.
+//! - [`sched`]: placement by hard constraints and a weighted score;
+//! - [`store`]: the SVDB, content-addressed chunked storage (local files or
+//!   S3) with manifests, dedup, verify-on-read, pins, GC and materialize.
 //!
 //! Feature flags: `docker` (default; the bollard-based Docker executor) and
 //! `gpu` (NVML inventory; without it, or without a driver, the inventory is
-//! configured).
+//! configured), `s3` (the S3-compatible SVDB backend).
 #![deny(missing_docs)]
 
 pub mod chain;
@@ -29,6 +31,7 @@ pub mod policy;
 pub mod proofs;
 pub mod quickstart;
 pub mod sched;
+pub mod store;
 
 pub use artha_core as core;
 pub use home::EngineHome;

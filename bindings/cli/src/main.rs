@@ -14,6 +14,8 @@ use artha_core::{Error, ErrorKind};
 use artha_engine::{EngineHome, quickstart};
 use clap::{Parser, Subcommand};
 
+mod storage;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "arthai",
@@ -40,6 +42,30 @@ enum Command {
     SpecCheck {
         /// The spec file.
         file: PathBuf,
+    },
+    /// Push a file or directory into the store and pin it; prints its
+    /// `artha://` URI (a progress bar on a terminal).
+    StoragePush {
+        /// File or directory to push.
+        path: PathBuf,
+        /// Copies the storage deal keeps (1-64).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        replicas: u32,
+        /// Duration of the storage deal in months (1-120).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        months: u32,
+    },
+    /// Write the file or tree an `artha://` URI names to DEST (must not exist).
+    StorageGet {
+        /// `artha://<cid>[/path]`.
+        uri: String,
+        /// Where to write it.
+        dest: PathBuf,
+    },
+    /// Describe what an `artha://` URI names; list a directory.
+    StorageLs {
+        /// `artha://<cid>[/path]`.
+        uri: String,
     },
 }
 
@@ -82,6 +108,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
+        Command::StoragePush {
+            path,
+            replicas,
+            months,
+        } => storage::push(cli.home, cli.json, &path, replicas, months),
+        Command::StorageGet { uri, dest } => storage::get(cli.home, cli.json, &uri, &dest),
+        Command::StorageLs { uri } => storage::ls(cli.home, cli.json, &uri),
         Command::Quickstart => {
             let root = match cli.home {
                 Some(h) => h,

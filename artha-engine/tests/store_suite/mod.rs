@@ -1,0 +1,980 @@
+//! The SVDB behaviour suite: one set of async checks that every backend
+//! runs (`store_local.rs` on the local filesystem, `store_s3.rs` against a
+//! real S3-compatible server). Each check takes a fresh [`Harness`].
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc
+)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use artha_core::{ArthaUri, Cid, Error, ErrorKind};
+use artha_engine::store::{
+    Deal, EntryKind, FileManifest, Manifest, ProblemKind, PushOptions, StoreBackend, Svdb,
+    remove_tree,
+};
+
+/// Chunk size the suite uses, so multi-chunk files stay small.
+pub const CS: u32 = 64 * 1024;
+
+/// Lets a test damage a stored blob behind the store's back.
+pub trait Tamper {
+    /// Replaces the stored bytes of `cid` with `bytes`.
+    fn overwrite(&self, cid: &Cid, bytes: Vec<u8>) -> impl std::future::Future<Output = ()>;
+}
+
+/// A fresh store plus a scratch directory for inputs and outputs.
+pub struct Harness<B> {
+    pub svdb: Svdb<B>,
+    pub tmp: tempfile::TempDir,
+    /// Whether `materialize` is expected to hard-link (local backend).
+    pub links: bool,
+}
+
+impl<B> Harness<B> {
+    pub fn work(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Every value of context `key` in `e`.
+pub fn ctx<'a>(e: &'a Error, key: &str) -> Vec<&'a str> {
+    e.context()
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn exec(p: &Path, text: &str) {
+    std::fs::write(p, text).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A small tree with every kind of entry: nested directories, an empty
+/// directory, an empty file, an executable, a multi-chunk file and a copy
+/// of it, and two symlinks that stay inside.
+pub fn make_tree(root: &Path, seed: u64) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("nested/x/y/z")).unwrap();
+    std::fs::create_dir_all(root.join("emptydir")).unwrap();
+    std::fs::write(root.join("a.txt"), format!("hello {seed}\n")).unwrap();
+    exec(&root.join("bin/run.sh"), "#!/bin/sh\necho hi\n");
+    let big = bytes(seed, 3 * CS as usize + 123);
+    std::fs::write(root.join("data/big.bin"), &big).unwrap();
+    std::fs::write(root.join("data/copy.bin"), &big).unwrap();
+    std::fs::write(root.join("data/empty"), b"").unwrap();
+    std::fs::write(root.join("nested/x/y/z/deep.txt"), b"deep").unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", root.join("data/up")).unwrap();
+}
+
+/// Asserts two trees have the same names, kinds, contents, executable bits
+/// and symlink targets.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    fn list(d: &Path) -> BTreeMap<String, PathBuf> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().into_string().unwrap(), e.path())
+            })
+            .collect()
+    }
+    let (la, lb) = (list(a), list(b));
+    assert_eq!(
+        la.keys().collect::<Vec<_>>(),
+        lb.keys().collect::<Vec<_>>(),
+        "{} vs {}",
+        a.display(),
+        b.display()
+    );
+    for (name, pa) in la {
+        let pb = &lb[&name];
+        let (ma, mb) = (
+            std::fs::symlink_metadata(&pa).unwrap(),
+            std::fs::symlink_metadata(pb).unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "{name}");
+        if ma.is_dir() {
+            assert_same_tree(&pa, pb);
+        } else if ma.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(&pa).unwrap(),
+                std::fs::read_link(pb).unwrap()
+            );
+        } else {
+            assert_eq!(
+                std::fs::read(&pa).unwrap(),
+                std::fs::read(pb).unwrap(),
+                "{name}"
+            );
+            assert_eq!(ma.mode() & 0o100, mb.mode() & 0o100, "exec bit of {name}");
+        }
+    }
+}
+
+fn no_staging_left(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        assert!(!n.ends_with(".partial"), "staging output left behind: {n}");
+    }
+}
+
+fn unpinned() -> PushOptions {
+    PushOptions {
+        pin: None,
+        progress: None,
+    }
+}
+
+// ------------------------------------------------------------------ checks
+
+/// The `BlobStore` contract itself.
+pub async fn blob_contract<B: StoreBackend>(h: Harness<B>) {
+    let b = h.svdb.backend();
+    let data = bytes(1, 1000);
+    let cid = b.put(data.clone()).await.unwrap();
+    assert_eq!(cid, Cid::of(&data));
+    assert_eq!(b.put(data.clone()).await.unwrap(), cid, "second put");
+    assert_eq!(b.get(&cid).await.unwrap(), data);
+    assert!(b.has(&cid).await.unwrap());
+    let empty = b.put(Vec::new()).await.unwrap();
+    assert_eq!(b.get(&empty).await.unwrap(), Vec::<u8>::new());
+    let mut listed = b.list().await.unwrap();
+    listed.sort();
+    let mut want = vec![cid, empty];
+    want.sort();
+    assert_eq!(listed, want);
+    let unknown = Cid::of(b"never stored");
+    let e = b.get(&unknown).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.context_value("cid"), Some(unknown.to_string().as_str()));
+    assert!(!b.has(&unknown).await.unwrap());
+    b.delete(&cid).await.unwrap();
+    b.delete(&cid).await.unwrap(); // idempotent
+    assert!(!b.has(&cid).await.unwrap());
+    assert_eq!(b.get(&cid).await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// Single files of every size class round-trip; a second push writes
+/// nothing.
+pub async fn file_round_trip<B: StoreBackend>(h: Harness<B>) {
+    let cs = CS as usize;
+    for (i, size) in [0, 1, cs - 1, cs, cs + 1, 3 * cs + 17]
+        .into_iter()
+        .enumerate()
+    {
+        let src = h.work(&format!("f{i}"));
+        let data = bytes(i as u64 + 10, size);
+        std::fs::write(&src, &data).unwrap();
+        let r = h
+            .svdb
+            .push_path(&src, &PushOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.kind, EntryKind::File);
+        assert_eq!((r.size, r.files, r.dirs), (size as u64, 1, 0));
+        assert_eq!(r.chunks, (size as u64).div_ceil(cs as u64), "size {size}");
+        assert!(r.bytes_written >= size as u64, "{r:?}");
+        assert_eq!(r.blobs_written, r.chunks + 1, "chunks + manifest: {r:?}");
+        assert_eq!(r.uri.to_string(), format!("artha://{}", r.cid));
+        let again = h
+            .svdb
+            .push_path(&src, &PushOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(again.cid, r.cid);
+        assert_eq!(
+            (again.bytes_written, again.blobs_written),
+            (0, 0),
+            "re-push of {size}"
+        );
+        let out = h.work(&format!("out{i}"));
+        let got = h.svdb.get(&r.uri, &out).await.unwrap();
+        assert_eq!(
+            (got.kind, got.bytes, got.files),
+            (EntryKind::File, size as u64, 1)
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        let ls = h.svdb.ls(&r.uri).await.unwrap();
+        assert_eq!(
+            (ls.kind, ls.size, ls.cid),
+            (EntryKind::File, size as u64, Some(r.cid))
+        );
+        // The root blob is a canonical file manifest.
+        let m = h.svdb.backend().get(&r.cid).await.unwrap();
+        match Manifest::decode(&r.cid, &m).unwrap() {
+            Manifest::File(FileManifest {
+                size: s,
+                chunk_size,
+                chunks,
+            }) => {
+                assert_eq!(
+                    (s, chunk_size, chunks.len() as u64),
+                    (size as u64, CS, r.chunks)
+                );
+            }
+            Manifest::Dir(_) => panic!("a file pushed as a directory"),
+        }
+    }
+}
+
+/// A tree with every entry kind round-trips through get, ls works on the
+/// root and on sub-paths, dedup holds inside the tree and across pushes,
+/// and a one-byte change rewrites only what it must.
+pub async fn tree_round_trip_and_dedup<B: StoreBackend>(h: Harness<B>) {
+    let src = h.work("tree");
+    make_tree(&src, 7);
+    let r = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.kind, EntryKind::Dir);
+    assert_eq!(r.files, 6);
+    assert_eq!(
+        r.dirs, 8,
+        "root, bin, data, emptydir, nested, x, y, z: {r:?}"
+    );
+    let big = 3 * CS as u64 + 123;
+    assert_eq!(
+        r.chunks,
+        4 + 4 + 3,
+        "big + copy (4 each) + 3 one-chunk files"
+    );
+    // copy.bin dedups against big.bin: its 4 chunks are not written twice.
+    let logical = r.size;
+    assert!(r.bytes_written < logical, "{r:?}");
+    assert!(r.bytes_written > big, "{r:?}");
+
+    let again = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.cid, r.cid);
+    assert_eq!((again.bytes_written, again.blobs_written), (0, 0));
+
+    let out = h.work("out");
+    let got = h.svdb.get(&r.uri, &out).await.unwrap();
+    assert_eq!((got.files, got.symlinks, got.bytes), (6, 2, logical));
+    assert_same_tree(&src, &out);
+    assert!(
+        std::fs::read_dir(out.join("emptydir"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+
+    let ls = h.svdb.ls(&r.uri).await.unwrap();
+    let names: Vec<_> = ls
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a.txt", EntryKind::File),
+            ("bin", EntryKind::Dir),
+            ("data", EntryKind::Dir),
+            ("emptydir", EntryKind::Dir),
+            ("link", EntryKind::Symlink),
+            ("nested", EntryKind::Dir),
+        ]
+    );
+    let bin = ls.entries.iter().find(|e| e.name == "bin").unwrap();
+    assert_eq!(bin.size, 18);
+    let data = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "data").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(data.size, 2 * big);
+    let run = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "bin/run.sh").unwrap())
+        .await
+        .unwrap();
+    assert!(run.executable && run.kind == EntryKind::File);
+    let link = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "link").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(link.target.as_deref(), Some("a.txt"));
+
+    // Sub-paths: one file, one directory.
+    let deep = h.work("deep.txt");
+    h.svdb
+        .get(
+            &ArthaUri::with_path(r.cid, "nested/x/y/z/deep.txt").unwrap(),
+            &deep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&deep).unwrap(), b"deep");
+    let sub = h.work("nested");
+    h.svdb
+        .get(&ArthaUri::with_path(r.cid, "nested").unwrap(), &sub)
+        .await
+        .unwrap();
+    assert_same_tree(&src.join("nested"), &sub);
+    // A missing path and a path through a file.
+    let e = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "data/nope").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.context_value("path"), Some("data/nope"));
+    let e = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "a.txt/x").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    // get never overwrites.
+    let e = h.svdb.get(&r.uri, &out).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+
+    // Change one byte of one chunk of big.bin: one chunk, its file manifest
+    // and the two directory manifests above it are new.
+    let mut content = std::fs::read(src.join("data/big.bin")).unwrap();
+    content[CS as usize + 5] ^= 0xff;
+    std::fs::write(src.join("data/big.bin"), &content).unwrap();
+    let changed = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(changed.cid, r.cid);
+    assert_eq!(changed.blobs_written, 4, "{changed:?}");
+    assert!(changed.bytes_written > u64::from(CS));
+    assert!(changed.bytes_written < 2 * u64::from(CS));
+}
+
+/// materialize lays out a read-only tree (hard links on the local backend),
+/// and remove_tree deletes it.
+pub async fn materialize_read_only<B: StoreBackend>(h: Harness<B>) {
+    let src = h.work("tree");
+    make_tree(&src, 8);
+    let r = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    let dir = h.work("job-data");
+    let m = h.svdb.materialize(&r.uri, &dir).await.unwrap();
+    assert_same_tree(&src, &dir);
+    assert_eq!(m.files, 6);
+    assert_eq!(m.linked + m.copied, 6);
+    if h.links {
+        // a.txt, deep.txt: one chunk and not executable.
+        assert_eq!(m.linked, 2, "{m:?}");
+        let a = std::fs::metadata(dir.join("a.txt")).unwrap();
+        assert!(a.nlink() >= 2, "a.txt should be a hard link");
+    } else {
+        assert_eq!(m.linked, 0);
+    }
+    fn check_ro(p: &Path) {
+        let md = std::fs::symlink_metadata(p).unwrap();
+        if md.file_type().is_symlink() {
+            return;
+        }
+        assert_eq!(md.mode() & 0o222, 0, "{} is writable", p.display());
+        if md.is_dir() {
+            assert_eq!(md.mode() & 0o777, 0o555, "{}", p.display());
+            for e in std::fs::read_dir(p).unwrap() {
+                check_ro(&e.unwrap().path());
+            }
+        }
+    }
+    check_ro(&dir);
+    let exe = std::fs::metadata(dir.join("bin/run.sh")).unwrap();
+    assert_eq!(exe.mode() & 0o777, 0o555);
+    // A single file materializes too.
+    let one = h.work("one.txt");
+    let f = h
+        .svdb
+        .materialize(&ArthaUri::with_path(r.cid, "a.txt").unwrap(), &one)
+        .await
+        .unwrap();
+    assert_eq!(f.kind, EntryKind::File);
+    assert_eq!(std::fs::read(&one).unwrap(), b"hello 8\n");
+    remove_tree(&dir).unwrap();
+    assert!(!dir.exists());
+    remove_tree(&dir).unwrap(); // absent is fine
+    // The store is intact after removing the hard links.
+    assert!(h.svdb.verify().await.unwrap().is_ok());
+}
+
+/// A corrupted or truncated chunk is detected on every read path, named by
+/// CID, never returned as data, and leaves no output behind.
+pub async fn corruption_is_detected<B: StoreBackend + Tamper>(h: Harness<B>) {
+    let src = h.work("tree");
+    make_tree(&src, 9);
+    let r = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    let file = h
+        .svdb
+        .ls(&ArthaUri::with_path(r.cid, "data/big.bin").unwrap())
+        .await
+        .unwrap();
+    let fm = match Manifest::decode(
+        &file.cid.unwrap(),
+        &h.svdb.backend().get(&file.cid.unwrap()).await.unwrap(),
+    )
+    .unwrap()
+    {
+        Manifest::File(f) => f,
+        Manifest::Dir(_) => unreachable!(),
+    };
+    let victim = fm.chunks[1];
+    let original = h.svdb.backend().get(&victim).await.unwrap();
+    for (what, damaged) in [
+        ("altered", {
+            let mut d = original.clone();
+            d[10] ^= 1;
+            d
+        }),
+        ("truncated", original[..original.len() / 2].to_vec()),
+    ] {
+        h.svdb.backend().overwrite(&victim, damaged).await;
+        let e = h.svdb.backend().get(&victim).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted, "{what}");
+        assert_eq!(e.context_value("cid"), Some(victim.to_string().as_str()));
+
+        let out = h.work(&format!("out-{what}"));
+        let e = h.svdb.get(&r.uri, &out).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted, "{what}: {e}");
+        assert!(ctx(&e, "cid").contains(&victim.to_string().as_str()), "{e}");
+        assert!(ctx(&e, "path").contains(&"data/big.bin"), "{e}");
+        assert!(!out.exists(), "no partial output");
+        no_staging_left(h.tmp.path());
+
+        let job = h.work(&format!("job-{what}"));
+        let e = h.svdb.materialize(&r.uri, &job).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert!(!job.exists());
+
+        let v = h.svdb.verify().await.unwrap();
+        assert!(!v.is_ok());
+        assert_eq!(v.problems.len(), 1, "{v:?}");
+        assert_eq!(
+            (v.problems[0].cid, v.problems[0].kind),
+            (victim, ProblemKind::Corrupted)
+        );
+    }
+    // Deleting the bad blob and pushing again repairs the store.
+    h.svdb.backend().delete(&victim).await.unwrap();
+    let again = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.cid, r.cid);
+    assert_eq!(again.blobs_written, 1);
+    assert!(h.svdb.verify().await.unwrap().is_ok());
+}
+
+/// Unknown CIDs and manifests referencing missing chunks are `NotFound`
+/// errors naming the CID; nothing is written or pinned.
+pub async fn missing_content_is_reported<B: StoreBackend>(h: Harness<B>) {
+    let unknown = Cid::of(b"no such tree");
+    let uri = ArthaUri::new(unknown);
+    for e in [
+        h.svdb.ls(&uri).await.unwrap_err(),
+        h.svdb.get(&uri, h.work("x")).await.unwrap_err(),
+        h.svdb.materialize(&uri, h.work("y")).await.unwrap_err(),
+        h.svdb.pin(&unknown, &Deal::default()).await.unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(
+            ctx(&e, "cid").contains(&unknown.to_string().as_str()),
+            "{e}"
+        );
+    }
+    assert!(!h.work("x").exists() && !h.work("y").exists());
+
+    // A file manifest whose second chunk was never stored.
+    let b = h.svdb.backend();
+    let present = b.put(bytes(3, CS as usize)).await.unwrap();
+    let absent = Cid::of(b"absent chunk");
+    let fm = Manifest::File(FileManifest {
+        size: u64::from(CS) + 10,
+        chunk_size: CS,
+        chunks: vec![present, absent],
+    });
+    let fcid = b.put(fm.encode()).await.unwrap();
+    let dir = format!(
+        r#"{{"type":"artha.dir.v1","entries":[{{"name":"f.bin","kind":"file","mode":"644","size":{},"cid":"{fcid}"}}]}}"#,
+        u64::from(CS) + 10
+    );
+    let dcid = b.put(dir.into_bytes()).await.unwrap();
+    let out = h.work("partial");
+    let e = h.svdb.get(&ArthaUri::new(dcid), &out).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(ctx(&e, "cid").contains(&absent.to_string().as_str()), "{e}");
+    assert!(ctx(&e, "path").contains(&"f.bin"), "{e}");
+    assert!(!out.exists());
+    no_staging_left(h.tmp.path());
+    let e = h.svdb.pin(&dcid, &Deal::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.context_value("cid"), Some(absent.to_string().as_str()));
+    assert!(h.svdb.pins().await.unwrap().is_empty());
+
+    // A pinned tree that loses a chunk: verify names it and its manifest.
+    let src = h.work("one.bin");
+    std::fs::write(&src, bytes(4, 2 * CS as usize)).unwrap();
+    let r = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    let chunk = match Manifest::decode(&r.cid, &b.get(&r.cid).await.unwrap()).unwrap() {
+        Manifest::File(f) => f.chunks[0],
+        Manifest::Dir(_) => unreachable!(),
+    };
+    b.delete(&chunk).await.unwrap();
+    let v = h.svdb.verify().await.unwrap();
+    assert_eq!(v.problems.len(), 1, "{v:?}");
+    assert_eq!(v.problems[0].kind, ProblemKind::Missing);
+    assert_eq!(v.problems[0].cid, chunk);
+    assert_eq!(v.problems[0].referenced_by, Some(r.cid));
+    // GC refuses nothing here (chunks are leaves) but keeps what is pinned.
+    h.svdb.gc().await.unwrap();
+    assert!(b.has(&r.cid).await.unwrap());
+}
+
+/// Path traversal in manifests, URIs and pushed trees is refused with an
+/// error naming the CID or path, and nothing is written outside the
+/// destination.
+pub async fn traversal_is_refused<B: StoreBackend>(h: Harness<B>) {
+    let b = h.svdb.backend();
+    let leaf = b.put(b"x".to_vec()).await.unwrap();
+    let fm = b
+        .put(
+            Manifest::File(FileManifest {
+                size: 1,
+                chunk_size: CS,
+                chunks: vec![leaf],
+            })
+            .encode(),
+        )
+        .await
+        .unwrap();
+    let entry = |name: &str| {
+        format!(
+            r#"{{"name":{},"kind":"file","mode":"644","size":1,"cid":"{fm}"}}"#,
+            serde_json::to_string(name).unwrap()
+        )
+    };
+    let dir_of = |entries: Vec<String>| {
+        format!(
+            r#"{{"type":"artha.dir.v1","entries":[{}]}}"#,
+            entries.join(",")
+        )
+    };
+    let bad_dirs = [
+        ("dotdot", dir_of(vec![entry("..")])),
+        ("slash", dir_of(vec![entry("a/../../etc")])),
+        ("absolute", dir_of(vec![entry("/etc")])),
+        ("nul", dir_of(vec![entry("a\u{0}b")])),
+        ("backslash", dir_of(vec![entry("..\\x")])),
+        ("empty", dir_of(vec![entry("")])),
+        ("unsorted", dir_of(vec![entry("b"), entry("a")])),
+        ("duplicate", dir_of(vec![entry("a"), entry("a")])),
+        (
+            "abs-symlink",
+            dir_of(vec![
+                r#"{"name":"l","kind":"symlink","size":11,"target":"/etc/passwd"}"#.into(),
+            ]),
+        ),
+        (
+            "spaced",
+            dir_of(vec![entry("a")]).replace(",\"kind\"", ", \"kind\""),
+        ),
+        ("raw chunk", "just some bytes".into()),
+    ];
+    let outside = h.work("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for (what, text) in bad_dirs {
+        let cid = b.put(text.into_bytes()).await.unwrap();
+        let uri = ArthaUri::new(cid);
+        let dest = outside.join("dest");
+        for e in [
+            h.svdb.ls(&uri).await.unwrap_err(),
+            h.svdb.get(&uri, &dest).await.unwrap_err(),
+            h.svdb.materialize(&uri, &dest).await.unwrap_err(),
+            h.svdb.pin(&cid, &Deal::default()).await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert!(
+                ctx(&e, "cid").contains(&cid.to_string().as_str()),
+                "{what}: {e}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{what}");
+    }
+    // A well-formed symlink that climbs above the tree being read.
+    let escaping = dir_of(vec![
+        r#"{"name":"l","kind":"symlink","size":16,"target":"../../etc/passwd"}"#.into(),
+    ]);
+    let cid = b.put(escaping.into_bytes()).await.unwrap();
+    let e = h
+        .svdb
+        .materialize(&ArthaUri::new(cid), outside.join("d"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(e.context_value("path"), Some("l"));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    // Relative to a sub-tree, `../a.txt` escapes even though it is fine in
+    // the whole tree.
+    let src = h.work("tree");
+    make_tree(&src, 10);
+    let r = h
+        .svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    let e = h
+        .svdb
+        .get(
+            &ArthaUri::with_path(r.cid, "data").unwrap(),
+            outside.join("data"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(e.context_value("path"), Some("data/up"));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+    // URIs.
+    for bad in [
+        format!("artha://{}/../x", r.cid),
+        format!("artha://{}//etc/passwd", r.cid),
+        format!("artha://{}/a\0b", r.cid),
+    ] {
+        assert_eq!(
+            bad.parse::<ArthaUri>().unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+
+    // Pushing a tree with a symlink pointing outside it.
+    let pins_before = h.svdb.pins().await.unwrap();
+    for (name, target) in [
+        ("abs", "/etc/passwd"),
+        ("up", "../../outside"),
+        ("mid", "x/../../y"),
+    ] {
+        let t = h.work(&format!("evil-{name}"));
+        std::fs::create_dir_all(t.join("sub")).unwrap();
+        std::fs::write(t.join("ok.txt"), b"ok").unwrap();
+        let link = t.join("sub").join("l");
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let e = h
+            .svdb
+            .push_path(&t, &PushOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{name}: {e}");
+        assert_eq!(
+            e.context_value("path"),
+            Some(link.display().to_string().as_str())
+        );
+    }
+    assert_eq!(h.svdb.pins().await.unwrap(), pins_before);
+}
+
+/// Pins carry deal terms, persist, and decide what GC keeps.
+pub async fn pins_and_gc<B: StoreBackend>(h: Harness<B>, reopen: impl Fn() -> Svdb<B>) {
+    let shared = bytes(20, 2 * CS as usize);
+    let a = h.work("a");
+    std::fs::create_dir(&a).unwrap();
+    std::fs::write(a.join("shared.bin"), &shared).unwrap();
+    std::fs::write(a.join("only-a"), bytes(21, 1000)).unwrap();
+    let bdir = h.work("b");
+    std::fs::create_dir(&bdir).unwrap();
+    std::fs::write(bdir.join("shared.bin"), &shared).unwrap();
+    std::fs::write(bdir.join("only-b"), bytes(22, 3000)).unwrap();
+    let c = h.work("c.bin");
+    std::fs::write(&c, bytes(23, 5000)).unwrap();
+
+    let deal = Deal {
+        replicas: 5,
+        months: 12,
+        owner: "alice".into(),
+    };
+    let ra = h
+        .svdb
+        .push_path(
+            &a,
+            &PushOptions {
+                pin: Some(deal.clone()),
+                progress: None,
+            },
+        )
+        .await
+        .unwrap();
+    let pin = ra.pin.clone().unwrap();
+    assert_eq!(
+        (
+            pin.cid,
+            pin.replicas,
+            pin.months,
+            pin.size,
+            pin.owner.as_str()
+        ),
+        (ra.cid, 5, 12, 2 * u64::from(CS) + 1000, "alice")
+    );
+    let rb = h
+        .svdb
+        .push_path(&bdir, &PushOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        rb.bytes_written < 2 * u64::from(CS),
+        "shared.bin dedups: {rb:?}"
+    );
+    let rc = h.svdb.push_path(&c, &unpinned()).await.unwrap();
+    assert!(rc.pin.is_none());
+
+    // Persisted: a fresh handle on the same store sees the same pins.
+    let fresh = reopen();
+    let mut pins = fresh.pins().await.unwrap();
+    pins.sort_by_key(|p| p.owner.clone());
+    assert_eq!(pins.len(), 2);
+    assert_eq!(pins[0].owner, "alice");
+    assert_eq!(
+        (pins[1].owner.as_str(), pins[1].replicas, pins[1].months),
+        ("local", 3, 1)
+    );
+
+    let g = fresh.gc().await.unwrap();
+    assert_eq!(g.pins, 2);
+    assert_eq!(g.deleted, 2, "c's chunk and manifest: {g:?}");
+    assert_eq!(
+        h.svdb
+            .get(&rc.uri, h.work("c-out"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert!(h.svdb.unpin(&rb.cid).await.unwrap());
+    assert!(!h.svdb.unpin(&rb.cid).await.unwrap());
+    let g = h.svdb.gc().await.unwrap();
+    // only-b chunk + its file manifest + b's dir manifest.
+    assert_eq!(g.deleted, 3, "{g:?}");
+    assert_eq!(
+        h.svdb
+            .get(&rb.uri, h.work("b-out"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let out = h.work("a-out");
+    h.svdb.get(&ra.uri, &out).await.unwrap();
+    assert_same_tree(&a, &out);
+    assert!(h.svdb.verify().await.unwrap().is_ok());
+    // Pinning an existing tree again (e.g. to change the deal).
+    let p = h
+        .svdb
+        .pin(
+            &ra.cid,
+            &Deal {
+                replicas: 1,
+                ..deal.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.replicas, 1);
+    assert_eq!(h.svdb.pins().await.unwrap().len(), 1);
+
+    // Bad deal terms name their field and change nothing.
+    for (bad, field) in [
+        (
+            Deal {
+                replicas: 0,
+                ..deal.clone()
+            },
+            "replicas",
+        ),
+        (
+            Deal {
+                months: 1000,
+                ..deal.clone()
+            },
+            "months",
+        ),
+        (
+            Deal {
+                owner: String::new(),
+                ..deal.clone()
+            },
+            "owner",
+        ),
+    ] {
+        let e = h.svdb.pin(&ra.cid, &bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.context_value("field"), Some(field));
+        let e = h
+            .svdb
+            .push_path(
+                &c,
+                &PushOptions {
+                    pin: Some(bad),
+                    progress: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.context_value("field"), Some(field));
+    }
+    assert_eq!(h.svdb.pins().await.unwrap().len(), 1);
+}
+
+/// A sound store verifies clean.
+pub async fn verify_clean<B: StoreBackend>(h: Harness<B>) {
+    let src = h.work("tree");
+    make_tree(&src, 11);
+    h.svdb
+        .push_path(&src, &PushOptions::default())
+        .await
+        .unwrap();
+    let v = h.svdb.verify().await.unwrap();
+    assert!(v.is_ok(), "{v:?}");
+    assert_eq!(v.pins, 1);
+    // 7 chunks (a.txt, run.sh, big.bin's 4, deep.txt; copy.bin dedups),
+    // 5 file manifests (copy.bin shares big.bin's), 8 directory manifests.
+    assert_eq!(v.blobs, 20, "{v:?}");
+    assert_eq!(v.stale_temp_files, 0);
+}
+
+/// Several tasks pushing overlapping content at once all succeed and leave
+/// a sound store.
+pub async fn concurrent_tasks<B: StoreBackend>(h: Harness<B>) {
+    let shared = bytes(30, 5 * CS as usize + 7);
+    let mut dirs = Vec::new();
+    for i in 0..6 {
+        let d = h.work(&format!("t{i}"));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("shared.bin"), &shared).unwrap();
+        std::fs::write(d.join("own.bin"), bytes(31 + i, 2 * CS as usize)).unwrap();
+        std::fs::write(d.join("same-name.txt"), b"identical").unwrap();
+        dirs.push(d);
+    }
+    let opts = PushOptions::default();
+    let pushes = dirs.iter().map(|d| h.svdb.push_path(d, &opts));
+    let reports = futures_util::future::join_all(pushes).await;
+    for (d, r) in dirs.iter().zip(reports) {
+        let r = r.unwrap();
+        let out = h.work(&format!("{}-out", d.file_name().unwrap().to_string_lossy()));
+        h.svdb.get(&r.uri, &out).await.unwrap();
+        assert_same_tree(d, &out);
+    }
+    let v = h.svdb.verify().await.unwrap();
+    assert!(v.is_ok(), "{v:?}");
+    assert_eq!(v.pins, 6);
+}
+
+/// Bad push inputs: a missing path, a special file.
+pub async fn push_errors<B: StoreBackend>(h: Harness<B>) {
+    let missing = h.work("does-not-exist");
+    let e = h
+        .svdb
+        .push_path(&missing, &PushOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        e.context_value("path"),
+        Some(missing.display().to_string().as_str())
+    );
+    let d = h.work("with-socket");
+    std::fs::create_dir(&d).unwrap();
+    let sock = d.join("s.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let e = h
+        .svdb
+        .push_path(&d, &PushOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        e.context_value("path"),
+        Some(sock.display().to_string().as_str())
+    );
+    assert!(e.to_string().contains("special file"), "{e}");
+    assert!(h.svdb.pins().await.unwrap().is_empty());
+}
+
+/// Runs every check of the suite against backends made by `$make`, an
+/// async fn returning `Option<Harness<B>>` (`None`: backend not configured
+/// outside CI; the maker prints why and the test passes without checking;
+/// under `CI=true` the maker fails instead). `$reopen` maps a harness to a
+/// closure that opens a second handle on the same store.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($make:path, $reopen:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(h) = $make().await {
+                    store_suite::$name(h).await;
+                }
+            }
+        )*
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pins_and_gc() {
+            if let Some(h) = $make().await {
+                let reopen = $reopen(&h);
+                store_suite::pins_and_gc(h, reopen).await;
+            }
+        }
+    };
+    ($make:path, $reopen:path) => {
+        $crate::behaviour_suite!($make, $reopen;
+            blob_contract,
+            file_round_trip,
+            tree_round_trip_and_dedup,
+            materialize_read_only,
+            corruption_is_detected,
+            missing_content_is_reported,
+            traversal_is_refused,
+            verify_clean,
+            concurrent_tasks,
+            push_errors,
+        );
+    };
+}
