@@ -29,7 +29,7 @@ use artha_core::{Amount, Error, ErrorKind, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{io_error, write_atomic};
+use crate::fsutil::{io_err, write_atomic};
 
 /// Multicodec prefix of an Ed25519 public key (`ed25519-pub`, varint 0xed).
 const ED25519_MULTICODEC: [u8; 2] = [0xed, 0x01];
@@ -169,11 +169,11 @@ impl Identity {
                 {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| io_error("restrict the identity key", path, e))?;
+                        .map_err(|e| io_err("restrict the identity key", path, e))?;
                 }
                 Ok(id)
             }
-            Err(e) => Err(io_error("read the identity key", path, e)),
+            Err(e) => Err(io_err("read the identity key", path, e)),
         }
     }
 

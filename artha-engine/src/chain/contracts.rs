@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{EvmBackend, TxReceipt};
-use crate::fsutil::{io_error, write_atomic};
+use crate::fsutil::{io_err, write_atomic};
 
 /// Bindings generated from the committed artifacts, one module per contract
 /// (the ABIs of ProofOfCompute and AIJobManager share struct names).
@@ -369,7 +369,7 @@ impl<B: EvmBackend> ArthaContracts<B> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("read the deployment", path, e)),
+            Err(e) => return Err(io_err("read the deployment", path, e)),
         };
         #[derive(Deserialize)]
         struct Saved {

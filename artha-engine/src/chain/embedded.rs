@@ -31,7 +31,7 @@ use revm::{Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, Main
 use serde::{Deserialize, Serialize};
 
 use super::{EvmReceipt, LogEntry};
-use crate::fsutil::{io_error, write_atomic};
+use crate::fsutil::{io_err, write_atomic};
 
 /// Chain id of the embedded chain (the same as anvil's default, 31337).
 pub const CHAIN_ID: u64 = 31_337;
@@ -99,7 +99,7 @@ impl EmbeddedEvm {
     /// Opens the chain persisted in `dir` (`state.json`), or starts a new one
     /// there.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io_error("create the chain directory", dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| io_err("create the chain directory", dir, e))?;
         let path = dir.join("state.json");
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
@@ -113,7 +113,7 @@ impl EmbeddedEvm {
                 let fresh = EmbeddedEvm::in_memory();
                 fresh.state.into_inner().unwrap_or_else(|p| p.into_inner())
             }
-            Err(e) => return Err(io_error("read the embedded chain state", &path, e)),
+            Err(e) => return Err(io_err("read the embedded chain state", &path, e)),
         };
         Ok(EmbeddedEvm {
             path: Some(path),

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use artha_core::{Error, ErrorKind, JobId, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{io_error, write_atomic};
+use crate::fsutil::{io_err, write_atomic};
 
 /// One GPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ impl GpuAllocator {
                 .with_context("path", path.display().to_string())
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::default(),
-            Err(e) => return Err(io_error("read the GPU allocation table", &path, e)),
+            Err(e) => return Err(io_err("read the GPU allocation table", &path, e)),
         };
         table
             .taken

@@ -110,14 +110,10 @@ impl EventTail {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(crate::fsutil::io_error(
-                    "read the events file",
-                    &self.path,
-                    e,
-                ));
+                return Err(crate::fsutil::io_err("read the events file", &self.path, e));
             }
         };
-        let io = |e| crate::fsutil::io_error("read the events file", &self.path, e);
+        let io = |e| crate::fsutil::io_err("read the events file", &self.path, e);
         f.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut buf = Vec::new();
         f.read_to_end(&mut buf).map_err(io)?;

@@ -34,7 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use super::{EVENTS_FILE, check_mounts};
-use crate::fsutil::{io_error, write_atomic};
+use crate::fsutil::{io_err, write_atomic};
 
 /// A native runtime: the program to run for a `Runtime::Native(id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl ProcessExecutor {
 
     fn read_record(&self, job: &JobId) -> Result<Record> {
         let p = self.record_path(job);
-        let bytes = std::fs::read(&p).map_err(|e| io_error("read the process record", &p, e))?;
+        let bytes = std::fs::read(&p).map_err(|e| io_err("read the process record", &p, e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::Corrupted,
@@ -432,8 +432,7 @@ impl Executor for ProcessExecutor {
             .jobs_root
             .join(handle.job_id.to_string())
             .join("output.jsonl");
-        let text =
-            std::fs::read_to_string(&p).map_err(|e| io_error("read the job output", &p, e))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| io_err("read the job output", &p, e))?;
         Ok(text
             .lines()
             .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
@@ -457,7 +456,7 @@ impl Executor for ProcessExecutor {
         match std::fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("remove the process record", &p, e)),
+            Err(e) => Err(io_err("remove the process record", &p, e)),
         }
     }
 
@@ -466,7 +465,7 @@ impl Executor for ProcessExecutor {
         let entries = match std::fs::read_dir(&self.jobs_root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_error("list the jobs root", &self.jobs_root, e)),
+            Err(e) => return Err(io_err("list the jobs root", &self.jobs_root, e)),
         };
         for entry in entries.flatten() {
             let Some(job) = entry

@@ -1,47 +1,12 @@
 //! Small filesystem and task helpers for the store.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use artha_core::{Error, ErrorKind, Result};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A suffix unique within this machine for as long as the process lives:
-/// `<pid>.<counter>`.
-pub(crate) fn unique_suffix() -> String {
-    format!(
-        "{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// An error about `path`, with the I/O error as source and a kind that says
-/// what happened (a full disk is `ResourceExhausted`, not `Internal`).
-pub(crate) fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
-    let kind = match e.kind() {
-        io::ErrorKind::NotFound => ErrorKind::NotFound,
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            ErrorKind::PermissionDenied
-        }
-        io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
-            ErrorKind::ResourceExhausted
-        }
-        _ => ErrorKind::Internal,
-    };
-    let msg = if kind == ErrorKind::ResourceExhausted {
-        format!("cannot {what}: no space left (disk full, quota or file size limit)")
-    } else {
-        format!("cannot {what}")
-    };
-    Error::new(kind, msg)
-        .with_context("path", path.display().to_string())
-        .with_source(e)
-}
+pub(crate) use crate::fsutil::{fsync_dir, io_err, rename_noreplace, unique_suffix, write_atomic};
 
 /// Runs blocking filesystem work on tokio's blocking pool.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
@@ -52,57 +17,6 @@ where
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         Error::new(ErrorKind::Internal, "a storage worker thread failed").with_source(e)
     })?
-}
-
-/// fsyncs a directory so that entries created or renamed in it are durable.
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Renames `from` to `to`, failing with `AlreadyExists` instead of replacing
-/// an existing `to` (`renameat2(RENAME_NOREPLACE)` where available).
-pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use nix::errno::Errno;
-        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => return Ok(()),
-            // Filesystems without the flag: fall back to check-then-rename.
-            Err(Errno::EINVAL) | Err(Errno::ENOSYS) | Err(Errno::EOPNOTSUPP) => {}
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
-    if std::fs::symlink_metadata(to).is_ok() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "destination exists",
-        ));
-    }
-    std::fs::rename(from, to)
-}
-
-/// Writes `bytes` to `path` atomically and durably: a uniquely named
-/// temporary file beside it, fsync, rename over `path`, fsync of the
-/// directory. Safe when several tasks or processes write the same path.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", unique_suffix()));
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        fsync_dir(dir)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err("write atomically", path, e)
-    })
 }
 
 /// A held advisory lock on the store's lock file: shared for pushes (many at
