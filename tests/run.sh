@@ -12,6 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=lib/images.sh
 . "$ROOT/tests/lib/images.sh"
+# shellcheck source=lib/anvil.sh
+. "$ROOT/tests/lib/anvil.sh"
 CI="${CI:-false}"
 ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts examples cli"
 STAGES="${STAGES:-$ALL_STAGES}"
@@ -61,6 +63,9 @@ prereqs() {
   if docker info >/dev/null 2>&1; then
     ARTHA_TESTRT_IMAGE="$(testrt_image)" && export ARTHA_TESTRT_IMAGE || ok=1
   fi
+  # anvil (npm @foundry-rs/anvil, pinned in contracts/) on loopback for the
+  # JSON-RPC chain suite; stopped when this script exits.
+  anvil_up || ok=1
   return $ok
 }
 

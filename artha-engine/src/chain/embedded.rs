@@ -73,12 +73,7 @@ fn evm_error(what: &str, detail: impl std::fmt::Display) -> Error {
     )
 }
 
-/// The error for a reverted call, carrying the revert data (hex) in the
-/// `revert_data` context so callers can decode custom errors.
-pub fn reverted(data: &[u8]) -> Error {
-    Error::new(ErrorKind::Reverted, "transaction reverted")
-        .with_context("revert_data", format!("0x{}", hex::encode(data)))
-}
+use super::embedded_reverted as reverted;
 
 impl EmbeddedEvm {
     /// A chain kept in memory only.

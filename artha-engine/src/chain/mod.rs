@@ -17,6 +17,15 @@ use serde::{Deserialize, Serialize};
 pub mod contracts;
 #[cfg(feature = "embedded-chain")]
 pub mod embedded;
+#[cfg(feature = "evm")]
+pub mod rpc;
+
+/// The error for a reverted call, carrying the revert data (hex) in the
+/// `revert_data` context so the contracts layer can name the custom error.
+pub fn embedded_reverted(data: &[u8]) -> artha_core::Error {
+    artha_core::Error::new(artha_core::ErrorKind::Reverted, "transaction reverted")
+        .with_context("revert_data", format!("0x{}", hex::encode(data)))
+}
 
 /// One log entry of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
