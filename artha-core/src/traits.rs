@@ -394,3 +394,36 @@ pub trait ProofChain: MaybeSend + MaybeSync {
     /// The chain's current block timestamp, seconds since the Unix epoch.
     async fn block_time(&self) -> Result<u64>;
 }
+
+/// Forwards every [`ProofChain`] call through a smart pointer or reference,
+/// so `Arc<dyn ProofChain>` and `&C` are chains too.
+macro_rules! forward_proof_chain {
+    ($($ptr:ty),*) => {$(
+        #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+        #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+        impl<T: ProofChain + ?Sized> ProofChain for $ptr {
+            async fn submit_job(&self, submission: &ChainSubmission) -> Result<Receipt> {
+                (**self).submit_job(submission).await
+            }
+            async fn assign(&self, job: &JobId, node: &NodeId) -> Result<Receipt> {
+                (**self).assign(job, node).await
+            }
+            async fn commit(&self, commitment: &Commitment) -> Result<Receipt> {
+                (**self).commit(commitment).await
+            }
+            async fn challenge(&self, challenge: &Challenge) -> Result<Receipt> {
+                (**self).challenge(challenge).await
+            }
+            async fn finalize(&self, job: &JobId) -> Result<Receipt> {
+                (**self).finalize(job).await
+            }
+            async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus> {
+                (**self).job_status(job).await
+            }
+            async fn block_time(&self) -> Result<u64> {
+                (**self).block_time().await
+            }
+        }
+    )*};
+}
+forward_proof_chain!(&T, std::sync::Arc<T>, Box<T>);

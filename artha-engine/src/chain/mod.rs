@@ -8,6 +8,8 @@
 //!   signers.
 //! - [`contracts::ArthaContracts`]: the six contracts on a backend, and the
 //!   [`artha_core::ProofChain`] implementation.
+//! - [`outbox::Outbox`]: chain writes recorded before sending, retried after
+//!   outages and restarts, never applied twice.
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use artha_core::Result;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub mod contracts;
 #[cfg(feature = "embedded-chain")]
 pub mod embedded;
+pub mod outbox;
 #[cfg(feature = "evm")]
 pub mod rpc;
 
