@@ -367,6 +367,8 @@ pub enum ChainJobStatus {
     Cancelled,
     /// A challenge was upheld; the submitter was refunded.
     Slashed,
+    /// The job failed after assignment (nothing committed) and was refunded.
+    Failed,
 }
 
 /// Records jobs, commitments and settlement on a chain.

@@ -7,8 +7,19 @@ import {NodeCertRegistry} from "./NodeCertRegistry.sol";
 
 /// @title AIJobManager
 /// @notice Jobs on chain: submission with escrow, assignment to a node by
-/// the scheduler, cancellation, and the status ProofOfCompute moves on.
-/// Job ids are the engine's 16-byte job ids as `bytes32` (left-aligned).
+/// the scheduler, cancellation or failure with a full refund, and the
+/// status ProofOfCompute moves on.
+///
+/// Job ids are chosen by the submitter: the engine's 16-byte job ids (UUID
+/// v7) as `bytes32`, left-aligned. That lets the engine know a job's id
+/// before its transaction is mined (its outbox can then retry a
+/// submission without duplicating it: a second one reverts `JobExists`).
+///
+/// Completion is `ProofOfCompute.commit` by the assigned node's operator
+/// (status Committed): the result and the proof are one transaction.
+/// Status machine:
+///   Submitted → Assigned → Committed ⇄ Challenged → Finalized | Slashed
+///   Submitted → Cancelled (submitter);  Assigned → Failed (node or scheduler)
 contract AIJobManager is Roles {
     /// @notice May assign jobs to nodes.
     bytes32 public constant SCHEDULER = keccak256("SCHEDULER");
@@ -24,7 +35,8 @@ contract AIJobManager is Roles {
         Challenged,
         Finalized,
         Cancelled,
-        Slashed
+        Slashed,
+        Failed
     }
 
     /// @notice A job as the chain knows it: two slots at submission, a third
@@ -41,15 +53,26 @@ contract AIJobManager is Roles {
     NodeCertRegistry public immutable nodes;
     mapping(bytes32 jobId => Job) private _jobs;
 
+    /// @notice `jobId` was already submitted.
     error JobExists(bytes32 jobId);
+    /// @notice No job `jobId`.
     error UnknownJob(bytes32 jobId);
+    /// @notice A submission with no budget.
     error Unfunded();
+    /// @notice The budget is below `maxGpuSeconds × rate`.
     error BudgetBelowEstimate(uint256 budget, uint256 estimate);
+    /// @notice A zero job id or zero `maxGpuSeconds`.
     error InvalidJob();
+    /// @notice The job is not in a status that allows this.
     error WrongStatus(bytes32 jobId, Status status);
+    /// @notice The node is unknown, inactive, uncertified or under-staked.
     error NodeNotEligible(bytes32 nodeId);
+    /// @notice Only the job's submitter may do this.
     error NotSubmitter(bytes32 jobId, address caller);
+    /// @notice Only the assigned node's operator or a scheduler may do this.
+    error NotAssignedNodeOrScheduler(bytes32 jobId, address caller);
 
+    /// @notice A job was submitted with `budget` wei locked in escrow.
     event JobSubmitted(
         bytes32 indexed jobId,
         address indexed submitter,
@@ -58,8 +81,13 @@ contract AIJobManager is Roles {
         uint128 rate,
         uint256 budget
     );
+    /// @notice A job was assigned to a node.
     event JobAssigned(bytes32 indexed jobId, bytes32 indexed nodeId);
+    /// @notice The submitter cancelled a job before assignment; escrow refunded.
     event JobCancelled(bytes32 indexed jobId);
+    /// @notice An assigned job failed (reported by `by`); escrow refunded.
+    event JobFailed(bytes32 indexed jobId, bytes32 indexed nodeId, address by);
+    /// @notice ProofOfCompute moved a job to `status`.
     event JobStatusChanged(bytes32 indexed jobId, Status status);
 
     constructor(address admin, DealMarket market_, NodeCertRegistry nodes_) Roles(admin) {
@@ -67,8 +95,14 @@ contract AIJobManager is Roles {
         nodes = nodes_;
     }
 
-    /// @notice Submits a job, locking `msg.value` as its escrow. The budget
-    /// must cover `maxGpuSeconds × rate`.
+    /// @notice Submits a job, locking `msg.value` as its escrow in DealMarket.
+    /// The budget must cover `maxGpuSeconds × rate`; at settlement the node
+    /// gets measured GPU-seconds × `rate` and the submitter the rest.
+    /// @param jobId the engine's job id (non-zero, never reused).
+    /// @param specHash keccak256 of the canonical job spec (model, dataset,
+    /// kind, hyper-parameters, resources); recorded in `JobSubmitted` only.
+    /// @param maxGpuSeconds most GPU-seconds the node may bill.
+    /// @param rate price in wei per GPU-second, fixed for the job.
     function submitJob(bytes32 jobId, bytes32 specHash, uint64 maxGpuSeconds, uint128 rate) external payable {
         if (msg.value == 0) revert Unfunded();
         if (jobId == bytes32(0) || maxGpuSeconds == 0) revert InvalidJob();
@@ -80,7 +114,8 @@ contract AIJobManager is Roles {
         emit JobSubmitted(jobId, msg.sender, specHash, maxGpuSeconds, rate, msg.value);
     }
 
-    /// @notice Assigns a submitted job to an eligible node (SCHEDULER role).
+    /// @notice Assigns a submitted job to an eligible (active, certified,
+    /// staked) node (SCHEDULER role).
     function assign(bytes32 jobId, bytes32 nodeId) external onlyRole(SCHEDULER) {
         Job storage j = _existing(jobId);
         if (j.status != Status.Submitted) revert WrongStatus(jobId, j.status);
@@ -97,6 +132,20 @@ contract AIJobManager is Roles {
         if (j.status != Status.Submitted) revert WrongStatus(jobId, j.status);
         j.status = Status.Cancelled;
         emit JobCancelled(jobId);
+        market.refund(jobId);
+    }
+
+    /// @notice Ends an assigned job that will not complete and refunds its
+    /// escrow in full: the assigned node's operator gives up, or a scheduler
+    /// declares the node lost.
+    function fail(bytes32 jobId) external {
+        Job storage j = _existing(jobId);
+        if (j.status != Status.Assigned) revert WrongStatus(jobId, j.status);
+        if (!hasRole(SCHEDULER, msg.sender) && nodes.operatorOf(j.nodeId) != msg.sender) {
+            revert NotAssignedNodeOrScheduler(jobId, msg.sender);
+        }
+        j.status = Status.Failed;
+        emit JobFailed(jobId, j.nodeId, msg.sender);
         market.refund(jobId);
     }
 

@@ -29,12 +29,21 @@ contract ModelRegistry is Roles {
     mapping(bytes32 modelId => Model) private _models;
     bytes32[] private _ids;
 
+    /// @notice Longest architecture or version string.
+    uint256 public constant MAX_LABEL = 64;
+
+    /// @notice `modelId` is already registered.
     error ModelExists(bytes32 modelId);
+    /// @notice No model `modelId`.
     error UnknownModel(bytes32 modelId);
+    /// @notice The parent model is not registered.
     error UnknownParent(bytes32 parent);
+    /// @notice The training dataset is not registered.
     error UnknownDataset(bytes32 datasetId);
+    /// @notice Zero id, zero content id, or architecture/version longer than MAX_LABEL.
     error InvalidModel();
 
+    /// @notice A model version was registered.
     event ModelRegistered(
         bytes32 indexed modelId,
         address indexed owner,
@@ -52,7 +61,16 @@ contract ModelRegistry is Roles {
     }
 
     /// @notice Registers a model version owned by the caller. A non-zero
-    /// `jobId` (a model trained by a job) needs the REGISTRAR role.
+    /// `jobId` (a model trained by a job) needs the REGISTRAR role: the engine
+    /// registers what its jobs produce.
+    /// @param modelId the model version's id (the engine's 16-byte id, left-aligned).
+    /// @param contentId BLAKE3 digest of the weights (`artha://<cid>`).
+    /// @param architecture e.g. "mlp", "llama" (at most MAX_LABEL bytes).
+    /// @param datasetId training dataset (zero if none); must be registered.
+    /// @param codeHash digest of the training code or image.
+    /// @param version free-form version label (at most MAX_LABEL bytes).
+    /// @param parent the model this one was derived from (zero if none); must be registered.
+    /// @param jobId the job that produced it (zero if none).
     function register(
         bytes32 modelId,
         bytes32 contentId,
@@ -64,7 +82,7 @@ contract ModelRegistry is Roles {
         bytes32 jobId
     ) external {
         if (modelId == bytes32(0) || contentId == bytes32(0)) revert InvalidModel();
-        if (bytes(architecture).length > 64 || bytes(version).length > 64) revert InvalidModel();
+        if (bytes(architecture).length > MAX_LABEL || bytes(version).length > MAX_LABEL) revert InvalidModel();
         if (_models[modelId].owner != address(0)) revert ModelExists(modelId);
         if (parent != bytes32(0) && _models[parent].owner == address(0)) revert UnknownParent(parent);
         if (datasetId != bytes32(0) && !datasets.exists(datasetId)) revert UnknownDataset(datasetId);
@@ -107,8 +125,18 @@ contract ModelRegistry is Roles {
         return _ids.length;
     }
 
-    /// @notice The `i`th model id.
+    /// @notice The `i`th model id (registration order).
     function idAt(uint256 i) external view returns (bytes32) {
         return _ids[i];
+    }
+
+    /// @notice Up to `limit` model ids from position `offset`.
+    function ids(uint256 offset, uint256 limit) external view returns (bytes32[] memory page) {
+        uint256 total = _ids.length;
+        uint256 end = offset >= total ? offset : (total - offset > limit ? offset + limit : total);
+        page = new bytes32[](end - offset);
+        for (uint256 i = offset; i < end; i++) {
+            page[i - offset] = _ids[i];
+        }
     }
 }

@@ -87,6 +87,31 @@ abstract contract Fixture is Test {
         manager.assign(jobId, NODE);
     }
 
+    /// Bottom-up siblings proving `nodes[index]` (the ArthaMerkle proof shape).
+    function prove(bytes32[] memory nodes, uint256 index) internal pure returns (bytes32[] memory siblings) {
+        uint256 n = nodes.length;
+        bytes32[] memory level = new bytes32[](n);
+        for (uint256 i = 0; i < n; i++) {
+            level[i] = nodes[i];
+        }
+        bytes32[] memory buf = new bytes32[](256);
+        uint256 used = 0;
+        while (n > 1) {
+            if (!(index == n - 1 && n % 2 == 1)) buf[used++] = level[index ^ 1];
+            uint256 next = 0;
+            for (uint256 i = 0; i + 1 < n; i += 2) {
+                level[next++] = ArthaMerkle.nodeHash(level[i], level[i + 1]);
+            }
+            if (n % 2 == 1) level[next++] = level[n - 1];
+            n = next;
+            index >>= 1;
+        }
+        siblings = new bytes32[](used);
+        for (uint256 i = 0; i < used; i++) {
+            siblings[i] = buf[i];
+        }
+    }
+
     /// Three steps in windows of two: w0 = node(l1, l2), w1 = l3, root = node(w0, w1).
     function threeStepTree() internal pure returns (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) {
         recs = new bytes[](3);

@@ -69,6 +69,13 @@ contract JobsTest is Fixture {
         vm.prank(scheduler);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.NodeNotEligible.selector, bytes32("ghost")));
         manager.assign(JOB, bytes32("ghost"));
+        vm.prank(attestor);
+        registry.revoke(NODE);
+        vm.prank(scheduler);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.NodeNotEligible.selector, NODE));
+        manager.assign(JOB, NODE);
+        vm.prank(attestor);
+        registry.certify(NODE);
         vm.prank(scheduler);
         manager.assign(JOB, NODE);
         vm.prank(scheduler);
@@ -115,6 +122,8 @@ contract JobsTest is Fixture {
         poc.commit(JOB, root, 2, 5, 3, 10, bytes32(0), bytes32(0));
         vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
         poc.commit(JOB, root, 0, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
+        poc.commit(JOB, root, 2, 0, 0, 10, bytes32(0), bytes32(0));
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.GpuSecondsOverMax.selector, MAX + 1, MAX));
         poc.commit(JOB, root, 2, 2, 3, MAX + 1, bytes32(0), bytes32(0));
         poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
@@ -131,9 +140,7 @@ contract JobsTest is Fixture {
         (,,, bytes32 root) = threeStepTree();
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
-        vm.expectRevert(
-            abi.encodeWithSelector(ProofOfCompute.ChallengePeriodActive.selector, block.timestamp + PERIOD)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.ChallengePeriodActive.selector, block.timestamp + PERIOD));
         poc.finalize(JOB);
         vm.warp(block.timestamp + PERIOD);
         uint256 op = operator.balance;
@@ -178,7 +185,7 @@ contract JobsTest is Fixture {
         assertTrue(!registry.isEligible(NODE), "node decertified");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Slashed), "slashed");
         vm.prank(arbiter);
-        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.ChallengeResolved.selector, id));
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyResolved.selector, id));
         poc.resolve(id, true);
         vm.prank(arbiter);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.UnknownChallenge.selector, 99));
@@ -232,9 +239,7 @@ contract JobsTest is Fixture {
         vm.expectRevert(ArthaMerkle.MalformedRecord.selector);
         poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, hex"01"));
         vm.warp(block.timestamp + PERIOD);
-        vm.expectRevert(
-            abi.encodeWithSelector(ProofOfCompute.ChallengeWindowClosed.selector, block.timestamp)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.ChallengeWindowClosed.selector, block.timestamp));
         poc.challenge{value: MIN_BOND}(JOB, good);
         vm.stopPrank();
     }
@@ -297,41 +302,176 @@ contract JobsTest is Fixture {
         market.getDeal(99);
     }
 
-    // ---------------------------------------------------------------- fuzz
+    // ------------------------------------------------------------- failure
 
-    /// No value is created or lost: escrow in = payout + refund (+ slash),
-    /// whatever the budget, rate use and outcome.
-    function testFuzzEscrowConservation(uint64 maxGpuSeconds, uint64 used, uint96 extra, bool challengeUpheld)
-        public
-    {
-        maxGpuSeconds = uint64(bound(maxGpuSeconds, 1, 10_000_000));
-        used = uint64(bound(used, 0, maxGpuSeconds));
-        uint256 budget = uint256(maxGpuSeconds) * RATE + bound(extra, 0, 1000 ether);
-        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
-        uint256 totalBefore = submitter.balance + operator.balance + challenger.balance + address(market).balance
-            + address(registry).balance;
-        submitAndAssign(JOB, maxGpuSeconds, budget);
+    function testAssignedJobThatFailsIsRefundedInFull() public {
+        submit(JOB, MAX, BUDGET);
         vm.prank(operator);
-        poc.commit(JOB, root, 2, 2, 3, used, bytes32(0), bytes32(0));
-        if (challengeUpheld) {
-            vm.prank(challenger);
-            uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "r")));
-            vm.prank(arbiter);
-            poc.resolve(id, true);
-        } else {
-            vm.warp(block.timestamp + PERIOD);
-            uint256 op = operator.balance;
-            poc.finalize(JOB);
-            assertEq(operator.balance - op, uint256(used) * RATE, "payout = measured GPU-s x rate");
-        }
-        assertEq(address(market).balance, 0, "no escrow left behind");
-        assertEq(address(manager).balance + address(poc).balance, 0, "nothing stuck in the manager or prover");
-        uint256 totalAfter = submitter.balance + operator.balance + challenger.balance + address(market).balance
-            + address(registry).balance;
-        assertEq(totalAfter, totalBefore, "value conserved");
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.WrongStatus.selector, JOB, AIJobManager.Status.Submitted));
+        manager.fail(JOB);
+        vm.prank(scheduler);
+        manager.assign(JOB, NODE);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.NotAssignedNodeOrScheduler.selector, JOB, stranger));
+        manager.fail(JOB);
+        vm.prank(submitter);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.NotAssignedNodeOrScheduler.selector, JOB, submitter));
+        manager.fail(JOB);
+        uint256 before = submitter.balance;
+        vm.prank(operator);
+        vm.expectEmit(true, true, false, true, address(manager));
+        emit AIJobManager.JobFailed(JOB, NODE, operator);
+        manager.fail(JOB);
+        assertEq(submitter.balance - before, BUDGET, "full refund");
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Failed), "failed");
+        (,,, bytes32 root) = threeStepTree();
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Failed));
+        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        vm.prank(scheduler);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.WrongStatus.selector, JOB, AIJobManager.Status.Failed));
+        manager.fail(JOB);
     }
 
-    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
-        return lo + x % (hi - lo + 1);
+    function testSchedulerCanFailALostNode() public {
+        submitAndAssign(JOB, MAX, BUDGET);
+        vm.prank(scheduler);
+        manager.fail(JOB);
+        assertEq(market.escrowOf(JOB).closed ? 1 : 0, 1, "escrow closed");
+        assertEq(address(market).balance, 0, "nothing held");
+    }
+
+    // ------------------------------------------------------------ unknowns
+
+    function testUnknownJobs() public {
+        bytes32 X = bytes32("x");
+        vm.prank(scheduler);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
+        manager.assign(X, NODE);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
+        manager.cancel(X);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
+        manager.fail(X);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
+        poc.commit(X, bytes32("r"), 1, 1, 1, 1, bytes32(0), bytes32(0));
+        vm.prank(address(poc));
+        vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
+        manager.setStatus(X, AIJobManager.Status.Committed);
+        vm.prank(submitter);
+        vm.expectRevert(AIJobManager.InvalidJob.selector);
+        manager.submitJob{value: 1}(JOB, bytes32(0), 0, RATE);
+        assertEq(poc.getChallenge(1).challenger, address(0), "no challenge yet");
+        assertEq(poc.commitmentOf(X).jobRoot, bytes32(0), "no commitment");
+        assertEq(market.escrowOf(X).submitter, address(0), "no escrow");
+    }
+
+    // -------------------------------------------------------------- events
+
+    function testEventsCarryEveryField() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        vm.expectEmit(true, true, false, true, address(manager));
+        emit AIJobManager.JobSubmitted(JOB, submitter, keccak256("spec"), MAX, RATE, BUDGET);
+        submit(JOB, MAX, BUDGET);
+        vm.prank(scheduler);
+        vm.expectEmit(true, true, false, true, address(manager));
+        emit AIJobManager.JobAssigned(JOB, NODE);
+        manager.assign(JOB, NODE);
+        vm.expectEmit(true, true, false, true, address(poc));
+        emit ProofOfCompute.Committed(JOB, NODE, root, 2, 2, 3, 4_710, bytes32("weights"), bytes32("manifest"));
+        commitThree(root);
+        bytes memory replayed = rec(2, "replayed");
+        vm.prank(challenger);
+        vm.expectEmit(true, true, true, true, address(poc));
+        emit ProofOfCompute.Challenged(1, JOB, challenger, 2, MIN_BOND, 0, 1, recs[1], replayed);
+        poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, replayed));
+        vm.prank(arbiter);
+        vm.expectEmit(true, true, false, true, address(poc));
+        emit ProofOfCompute.ChallengeResolved(1, JOB, false, 0, operator, MIN_BOND);
+        poc.resolve(1, false);
+        vm.warp(block.timestamp + PERIOD);
+        vm.expectEmit(true, true, false, true, address(market));
+        emit DealMarket.EscrowSettled(JOB, operator, 4.71 ether, BUDGET - 4.71 ether);
+        vm.expectEmit(true, true, false, true, address(poc));
+        emit ProofOfCompute.Finalized(JOB, NODE, operator, 4.71 ether, 4_710);
+        poc.finalize(JOB);
+    }
+
+    // ---------------------------------------------------- many challenges
+
+    function testSeveralChallengesOfOneJob() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        vm.startPrank(challenger);
+        uint256 a = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
+        uint256 b = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "b")));
+        vm.stopPrank();
+        assertEq(poc.commitmentOf(JOB).openChallenges, 2, "two open");
+        vm.prank(arbiter);
+        poc.resolve(a, false);
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Challenged), "one still open");
+        vm.warp(block.timestamp + PERIOD);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.OpenChallenge.selector, JOB));
+        poc.finalize(JOB);
+        vm.prank(arbiter);
+        poc.resolve(b, false);
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "none open");
+        poc.finalize(JOB);
+        assertEq(address(market).balance + address(poc).balance, 0, "nothing left behind");
+    }
+
+    function testChallengesAfterAnUpheldOneOnlyGetTheirBondBack() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        vm.startPrank(challenger);
+        uint256 a = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
+        uint256 b = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "b")));
+        vm.stopPrank();
+        vm.prank(arbiter);
+        poc.resolve(a, true);
+        // The job is over: no new challenge of it.
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Slashed));
+        poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "c")));
+        uint256 ch = challenger.balance;
+        uint256 stake = registry.getNode(NODE).stake;
+        vm.prank(arbiter);
+        poc.resolve(b, true);
+        assertEq(challenger.balance - ch, MIN_BOND, "bond back, no second slash");
+        assertEq(registry.getNode(NODE).stake, stake, "stake untouched");
+        assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Slashed), "still slashed");
+        assertEq(address(poc).balance + address(market).balance, 0, "nothing left behind");
+    }
+
+    function testSlashIsCappedAtTheStake() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        registry.grantRole(registry.SLASHER(), admin);
+        registry.slash(NODE, MIN_STAKE - 0.1 ether, stranger);
+        vm.prank(challenger);
+        uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
+        uint256 ch = challenger.balance;
+        vm.prank(arbiter);
+        poc.resolve(id, true);
+        assertEq(challenger.balance - ch, MIN_BOND + 0.1 ether, "what stake was left");
+        assertEq(registry.getNode(NODE).stake, 0, "stake gone");
+    }
+
+    function testOversizedValuesAreRefused() public {
+        (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, MAX, BUDGET);
+        commitThree(root);
+        uint256 huge = uint256(type(uint96).max) + 1;
+        vm.deal(challenger, huge);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.BondTooHigh.selector, huge));
+        poc.challenge{value: huge}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
+        vm.deal(submitter, huge);
+        vm.prank(submitter);
+        vm.expectRevert(abi.encodeWithSelector(DealMarket.EscrowTooLarge.selector, huge));
+        manager.submitJob{value: huge}(bytes32("big"), bytes32(0), 1, RATE);
     }
 }

@@ -8,12 +8,16 @@
 anvil_up() {
   local dir="$ARTHA_ROOT/contracts" port log i
   command -v curl >/dev/null 2>&1 || apt_install curl || return 1
-  if [ ! -x "$dir/node_modules/.bin/anvil" ]; then
+  # shellcheck source=../../contracts/scripts/tools.sh
+  . "$dir/scripts/tools.sh"
+  if [ -z "$ANVIL" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    . "$dir/scripts/tools.sh"
   fi
+  [ -n "$ANVIL" ] || { echo "anvil_up: no anvil binary after npm ci" >&2; return 1; }
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   log="$(mktemp)"
-  "$dir/node_modules/.bin/anvil" --host 127.0.0.1 --port "$port" --silent >"$log" 2>&1 &
+  "$ANVIL" --host 127.0.0.1 --port "$port" --silent >"$log" 2>&1 &
   ARTHA_ANVIL_PID=$!
   trap 'kill "$ARTHA_ANVIL_PID" 2>/dev/null || true' EXIT
   for i in $(seq 1 50); do

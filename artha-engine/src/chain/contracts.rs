@@ -710,6 +710,7 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
             5 => ChainJobStatus::Finalized,
             6 => ChainJobStatus::Cancelled,
             7 => ChainJobStatus::Slashed,
+            8 => ChainJobStatus::Failed,
             other => {
                 return Err(Error::new(
                     ErrorKind::Corrupted,
