@@ -71,7 +71,12 @@ prereqs() {
 
 stage_fmt() { cargo fmt --all -- --check; }
 stage_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
-stage_unit() { cargo nextest run --workspace --locked --no-fail-fast; }
+stage_unit() {
+  # The process-executor tests run the artha-testrt binary: build it first
+  # (nextest builds test targets, not other packages' binaries).
+  cargo build --locked -p artha-testrt &&
+    cargo nextest run --workspace --locked --no-fail-fast
+}
 stage_doc() { cargo test --workspace --doc --locked; }
 stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked; }
 # The NVML inventory path compiles, lints clean, and falls back cleanly on a
