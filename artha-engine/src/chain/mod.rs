@@ -127,64 +127,33 @@ impl EvmBackend for embedded::EmbeddedEvm {
     }
 }
 
-#[async_trait]
-impl<T: EvmBackend + ?Sized> EvmBackend for std::sync::Arc<T> {
-    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
-        (**self).deploy(from, initcode).await
-    }
-    async fn send(
-        &self,
-        from: Address,
-        to: Address,
-        data: Bytes,
-        value: U256,
-    ) -> Result<EvmReceipt> {
-        (**self).send(from, to, data, value).await
-    }
-    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
-        (**self).call(from, to, data).await
-    }
-    async fn balance(&self, who: Address) -> Result<U256> {
-        (**self).balance(who).await
-    }
-    async fn timestamp(&self) -> Result<u64> {
-        (**self).timestamp().await
-    }
-    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
-        (**self).receipt(tx).await
-    }
-    async fn increase_time(&self, secs: u64) -> Result<()> {
-        (**self).increase_time(secs).await
-    }
+/// Forwards every [`EvmBackend`] call through a smart pointer or reference.
+macro_rules! forward_backend {
+    ($($ptr:ty),*) => {$(
+        #[async_trait]
+        impl<T: EvmBackend + ?Sized> EvmBackend for $ptr {
+            async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
+                (**self).deploy(from, initcode).await
+            }
+            async fn send(&self, from: Address, to: Address, data: Bytes, value: U256) -> Result<EvmReceipt> {
+                (**self).send(from, to, data, value).await
+            }
+            async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
+                (**self).call(from, to, data).await
+            }
+            async fn balance(&self, who: Address) -> Result<U256> {
+                (**self).balance(who).await
+            }
+            async fn timestamp(&self) -> Result<u64> {
+                (**self).timestamp().await
+            }
+            async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
+                (**self).receipt(tx).await
+            }
+            async fn increase_time(&self, secs: u64) -> Result<()> {
+                (**self).increase_time(secs).await
+            }
+        }
+    )*};
 }
-
-#[async_trait]
-impl<T: EvmBackend + ?Sized> EvmBackend for &T {
-    async fn deploy(&self, from: Address, initcode: Bytes) -> Result<EvmReceipt> {
-        (**self).deploy(from, initcode).await
-    }
-    async fn send(
-        &self,
-        from: Address,
-        to: Address,
-        data: Bytes,
-        value: U256,
-    ) -> Result<EvmReceipt> {
-        (**self).send(from, to, data, value).await
-    }
-    async fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
-        (**self).call(from, to, data).await
-    }
-    async fn balance(&self, who: Address) -> Result<U256> {
-        (**self).balance(who).await
-    }
-    async fn timestamp(&self) -> Result<u64> {
-        (**self).timestamp().await
-    }
-    async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
-        (**self).receipt(tx).await
-    }
-    async fn increase_time(&self, secs: u64) -> Result<()> {
-        (**self).increase_time(secs).await
-    }
-}
+forward_backend!(std::sync::Arc<T>, &T);
