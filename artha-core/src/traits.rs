@@ -391,6 +391,9 @@ pub trait ProofChain: MaybeSend + MaybeSync {
     /// Pays out a job whose challenge period passed without an upheld
     /// challenge.
     async fn finalize(&self, job: &JobId) -> Result<Receipt>;
+    /// Ends an assigned job that will not be committed (it failed, or was
+    /// cancelled, before any step was run) and refunds its escrow in full.
+    async fn fail(&self, job: &JobId) -> Result<Receipt>;
     /// The job's state.
     async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus>;
     /// The chain's current block timestamp, seconds since the Unix epoch.
@@ -418,6 +421,9 @@ macro_rules! forward_proof_chain {
             }
             async fn finalize(&self, job: &JobId) -> Result<Receipt> {
                 (**self).finalize(job).await
+            }
+            async fn fail(&self, job: &JobId) -> Result<Receipt> {
+                (**self).fail(job).await
             }
             async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus> {
                 (**self).job_status(job).await

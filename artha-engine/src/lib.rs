@@ -6,6 +6,8 @@
 //! Modules:
 //! - [`home`]: the engine's home directory, the on-disk layout every other
 //!   module lives in, and the lock that keeps two engines off one home;
+//! - [`engine`]: the [`Engine`] handle that ties every part below into the
+//!   job lifecycle (submit → schedule → stage → run → prove → settle);
 //! - [`chain`]: the EVM chain the contracts run on (embedded revm by default);
 //! - [`exec`]: executors (Docker containers, native processes), GPU
 //!   inventory and allocation, and the supervisor that follows a job's events;
@@ -23,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+pub mod engine;
 pub mod exec;
 mod fsutil;
 pub mod home;
@@ -34,4 +37,5 @@ pub mod sched;
 pub mod store;
 
 pub use artha_core as core;
+pub use engine::{Engine, EngineBuilder};
 pub use home::EngineHome;

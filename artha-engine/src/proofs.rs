@@ -209,6 +209,30 @@ impl ProofRecorder {
     }
 }
 
+impl ProofRecorder {
+    /// Builds the manifest of the steps recorded so far, for a run that
+    /// ended without `complete` (it failed or was cancelled): the final
+    /// weights are the last step's. `InvalidInput` when no step was run.
+    pub fn finish_partial(&self) -> Result<ProofManifest> {
+        let last = self
+            .steps
+            .last()
+            .ok_or_else(|| Error::invalid("events", "no step was run"))?;
+        let tree = JobTree::build(&self.steps, self.window)?;
+        Ok(ProofManifest {
+            format: MANIFEST_FORMAT.into(),
+            job_id: self.job,
+            window: self.window,
+            first_step: self.first_step,
+            steps: self.steps.len() as u64,
+            window_roots: tree.window_roots().to_vec(),
+            job_root: tree.root(),
+            final_weights: last.weight_digest,
+            checkpoints: self.checkpoints.clone(),
+        })
+    }
+}
+
 impl ProofManifest {
     /// The on-chain commitment for this manifest stored as `manifest_cid`,
     /// with `gpu_seconds` measured by the engine.

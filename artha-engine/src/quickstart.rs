@@ -1,5 +1,6 @@
-//! The quickstart flow's inputs: a small, real, reproducible dataset and the
-//! job spec that trains on it.
+//! `arthai quickstart`'s flow: a small, real, reproducible dataset and an
+//! initial model, pushed and registered; a training job on the native
+//! runtime; proofs committed and the job settled on the development chain.
 //!
 //! The dataset is a two-class problem (two Gaussian blobs in 4 dimensions,
 //! 512 rows, CSV with a header, label last), generated from a seed by a
@@ -7,16 +8,16 @@
 //! byte-identical files and therefore the same CID.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use artha_core::{
-    Amount, ArthaUri, Cid, CostModel, Estimate, InputRef, JobKind, JobSpec, Result, Runtime,
+    Amount, CostModel, DatasetId, Estimate, InputRef, JobId, JobKind, JobSpec, ModelId, Result,
+    Runtime,
 };
 
-use crate::home::EngineHome;
-
-/// Default price per GPU-second of the embedded node: 0.001 ARTH.
-pub const DEFAULT_RATE_WEI: u128 = 1_000_000_000_000_000;
+pub use crate::engine::DEFAULT_RATE_WEI;
+use crate::engine::{DatasetEntry, Engine, ModelEntry, ModelRegistration};
+use crate::fsutil::{io_err, write_atomic};
+use crate::jobs::{JobPhase, JobRecord};
 
 /// SplitMix64: a tiny counter-based generator with a fixed output for a
 /// seed on every platform.
@@ -67,40 +68,29 @@ pub fn synthetic_dataset(seed: u64, rows: usize) -> String {
     out
 }
 
-/// What quickstart will run.
+/// The initial model quickstart registers: an MLP classifier architecture
+/// (no weights; the runtime initialises them from the seed).
+pub const INITIAL_MODEL_CONFIG: &str =
+    "{\"kind\": \"mlp\", \"task\": \"classify\", \"hidden\": [16], \"classes\": 2}\n";
+
+/// What quickstart did.
 #[derive(Debug, Clone)]
-pub struct QuickstartPlan {
-    /// Where the dataset was written.
-    pub dataset_path: PathBuf,
-    /// The dataset's content id.
-    pub dataset_cid: Cid,
+pub struct QuickstartReport {
+    /// The dataset it registered.
+    pub dataset: DatasetEntry,
+    /// The initial model it registered.
+    pub initial_model: ModelEntry,
     /// The training job.
-    pub spec: JobSpec,
-    /// Its cost estimate at the embedded node's rate.
+    pub job: JobId,
+    /// Its cost estimate (the budget locked in escrow).
     pub estimate: Estimate,
 }
 
-/// Writes the quickstart dataset into `<home>/quickstart/` and builds the
-/// validated training spec for it.
-pub fn prepare(home: &EngineHome) -> Result<QuickstartPlan> {
-    let dir = home.dir("quickstart");
-    let io = |e: std::io::Error| {
-        artha_core::Error::new(
-            artha_core::ErrorKind::Internal,
-            "cannot write the quickstart dataset",
-        )
-        .with_context("path", dir.display().to_string())
-        .with_source(e)
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let csv = synthetic_dataset(42, 512);
-    let dataset_path = dir.join("data.csv");
-    std::fs::write(&dataset_path, csv.as_bytes()).map_err(io)?;
-    let dataset_cid = Cid::of(csv.as_bytes());
-
-    let model = CostModel::new(Amount::from_wei(DEFAULT_RATE_WEI));
+/// The training spec quickstart submits.
+pub fn spec(model: ModelId, dataset: DatasetId, cost: &CostModel) -> Result<(JobSpec, Estimate)> {
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
-    spec.dataset = Some(InputRef::Uri(ArthaUri::new(dataset_cid)));
+    spec.model = Some(InputRef::Id(model));
+    spec.dataset = Some(InputRef::Id(dataset));
     spec.hyper.epochs = 3;
     spec.hyper.batch_size = 32;
     spec.hyper.learning_rate = 0.05;
@@ -109,15 +99,67 @@ pub fn prepare(home: &EngineHome) -> Result<QuickstartPlan> {
     spec.resources.gpu_memory_mib = 512;
     spec.resources.max_duration_secs = 120;
     spec.proof_window = 16;
-    let estimate = model.estimate(&spec)?;
+    let estimate = cost.estimate(&spec)?;
     spec.budget = estimate.cost;
-    spec.validate_with(&model)?;
-    Ok(QuickstartPlan {
-        dataset_path,
-        dataset_cid,
-        spec,
+    spec.validate_with(cost)?;
+    Ok((spec, estimate))
+}
+
+/// Quickstart up to submission: writes a small real dataset (512 rows, two
+/// Gaussian classes) and the initial model's architecture under
+/// `<home>/quickstart/`, pushes and registers both, and submits the training
+/// job. Follow it with [`Engine::progress`] / [`Engine::wait`], then
+/// [`finish`].
+pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
+    let dir = engine.home().join("quickstart");
+    let io = |e: std::io::Error| io_err("write the quickstart files", &dir, e);
+    std::fs::create_dir_all(dir.join("model")).map_err(io)?;
+    let data = dir.join("data.csv");
+    write_atomic(&data, synthetic_dataset(42, 512).as_bytes())?;
+    write_atomic(
+        &dir.join("model").join("config.json"),
+        INITIAL_MODEL_CONFIG.as_bytes(),
+    )?;
+    let dataset = engine
+        .register_dataset_path(&data, "quickstart-blobs", "synthetic,classification")
+        .await?;
+    let model_uri = engine.push(&dir.join("model")).await?.uri;
+    let initial_model = engine
+        .register_model(
+            &model_uri,
+            &ModelRegistration {
+                name: "quickstart-mlp".into(),
+                architecture: "mlp".into(),
+                version: "0".into(),
+                parent: None,
+                dataset: None,
+            },
+        )
+        .await?;
+    let (spec, estimate) = spec(initial_model.id, dataset.id, &engine.cost_model())?;
+    let job = engine.submit(spec).await?;
+    Ok(QuickstartReport {
+        dataset,
+        initial_model,
+        job,
         estimate,
     })
+}
+
+/// Quickstart's end on a development chain: waits for the job to finish,
+/// moves the chain clock past the challenge period (as `anvil`'s
+/// `evm_increaseTime` would) and settles; returns the final record.
+pub async fn finish(engine: &Engine, job: &JobId) -> Result<JobRecord> {
+    let r = engine.wait(job, JobPhase::is_terminal).await?;
+    if r.phase == JobPhase::Completed {
+        engine
+            .dev_advance_time(engine.contracts().params.challenge_period_secs + 1)
+            .await?;
+        engine.settle_due().await?;
+    }
+    engine
+        .wait(job, |p| p == JobPhase::Settled || p == JobPhase::Failed)
+        .await
 }
 
 #[cfg(test)]
@@ -147,14 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn prepare_writes_data_and_a_valid_spec() {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = EngineHome::open(tmp.path()).unwrap();
-        let plan = prepare(&home).unwrap();
-        let bytes = std::fs::read(&plan.dataset_path).unwrap();
-        assert_eq!(Cid::of(&bytes), plan.dataset_cid);
-        plan.spec.validate().unwrap();
-        assert_eq!(plan.estimate.gpu_seconds, 120);
-        assert_eq!(plan.spec.budget.wei(), 120 * DEFAULT_RATE_WEI);
+    fn spec_is_valid_and_budget_is_the_estimate() {
+        let cost = CostModel::new(Amount::from_wei(DEFAULT_RATE_WEI));
+        let (spec, estimate) =
+            spec(ModelId::derive(&[b"m"]), DatasetId::derive(&[b"d"]), &cost).unwrap();
+        spec.validate().unwrap();
+        assert_eq!(estimate.gpu_seconds, 120);
+        assert_eq!(spec.budget.wei(), 120 * DEFAULT_RATE_WEI);
     }
 }

@@ -692,6 +692,21 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
         .map(|r| to_receipt(&r))
     }
 
+    async fn fail(&self, job: &JobId) -> Result<Receipt> {
+        // The admin holds SCHEDULER in a local deployment.
+        let call = AIJobManager::failCall {
+            jobId: word16(job.as_bytes()),
+        };
+        self.send(
+            self.accounts.admin,
+            self.deployment.jobs,
+            call.abi_encode(),
+            U256::ZERO,
+        )
+        .await
+        .map(|r| to_receipt(&r))
+    }
+
     async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus> {
         let j = self
             .call(

@@ -1,7 +1,7 @@
 //! The chain outbox: writes to the chain that survive RPC outages and engine
 //! restarts, without ever being applied twice.
 //!
-//! Every write (submit, assign, commit, finalize) is recorded **before** it
+//! Every write (submit, assign, commit, finalize, fail) is recorded **before** it
 //! is sent, keyed by job and action, in a file written atomically. Then:
 //! - sent and mined → recorded as done with its receipt;
 //! - the endpoint is unavailable (retryable error) → stays pending;
@@ -47,6 +47,11 @@ pub enum Write {
         /// The job.
         job: JobId,
     },
+    /// End an assigned job with nothing to commit; refunds its escrow.
+    Fail {
+        /// The job.
+        job: JobId,
+    },
 }
 
 impl Write {
@@ -54,7 +59,7 @@ impl Write {
     pub fn job(&self) -> JobId {
         match self {
             Write::Submit(s) => s.job_id,
-            Write::Assign { job, .. } | Write::Finalize { job } => *job,
+            Write::Assign { job, .. } | Write::Finalize { job } | Write::Fail { job } => *job,
             Write::Commit(c) => c.job_id,
         }
     }
@@ -66,6 +71,7 @@ impl Write {
             Write::Assign { .. } => "assign",
             Write::Commit(_) => "commit",
             Write::Finalize { .. } => "finalize",
+            Write::Fail { .. } => "fail",
         }
     }
 
@@ -80,6 +86,7 @@ impl Write {
             ),
             Write::Commit(_) => matches!(status, Committed | Challenged | Finalized | Slashed),
             Write::Finalize { .. } => status == Finalized,
+            Write::Fail { .. } => status == Failed,
         }
     }
 }
@@ -134,6 +141,7 @@ async fn send<C: ProofChain>(chain: &C, w: &Write) -> Result<Receipt> {
         Write::Assign { job, node } => chain.assign(job, node).await,
         Write::Commit(c) => chain.commit(c).await,
         Write::Finalize { job } => chain.finalize(job).await,
+        Write::Fail { job } => chain.fail(job).await,
     }
 }
 

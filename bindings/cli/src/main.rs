@@ -10,10 +10,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use artha_core::JobKind;
 use artha_core::{Error, ErrorKind};
-use artha_engine::{EngineHome, quickstart};
 use clap::{Parser, Subcommand};
 
+mod jobs;
 mod storage;
 
 #[derive(Debug, Parser)]
@@ -26,6 +27,20 @@ struct Cli {
     /// Engine home (default: $ARTHA_HOME, else ~/.artha).
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
+    /// JSON-RPC endpoint of an EVM chain (e.g. anvil) instead of the embedded
+    /// chain; the contracts are deployed there on first use.
+    #[arg(long, global = true, env = "ARTHA_RPC_URL", value_name = "URL")]
+    rpc_url: Option<String>,
+    /// With --rpc-url: admin, operator and submitter private keys,
+    /// comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "ARTHA_RPC_KEYS",
+        value_name = "K1,K2,K3",
+        hide_env_values = true
+    )]
+    rpc_keys: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -35,9 +50,77 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Prepare the quickstart: create the home, generate a small real
-    /// dataset, and print the validated training plan.
+    /// The whole flow on this machine with nothing configured: create a
+    /// home, generate a small real dataset, push and register it, register
+    /// an initial model, train it on the native runtime, commit the proofs
+    /// and settle on the embedded chain; prints the job with its artifacts
+    /// and receipts.
     Quickstart,
+    /// Submit a training job and follow it to its end.
+    Train(jobs::JobArgs),
+    /// Submit an inference job and follow it to its end.
+    Infer(jobs::JobArgs),
+    /// Show a job: phase, measured GPU time, artifacts, receipts.
+    JobStatus {
+        /// The job id.
+        job_id: String,
+        /// Drive the job (if unfinished) and wait for its end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print a job's output (stdout and stderr).
+    JobLogs {
+        /// The job id.
+        job_id: String,
+        /// Skip the first N lines.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// List jobs, newest first.
+    JobList,
+    /// Cancel a job that has not finished running.
+    JobCancel {
+        /// The job id.
+        job_id: String,
+    },
+    /// Show the proof manifest a job committed.
+    Proofs {
+        /// The job id.
+        job_id: String,
+    },
+    /// Register a dataset: a path (pushed first) or an `artha://` URI.
+    DatasetRegister {
+        /// File, directory or `artha://` URI.
+        source: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated tags.
+        #[arg(long, default_value = "")]
+        tags: String,
+    },
+    /// Register a model: a path (pushed first) or an `artha://` URI.
+    ModelRegister {
+        /// Weights file, model directory or `artha://` URI.
+        source: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Architecture, e.g. `mlp`.
+        #[arg(long)]
+        architecture: String,
+        /// Version label.
+        #[arg(long, default_value = "1")]
+        version: String,
+        /// The model it derives from (`model-…`).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The dataset it was trained on (`dataset-…`).
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Settle every job whose challenge period has passed.
+    Settle,
     /// Check a job spec file (JSON) and print every problem with its field.
     SpecCheck {
         /// The spec file.
@@ -107,6 +190,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    let o = jobs::Opts {
+        home: cli.home.clone(),
+        rpc_url: cli.rpc_url.clone(),
+        rpc_keys: cli.rpc_keys.clone(),
+    };
+    let o = &o;
     match cli.command {
         Command::StoragePush {
             path,
@@ -115,47 +204,35 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => storage::push(cli.home, cli.json, &path, replicas, months),
         Command::StorageGet { uri, dest } => storage::get(cli.home, cli.json, &uri, &dest),
         Command::StorageLs { uri } => storage::ls(cli.home, cli.json, &uri),
-        Command::Quickstart => {
-            let root = match cli.home {
-                Some(h) => h,
-                None => EngineHome::default_path()?,
-            };
-            let home = EngineHome::open(&root)?;
-            let plan = quickstart::prepare(&home)?;
-            if cli.json {
-                let out = serde_json::json!({
-                    "home": home.root(),
-                    "dataset": { "path": plan.dataset_path, "cid": plan.dataset_cid },
-                    "spec": plan.spec,
-                    "estimate": plan.estimate,
-                });
-                println!("{out:#}");
-            } else {
-                println!("Artha quickstart");
-                println!("  home:      {}", home.root().display());
-                println!(
-                    "  dataset:   {} ({})",
-                    plan.dataset_path.display(),
-                    plan.dataset_cid
-                );
-                println!(
-                    "  job:       train native `mlp`, {} epochs, batch {}, lr {}, seed {}",
-                    plan.spec.hyper.epochs,
-                    plan.spec.hyper.batch_size,
-                    plan.spec.hyper.learning_rate,
-                    plan.spec.hyper.seed
-                );
-                println!(
-                    "  estimate:  {} GPU-s → {} (budget {})",
-                    plan.estimate.gpu_seconds, plan.estimate.cost, plan.spec.budget
-                );
-                println!("  plan:      push dataset → register → schedule → run → prove → settle");
-                println!(
-                    "  status:    spec validated; storage, execution and settlement are not built yet"
-                );
-            }
-            Ok(())
+        Command::Quickstart => jobs::quickstart(o, cli.json),
+        Command::Train(a) => jobs::submit(o, cli.json, JobKind::Train, &a),
+        Command::Infer(a) => jobs::submit(o, cli.json, JobKind::Infer, &a),
+        Command::JobStatus { job_id, wait } => jobs::status(o, cli.json, &job_id, wait),
+        Command::JobLogs { job_id, since } => jobs::logs(o, cli.json, &job_id, since),
+        Command::JobList => jobs::list(o, cli.json),
+        Command::JobCancel { job_id } => jobs::cancel(o, cli.json, &job_id),
+        Command::Proofs { job_id } => jobs::proofs(o, cli.json, &job_id),
+        Command::DatasetRegister { source, name, tags } => {
+            jobs::dataset_register(o, cli.json, &source, &name, &tags)
         }
+        Command::ModelRegister {
+            source,
+            name,
+            architecture,
+            version,
+            parent,
+            dataset,
+        } => jobs::model_register(
+            o,
+            cli.json,
+            &source,
+            &name,
+            &architecture,
+            &version,
+            parent.as_deref(),
+            dataset.as_deref(),
+        ),
+        Command::Settle => jobs::settle(o, cli.json),
         Command::SpecCheck { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 Error::new(ErrorKind::InvalidInput, "cannot read the spec file")

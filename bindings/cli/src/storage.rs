@@ -22,7 +22,7 @@ impl Progress for Bar {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,7 +64,7 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode JSON").with_source(e))?;
     println!("{text}");

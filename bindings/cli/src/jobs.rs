@@ -1,0 +1,562 @@
+//! Job, registry and quickstart commands: argument conversion and output;
+//! the engine does the work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use artha_core::{
+    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, ModelId,
+    Runtime,
+};
+use artha_engine::engine::{ModelRegistration, Progress};
+use artha_engine::jobs::JobPhase;
+use artha_engine::{Engine, quickstart};
+use clap::Args;
+
+use crate::storage::{print_json, runtime};
+
+/// Options shared by `train` and `infer`.
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// A job spec file (JSON); the flags below override its fields.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Model: a registered `model-…` id or an `artha://` URI.
+    #[arg(long)]
+    model: Option<String>,
+    /// Dataset or inputs: a registered `dataset-…` id or an `artha://` URI.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Runtime: a native id (`mlp`, `logreg`) or `image:<reference>`.
+    #[arg(long, default_value = "mlp")]
+    runtime: String,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<u32>,
+    /// Mini-batch size.
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Learning rate.
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// GPUs.
+    #[arg(long)]
+    gpus: Option<u32>,
+    /// Longest run, seconds (bounds the budget: devices × seconds × rate).
+    #[arg(long)]
+    max_duration: Option<u64>,
+    /// Budget, e.g. `2.5 ARTH` or `1000 wei` (default: the estimate).
+    #[arg(long)]
+    budget: Option<String>,
+    /// Steps per proof window.
+    #[arg(long)]
+    proof_window: Option<u32>,
+    /// Extra environment for the runtime, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Return once submitted instead of following the job to its end (the
+    /// job runs while an engine has the home open, e.g. `arthai serve`).
+    #[arg(long)]
+    detach: bool,
+}
+
+fn parse_id<T: std::str::FromStr<Err = Error>>(field: &str, s: &str) -> Result<T, Error> {
+    s.parse().map_err(|e: Error| e.with_context("field", field))
+}
+
+fn parse_ref<Id: std::str::FromStr<Err = Error>>(
+    field: &str,
+    s: &str,
+) -> Result<InputRef<Id>, Error> {
+    s.parse()
+        .map_err(|e: Error| e.with_context("field", format!("--{field}")))
+}
+
+fn read_spec(file: &Path) -> Result<JobSpec, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, "cannot read the spec file")
+            .with_context("file", file.display().to_string())
+            .with_source(e)
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, format!("malformed spec: {e}"))
+            .with_context("file", file.display().to_string())
+    })
+}
+
+/// Builds the spec from a file and/or flags (flags win).
+fn build_spec(kind: JobKind, a: &JobArgs, engine: &Engine) -> Result<JobSpec, Error> {
+    let runtime = match a.runtime.strip_prefix("image:") {
+        Some(img) => Runtime::Image(img.to_string()),
+        None => Runtime::Native(a.runtime.clone()),
+    };
+    let mut spec = match &a.spec {
+        Some(f) => read_spec(f)?,
+        None => JobSpec::new(kind, runtime.clone(), Amount::ZERO),
+    };
+    if a.spec.is_none() || a.runtime != "mlp" {
+        spec.runtime = runtime;
+    }
+    spec.kind = kind;
+    if let Some(m) = &a.model {
+        spec.model = Some(parse_ref::<ModelId>("model", m)?);
+    }
+    if let Some(d) = &a.dataset {
+        spec.dataset = Some(parse_ref::<DatasetId>("dataset", d)?);
+    }
+    if let Some(v) = a.epochs {
+        spec.hyper.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        spec.hyper.batch_size = v;
+    }
+    if let Some(v) = a.learning_rate {
+        spec.hyper.learning_rate = v;
+    }
+    if let Some(v) = a.seed {
+        spec.hyper.seed = v;
+    }
+    if let Some(v) = a.gpus {
+        spec.resources.gpus = v;
+    }
+    if let Some(v) = a.max_duration {
+        spec.resources.max_duration_secs = v;
+    }
+    if let Some(v) = a.proof_window {
+        spec.proof_window = v;
+    }
+    let mut env = BTreeMap::new();
+    for kv in &a.env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("--env", format!("`{kv}` is not KEY=VALUE")))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    spec.env.extend(env);
+    spec.budget = match &a.budget {
+        Some(b) => b
+            .parse()
+            .map_err(|e: Error| e.with_context("field", "--budget"))?,
+        None if a.spec.is_some() && spec.budget > Amount::ZERO => spec.budget,
+        None => engine.cost_model().estimate(&spec)?.cost,
+    };
+    Ok(spec)
+}
+
+fn bar(json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    Some(pb)
+}
+
+fn describe_progress(p: &Progress, epochs: u32) -> String {
+    let phase = p.phase.map_or("submitted", JobPhase::as_str);
+    match p.loss {
+        Some(loss) => format!(
+            "{phase}: epoch {}/{epochs} step {} loss {loss:.4} checkpoints {}",
+            p.epoch + 1,
+            p.step,
+            p.checkpoints
+        ),
+        None => phase.to_string(),
+    }
+}
+
+/// Follows a job until `done`, with a live line on a terminal (and plain
+/// progress lines on stderr otherwise, unless `json`).
+async fn follow(
+    engine: &Engine,
+    job: &JobId,
+    epochs: u32,
+    json: bool,
+    done: fn(JobPhase) -> bool,
+) -> Result<(), Error> {
+    let pb = bar(json);
+    let mut last = String::new();
+    loop {
+        let r = engine.status(job)?;
+        if let Some(rx) = engine.progress(job) {
+            let mut p = rx.borrow().clone();
+            p.phase = Some(r.phase);
+            let line = describe_progress(&p, epochs);
+            if line != last {
+                match &pb {
+                    Some(pb) => pb.set_message(line.clone()),
+                    None if !json => eprintln!("  {line}"),
+                    None => {}
+                }
+                last = line;
+            }
+        }
+        if done(r.phase) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
+    let v = engine.status_json(job)?;
+    if json {
+        return print_json(&v);
+    }
+    let r = engine.status(job)?;
+    println!("job {}", r.id);
+    println!("  status:      {}", r.phase);
+    if let Some(reason) = &r.reason {
+        println!("  reason:      {reason}");
+    }
+    if let Some(n) = &r.node {
+        println!("  node:        {n} (GPUs {:?})", r.gpus);
+    }
+    if let Some(s) = r.gpu_seconds {
+        println!(
+            "  measured:    {s} GPU-s → {} (budget {})",
+            engine.cost_model().cost(s)?,
+            r.spec.budget
+        );
+    }
+    if !r.artifacts.is_empty() {
+        println!("  artifacts:");
+        for a in &r.artifacts {
+            println!("    {:<10} {:<28} {}", a.kind, a.name, a.uri);
+        }
+    }
+    if !r.receipts.is_empty() {
+        println!("  receipts:");
+        for x in &r.receipts {
+            println!(
+                "    {:<15} block {:<5} gas {:<8} tx {}",
+                x.action, x.receipt.block_number, x.receipt.gas_used, x.receipt.tx_hash
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let spec = build_spec(kind, a, &engine)?;
+        let epochs = spec.hyper.epochs;
+        let job = engine.submit(spec).await?;
+        if a.detach {
+            if json {
+                return print_json(&serde_json::json!({ "job_id": job.to_string() }));
+            }
+            println!("{job}");
+            return Ok(());
+        }
+        if !json {
+            eprintln!("submitted {job}");
+        }
+        follow(&engine, &job, epochs, json, JobPhase::is_terminal).await?;
+        let _ = engine.settle_due().await;
+        print_status(&engine, &job, json)?;
+        let r = engine.status(&job)?;
+        if matches!(r.phase, JobPhase::Failed | JobPhase::Cancelled)
+            || (r.phase == JobPhase::Settled && !r.receipts.iter().any(|x| x.action == "commit"))
+        {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                r.reason
+                    .unwrap_or_else(|| "the job did not complete".into()),
+            )
+            .with_context("job_id", job.to_string()));
+        }
+        Ok(())
+    })
+}
+
+/// How to open the engine (global options).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Opts {
+    pub home: Option<PathBuf>,
+    pub rpc_url: Option<String>,
+    pub rpc_keys: Option<String>,
+}
+
+async fn open_engine(o: &Opts) -> Result<Engine, Error> {
+    let mut b = Engine::builder();
+    if let Some(h) = &o.home {
+        b = b.home(h);
+    }
+    if let Some(url) = &o.rpc_url {
+        let keys: Vec<String> = o
+            .rpc_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let keys: [String; 3] = keys.try_into().map_err(|_| {
+            Error::invalid(
+                "--rpc-keys",
+                "give three comma-separated private keys: admin, operator, submitter",
+            )
+        })?;
+        b = b.rpc_chain(url.clone(), keys);
+    }
+    if std::env::var_os("ARTHA_NATIVE_RUNTIME").is_none()
+        && let Ok(me) = std::env::current_exe()
+    {
+        // `arthai` carries the native runtime (`arthai runtime`).
+        b = b.native_runtime(me, &["runtime"]);
+    }
+    b.build().await
+}
+
+fn job_id(s: &str) -> Result<JobId, Error> {
+    parse_id("job_id", s)
+}
+
+pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {
+    let job = job_id(id)?;
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        if wait {
+            let epochs = engine.status(&job)?.spec.hyper.epochs;
+            follow(&engine, &job, epochs, json, JobPhase::is_terminal).await?;
+            let _ = engine.settle_due().await;
+        }
+        print_status(&engine, &job, json)
+    })
+}
+
+pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64) -> Result<(), Error> {
+    let job = job_id(id)?;
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let lines = engine.logs(&job, since).await?;
+        if json {
+            return print_json(&lines);
+        }
+        for l in lines {
+            if l.stderr {
+                eprintln!("{}", l.text);
+            } else {
+                println!("{}", l.text);
+            }
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let jobs = engine.list()?;
+        if json {
+            let rows: Vec<_> = jobs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "job_id": r.id.to_string(), "status": r.phase.as_str(),
+                        "kind": r.spec.kind.to_string(), "gpu_seconds": r.gpu_seconds,
+                    })
+                })
+                .collect();
+            return print_json(&rows);
+        }
+        for r in jobs {
+            println!(
+                "{}  {:<10} {:<6} {}",
+                r.id,
+                r.phase,
+                r.spec.kind,
+                r.reason.unwrap_or_default()
+            );
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
+    let job = job_id(id)?;
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        engine.cancel(&job).await?;
+        print_status(&engine, &job, json)
+    })
+}
+
+pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
+    let job = job_id(id)?;
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let m = engine.proofs(&job).await?;
+        if json {
+            return print_json(&m);
+        }
+        println!("proofs of job {}", m.job_id);
+        println!("  job root:      {}", m.job_root);
+        println!(
+            "  steps:         {} ({} windows of {})",
+            m.steps,
+            m.window_roots.len(),
+            m.window
+        );
+        println!("  final weights: {}", m.final_weights);
+        for (i, w) in m.window_roots.iter().enumerate() {
+            println!("  window {i:>4}:   {w}");
+        }
+        for c in &m.checkpoints {
+            let cid = c.cid.map(|c| c.to_string()).unwrap_or_default();
+            println!("  checkpoint step {:>6}: {} {cid}", c.step, c.path);
+        }
+        Ok(())
+    })
+}
+
+/// A path to push, or an `artha://` URI already stored.
+async fn content(engine: &Engine, source: &str) -> Result<ArthaUri, Error> {
+    if source.starts_with(ArthaUri::SCHEME) {
+        return source
+            .parse()
+            .map_err(|e: Error| e.with_context("field", "source"));
+    }
+    let p = Path::new(source);
+    if !p.exists() {
+        return Err(Error::new(ErrorKind::NotFound, "no such file or directory")
+            .with_context("path", source.to_string()));
+    }
+    Ok(engine.push(p).await?.uri)
+}
+
+pub(crate) fn dataset_register(
+    o: &Opts,
+    json: bool,
+    source: &str,
+    name: &str,
+    tags: &str,
+) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let uri = content(&engine, source).await?;
+        let d = engine.register_dataset(&uri, name, tags).await?;
+        if json {
+            return print_json(&d);
+        }
+        println!("{}  {}  {}", d.id, d.uri, d.name);
+        Ok(())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn model_register(
+    o: &Opts,
+    json: bool,
+    source: &str,
+    name: &str,
+    architecture: &str,
+    version: &str,
+    parent: Option<&str>,
+    dataset: Option<&str>,
+) -> Result<(), Error> {
+    let parent = parent
+        .map(|p| parse_id::<ModelId>("--parent", p))
+        .transpose()?;
+    let dataset = dataset
+        .map(|d| parse_id::<DatasetId>("--dataset", d))
+        .transpose()?;
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let uri = content(&engine, source).await?;
+        let m = engine
+            .register_model(
+                &uri,
+                &ModelRegistration {
+                    name: name.into(),
+                    architecture: architecture.into(),
+                    version: version.into(),
+                    parent,
+                    dataset,
+                },
+            )
+            .await?;
+        if json {
+            return print_json(&m);
+        }
+        println!("{}  {}  {}", m.id, m.uri, m.name);
+        Ok(())
+    })
+}
+
+pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let n = engine.settle_due().await?;
+        if json {
+            return print_json(&serde_json::json!({ "settled": n }));
+        }
+        println!("settled {n} job(s)");
+        Ok(())
+    })
+}
+
+pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let started = std::time::Instant::now();
+        let engine = open_engine(o).await?;
+        let say = |s: String| {
+            if !json {
+                eprintln!("{s}");
+            }
+        };
+        say(format!(
+            "Artha quickstart (home {})",
+            engine.home().display()
+        ));
+        say(format!("  identity  {}", engine.identity()));
+        say(format!(
+            "  node      {} (registered on chain)",
+            engine.node_id()
+        ));
+        let q = quickstart::start(&engine).await?;
+        say(format!(
+            "  dataset   {} {} ({} bytes)",
+            q.dataset.id, q.dataset.uri, q.dataset.size
+        ));
+        say(format!(
+            "  model     {} {} (initial: mlp, hidden 16)",
+            q.initial_model.id, q.initial_model.uri
+        ));
+        say(format!(
+            "  job       {} — train native mlp, budget {} ({} GPU-s max) locked in escrow",
+            q.job, q.estimate.cost, q.estimate.gpu_seconds
+        ));
+        follow(&engine, &q.job, 3, json, JobPhase::is_terminal).await?;
+        say(format!(
+            "  settling  dev chain: clock advanced past the {} s challenge period",
+            engine.contracts().params.challenge_period_secs
+        ));
+        let r = quickstart::finish(&engine, &q.job).await?;
+        print_status(&engine, &q.job, json)?;
+        say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+        if r.phase != JobPhase::Settled {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                r.reason
+                    .unwrap_or_else(|| format!("the job ended {}", r.phase)),
+            )
+            .with_context("job_id", q.job.to_string()));
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,175 @@
+//! Digests of what a step record names: gradients, weights, batches.
+//!
+//! A single tensor hashes to the canonical [`artha_core::tensor_digest`]
+//! (`artha-tensor-v1\0` ‖ dtype code ‖ rank u32 ‖ dims u64 ‖ row-major
+//! little-endian data). A model has many tensors, so a step record's
+//! `grad_digest`, `weight_digest` and `batch_digest` are **named-tensor
+//! digests**:
+//!
+//! ```text
+//! BLAKE3( "artha-named-tensors-v1\0"        (23 bytes)
+//!       ‖ count u32 LE
+//!       ‖ for each tensor, in order:
+//!           name length u32 LE ‖ name (UTF-8) ‖ tensor_digest (32 bytes) )
+//! ```
+//!
+//! The order is the model's parameter order (`fc.0.weight`, `fc.0.bias`,
+//! `fc.1.weight`, …, the order of a PyTorch `state_dict` for the same
+//! module tree); a batch is `[("x", inputs), ("y", targets)]`. The Python
+//! helper (`runtimes/python/artha_runtime`) computes the same bytes; the
+//! shared vectors are in `runtimes/vectors.json`.
+
+use artha_core::{Blake3Digest, DType, Result};
+use candle_core::Tensor;
+
+use crate::kernels::tensor_err;
+
+/// Domain tag of a named-tensor digest.
+pub const NAMED_DOMAIN: &[u8; 23] = b"artha-named-tensors-v1\0";
+
+/// Builds a named-tensor digest one tensor at a time.
+#[derive(Debug, Default)]
+pub struct NamedDigest {
+    parts: Vec<(String, Blake3Digest)>,
+    scratch: Vec<u8>,
+}
+
+impl NamedDigest {
+    /// An empty digest builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tensor given by its canonical digest.
+    pub fn push_digest(&mut self, name: &str, digest: Blake3Digest) {
+        self.parts.push((name.to_string(), digest));
+    }
+
+    /// Adds an `f32` tensor.
+    pub fn push_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<()> {
+        self.scratch.clear();
+        self.scratch.reserve(values.len() * 4);
+        for v in values {
+            self.scratch.extend_from_slice(&v.to_le_bytes());
+        }
+        let d = artha_core::tensor_digest(DType::F32, &dims(shape), &self.scratch)?;
+        self.push_digest(name, d);
+        Ok(())
+    }
+
+    /// Adds an `i64` tensor.
+    pub fn push_i64(&mut self, name: &str, shape: &[usize], values: &[i64]) -> Result<()> {
+        self.scratch.clear();
+        for v in values {
+            self.scratch.extend_from_slice(&v.to_le_bytes());
+        }
+        let d = artha_core::tensor_digest(DType::I64, &dims(shape), &self.scratch)?;
+        self.push_digest(name, d);
+        Ok(())
+    }
+
+    /// Adds an `f32` candle tensor (read back from its device).
+    pub fn push_tensor(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        let values = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<f32>())
+            .map_err(tensor_err("read back"))?;
+        self.push_f32(name, t.dims(), &values)
+    }
+
+    /// The digest over everything pushed, in order.
+    pub fn finish(&self) -> Result<Blake3Digest> {
+        let count = u32::try_from(self.parts.len())
+            .map_err(|_| artha_core::Error::invalid("tensors", "more than 2^32 tensors"))?;
+        let mut h = blake3::Hasher::new();
+        h.update(NAMED_DOMAIN);
+        h.update(&count.to_le_bytes());
+        for (name, d) in &self.parts {
+            let len = u32::try_from(name.len())
+                .map_err(|_| artha_core::Error::invalid("name", "longer than 2^32 bytes"))?;
+            h.update(&len.to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(d.as_bytes());
+        }
+        Ok(h.finalize().into())
+    }
+}
+
+fn dims(shape: &[usize]) -> Vec<u64> {
+    shape.iter().map(|&d| d as u64).collect()
+}
+
+/// The named-tensor digest of `(name, tensor)` pairs, in order.
+pub fn tensors_digest<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+) -> Result<Blake3Digest> {
+    let mut d = NamedDigest::new();
+    for (name, t) in items {
+        d.push_tensor(name, t)?;
+    }
+    d.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the shared vectors that the Python helper checks too.
+    #[test]
+    fn named_digest_matches_the_shared_vectors() {
+        let text = include_str!("../../vectors.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = v["named_tensors"].as_array().unwrap();
+        assert!(!cases.is_empty());
+        for case in cases {
+            let mut d = NamedDigest::new();
+            for t in case["tensors"].as_array().unwrap() {
+                let name = t["name"].as_str().unwrap();
+                let shape: Vec<usize> = t["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as usize)
+                    .collect();
+                let values = t["values"].as_array().unwrap();
+                match t["dtype"].as_str().unwrap() {
+                    "f32" => {
+                        let vals: Vec<f32> =
+                            values.iter().map(|x| x.as_f64().unwrap() as f32).collect();
+                        d.push_f32(name, &shape, &vals).unwrap();
+                    }
+                    "i64" => {
+                        let vals: Vec<i64> = values.iter().map(|x| x.as_i64().unwrap()).collect();
+                        d.push_i64(name, &shape, &vals).unwrap();
+                    }
+                    other => panic!("dtype {other}"),
+                }
+            }
+            assert_eq!(
+                d.finish().unwrap().to_string(),
+                case["digest"].as_str().unwrap(),
+                "{}",
+                case["comment"]
+            );
+        }
+    }
+
+    #[test]
+    fn order_names_and_values_all_matter() {
+        let dg = |items: &[(&str, &[f32])]| {
+            let mut d = NamedDigest::new();
+            for (n, v) in items {
+                d.push_f32(n, &[v.len()], v).unwrap();
+            }
+            d.finish().unwrap()
+        };
+        let base = dg(&[("a", &[1.0]), ("b", &[2.0])]);
+        assert_ne!(base, dg(&[("b", &[2.0]), ("a", &[1.0])]));
+        assert_ne!(base, dg(&[("a", &[1.0]), ("c", &[2.0])]));
+        assert_ne!(base, dg(&[("a", &[1.0]), ("b", &[2.5])]));
+        // Name boundaries are length-prefixed: "ab"+"" differs from "a"+"b".
+        assert_ne!(dg(&[("ab", &[]), ("", &[])]), dg(&[("a", &[]), ("b", &[])]));
+        let mut bad = NamedDigest::new();
+        assert!(bad.push_f32("x", &[3], &[1.0]).is_err());
+    }
+}

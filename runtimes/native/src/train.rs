@@ -1,0 +1,604 @@
+//! The training loop.
+//!
+//! Step `k` (counted from 1 across epochs) belongs to epoch
+//! `e = (k − 1) / steps_per_epoch` and takes batch `b = (k − 1) mod
+//! steps_per_epoch` of that epoch's permutation ([`crate::rng::permutation`]
+//! of `(seed, e)`), rows `b·B .. min((b+1)·B, rows)` (the last batch of an
+//! epoch may be short). Everything a step computes is a function of the
+//! seed, the data, the hyper-parameters and the weights and optimizer state
+//! after step `k − 1`, which is exactly what the checkpoint after step
+//! `k − 1` holds: replaying from it gives the same step records bit for bit.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use artha_core::protocol::RuntimeEvent;
+use artha_core::{Blake3Digest, Error, ErrorKind, Result, StepRecord};
+use candle_core::{Device, Tensor};
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{ModelFile, RunConfig};
+use crate::data::{self, Dataset, Targets, Task};
+use crate::digest::NamedDigest;
+use crate::events::EventSink;
+use crate::kernels::{self, tensor_err};
+use crate::model::{Model, ModelConfig, ModelKind, grads_digest};
+use crate::optim::Optimizer;
+use crate::rng::permutation;
+
+/// Default hidden width of an MLP.
+pub const DEFAULT_HIDDEN: usize = 64;
+
+/// The outcome of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    /// The record (digests are zero when recording is off).
+    pub record: StepRecord,
+    /// Samples in the batch.
+    pub rows: usize,
+    /// Correct predictions in the batch (classification).
+    pub correct: usize,
+}
+
+/// A model, its optimizer, its data and its position.
+#[derive(Debug)]
+pub struct Trainer {
+    model: Model,
+    opt: Optimizer,
+    data: Dataset,
+    data_digest: Blake3Digest,
+    device: Device,
+    seed: u64,
+    batch_size: usize,
+    step: u64,
+    steps_per_epoch: u64,
+    perm: Option<(u64, Vec<u32>)>,
+    started_from: Option<PathBuf>,
+}
+
+fn mismatch(what: &str, ckpt: impl std::fmt::Debug, job: impl std::fmt::Debug) -> Error {
+    Error::invalid(
+        "checkpoint",
+        format!("the checkpoint is of another {what}: it has {ckpt:?}, this job has {job:?}"),
+    )
+}
+
+/// The architecture a job asks for: environment over `config.json` over
+/// defaults, sized by the data.
+pub fn wanted_config(cfg: &RunConfig, file: &ModelFile, data: &Dataset) -> Result<ModelConfig> {
+    let kind = cfg.kind.or(file.kind).unwrap_or(ModelKind::Mlp);
+    let task = cfg.task.or(file.task).unwrap_or(Task::Classify);
+    let hidden = cfg
+        .hidden
+        .clone()
+        .or_else(|| file.hidden.clone())
+        .unwrap_or_else(|| match kind {
+            ModelKind::Mlp => vec![DEFAULT_HIDDEN],
+            ModelKind::Logreg => vec![],
+        });
+    let outputs = match task {
+        Task::Classify => cfg
+            .classes
+            .or(file.classes)
+            .or_else(|| data.classes_needed())
+            .unwrap_or(2)
+            .max(2),
+        Task::Regress => data.y.as_ref().map_or(1, Targets::dim),
+    };
+    let c = ModelConfig {
+        kind,
+        task,
+        inputs: data.features,
+        outputs,
+        hidden,
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// Checks that `have` (from a checkpoint) fits what the job set explicitly
+/// and the data's shape.
+fn check_model(
+    have: &ModelConfig,
+    cfg: &RunConfig,
+    file: &ModelFile,
+    data: &Dataset,
+) -> Result<()> {
+    if let Some(k) = cfg.kind.or(file.kind)
+        && k != have.kind
+    {
+        return Err(mismatch("model kind", have.kind, k));
+    }
+    if let Some(t) = cfg.task.or(file.task)
+        && t != have.task
+    {
+        return Err(mismatch("task", have.task, t));
+    }
+    if let Some(h) = cfg.hidden.as_ref().or(file.hidden.as_ref())
+        && *h != have.hidden
+    {
+        return Err(mismatch("architecture (hidden layers)", &have.hidden, h));
+    }
+    if let Some(c) = cfg.classes.or(file.classes)
+        && have.task == Task::Classify
+        && c != have.outputs
+    {
+        return Err(mismatch("number of classes", have.outputs, c));
+    }
+    if have.inputs != data.features {
+        return Err(mismatch("input width", have.inputs, data.features));
+    }
+    match (&data.y, have.task) {
+        (Some(Targets::Values { dim, .. }), Task::Regress) if *dim != have.outputs => {
+            Err(mismatch("output width", have.outputs, *dim))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks that every label is a class of the model.
+fn check_labels(model: &ModelConfig, data: &Dataset) -> Result<()> {
+    if let (Task::Classify, Some(need)) = (model.task, data.classes_needed())
+        && need > model.outputs
+    {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "label {} is out of range for a model with {} classes",
+                need - 1,
+                model.outputs
+            ),
+        )
+        .with_context("file", data.source.display().to_string()));
+    }
+    Ok(())
+}
+
+/// The device a run asks for.
+pub fn device(choice: crate::config::DeviceChoice) -> Result<Device> {
+    match choice {
+        crate::config::DeviceChoice::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        crate::config::DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot open CUDA device {n}: {e}"),
+            )
+        }),
+        #[cfg(not(feature = "cuda"))]
+        crate::config::DeviceChoice::Cuda(_) => Err(Error::new(
+            ErrorKind::Unsupported,
+            "this build of artha-runtime has no CUDA support (feature `cuda`)",
+        )),
+    }
+}
+
+/// Resolves `ARTHA_RESUME`: `latest` (the newest step checkpoint in the
+/// checkpoint directory), an absolute path, or a name looked up in the
+/// checkpoint directory and then the model directory.
+pub fn resume_path(cfg: &RunConfig) -> Result<Option<PathBuf>> {
+    let Some(r) = cfg.resume.as_deref() else {
+        return Ok(None);
+    };
+    if r == "latest" {
+        return checkpoint::latest(&cfg.checkpoint_dir);
+    }
+    let p = Path::new(r);
+    if p.is_absolute() {
+        return Ok(Some(p.to_path_buf()));
+    }
+    data::check_relative("ARTHA_RESUME", r)?;
+    for dir in [&cfg.checkpoint_dir, &cfg.model_dir] {
+        if dir.join(p).is_file() {
+            return Ok(Some(dir.join(p)));
+        }
+    }
+    Err(
+        Error::new(ErrorKind::NotFound, "checkpoint to resume from not found")
+            .with_context("resume", r.to_string()),
+    )
+}
+
+impl Trainer {
+    /// A trainer for `cfg` over `data`: resumed from `ARTHA_RESUME`, or
+    /// started from `$ARTHA_MODEL_DIR/model.safetensors` (fresh optimizer),
+    /// or freshly initialised.
+    pub fn new(cfg: &RunConfig, data: Dataset, device: Device) -> Result<Self> {
+        if data.y.is_none() {
+            return Err(Error::invalid("data", "training data has no targets"));
+        }
+        let file = cfg.model_file()?;
+        let data_digest = data.digest()?;
+        let steps_per_epoch = data.rows.div_ceil(cfg.batch_size) as u64;
+        let init_weights = cfg.model_dir.join("model.safetensors");
+        let (model, opt, step, started_from) = if let Some(path) = resume_path(cfg)? {
+            let ck = checkpoint::load(&path, &device)?;
+            check_model(ck.model.config(), cfg, &file, &data)?;
+            let (Some(state), Some(opt)) = (ck.train, ck.optimizer) else {
+                return Err(Error::invalid(
+                    "ARTHA_RESUME",
+                    "the checkpoint holds weights only, no training state",
+                ));
+            };
+            let want = &cfg.optimizer;
+            if state.seed != cfg.seed {
+                return Err(mismatch("run (seed)", state.seed, cfg.seed));
+            }
+            if state.batch_size != cfg.batch_size {
+                return Err(mismatch(
+                    "run (batch size)",
+                    state.batch_size,
+                    cfg.batch_size,
+                ));
+            }
+            if state.optimizer != *want {
+                return Err(mismatch("run (optimizer settings)", &state.optimizer, want));
+            }
+            if state.data_digest != data_digest || state.rows != data.rows {
+                return Err(mismatch("dataset", state.data_digest, data_digest));
+            }
+            (ck.model, opt, state.step, Some(path))
+        } else if init_weights.is_file() {
+            let ck = checkpoint::load(&init_weights, &device)?;
+            check_model(ck.model.config(), cfg, &file, &data)?;
+            let opt = Optimizer::new(cfg.optimizer.clone(), ck.model.params())?;
+            (ck.model, opt, 0, Some(init_weights))
+        } else {
+            let mc = wanted_config(cfg, &file, &data)?;
+            let model = Model::init(mc, cfg.seed, &device)?;
+            let opt = Optimizer::new(cfg.optimizer.clone(), model.params())?;
+            (model, opt, 0, None)
+        };
+        check_labels(model.config(), &data)?;
+        Ok(Trainer {
+            model,
+            opt,
+            data,
+            data_digest,
+            device,
+            seed: cfg.seed,
+            batch_size: cfg.batch_size,
+            step,
+            steps_per_epoch,
+            perm: None,
+            started_from,
+        })
+    }
+
+    /// Global steps completed.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// Steps in one epoch.
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The training data.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The checkpoint or weights file the run started from, if any.
+    pub fn started_from(&self) -> Option<&Path> {
+        self.started_from.as_deref()
+    }
+
+    /// Epoch of global step `step` (1-based).
+    pub fn epoch_of(&self, step: u64) -> u64 {
+        (step.max(1) - 1) / self.steps_per_epoch
+    }
+
+    /// The training state to save after the current step.
+    pub fn state(&self) -> TrainState {
+        TrainState {
+            step: self.step,
+            epoch: u32::try_from(self.epoch_of(self.step)).unwrap_or(u32::MAX),
+            seed: self.seed,
+            batch_size: self.batch_size,
+            optimizer: self.opt.config().clone(),
+            optimizer_t: self.opt.t(),
+            data_digest: self.data_digest,
+            rows: self.data.rows,
+        }
+    }
+
+    /// Saves a training checkpoint to `path`; returns the weight digest.
+    pub fn save(&self, path: &Path) -> Result<Blake3Digest> {
+        checkpoint::save(path, &self.model, Some((&self.opt, &self.state())))
+    }
+
+    /// Runs the next step. With `record`, computes the gradient, weight and
+    /// batch digests; without, leaves them zero (benchmarks only). A
+    /// non-finite loss is an error and changes nothing.
+    pub fn step(&mut self, record: bool) -> Result<StepOutcome> {
+        let k = self.step + 1;
+        let epoch = self.epoch_of(k);
+        let b = ((k - 1) % self.steps_per_epoch) as usize;
+        if self.perm.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.perm = Some((epoch, permutation(self.seed, epoch, self.data.rows)));
+        }
+        let perm = self.perm.as_ref().map(|(_, p)| p.as_slice()).unwrap_or(&[]);
+        let start = b * self.batch_size;
+        let idx = &perm[start..(start + self.batch_size).min(self.data.rows)];
+        let rows = idx.len();
+        let f = self.data.features;
+        let mut xb = Vec::with_capacity(rows * f);
+        for &i in idx {
+            let i = i as usize;
+            xb.extend_from_slice(&self.data.x[i * f..(i + 1) * f]);
+        }
+        let mut batch_digest = Blake3Digest::ZERO;
+        if record {
+            let mut d = NamedDigest::new();
+            d.push_f32("x", &[rows, f], &xb)?;
+            match &self.data.y {
+                Some(Targets::Classes(c)) => {
+                    let yb: Vec<i64> = idx.iter().map(|&i| c[i as usize]).collect();
+                    d.push_i64("y", &[rows], &yb)?;
+                }
+                Some(Targets::Values { data, dim }) => {
+                    let mut yb = Vec::with_capacity(rows * dim);
+                    for &i in idx {
+                        let i = i as usize;
+                        yb.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+                    }
+                    d.push_f32("y", &[rows, *dim], &yb)?;
+                }
+                None => {}
+            }
+            batch_digest = d.finish()?;
+        }
+        let x = Tensor::from_vec(xb, (rows, f), &self.device).map_err(tensor_err("batch"))?;
+        let (out, cache) = self.model.forward(&x)?;
+        let out_host: Vec<f32> = out
+            .flatten_all()
+            .and_then(|o| o.to_vec1())
+            .map_err(tensor_err("read back"))?;
+        let outputs = self.model.config().outputs;
+        let (loss, grad, correct) = match &self.data.y {
+            Some(Targets::Classes(c)) => {
+                let yb: Vec<i64> = idx.iter().map(|&i| c[i as usize]).collect();
+                let (loss, grad) = kernels::softmax_xent(&out_host, &yb, outputs)?;
+                let correct = out_host
+                    .chunks_exact(outputs)
+                    .zip(&yb)
+                    .filter(|(z, y)| argmax(z) == **y as usize)
+                    .count();
+                (loss, grad, correct)
+            }
+            Some(Targets::Values { data, dim }) => {
+                let mut yb = Vec::with_capacity(rows * dim);
+                for &i in idx {
+                    let i = i as usize;
+                    yb.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+                }
+                let (loss, grad) = kernels::mse(&out_host, &yb)?;
+                (loss, grad, 0)
+            }
+            None => return Err(Error::invalid("data", "training data has no targets")),
+        };
+        if !loss.is_finite() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("the loss is not finite ({loss}) at step {k}: training diverged (lower LEARNING_RATE?)"),
+            )
+            .with_context("field", "loss")
+            .with_context("step", k.to_string()));
+        }
+        let dout =
+            Tensor::from_vec(grad, (rows, outputs), &self.device).map_err(tensor_err("grad"))?;
+        let grads = self.model.backward(&cache, dout)?;
+        let grad_digest = if record {
+            grads_digest(self.model.names(), &grads)?
+        } else {
+            Blake3Digest::ZERO
+        };
+        self.opt.step(self.model.params_mut(), &grads)?;
+        let weight_digest = if record {
+            self.model.digest()?
+        } else {
+            Blake3Digest::ZERO
+        };
+        self.step = k;
+        Ok(StepOutcome {
+            record: StepRecord {
+                step: k,
+                epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
+                loss,
+                grad_digest,
+                weight_digest,
+                batch_digest,
+            },
+            rows,
+            correct,
+        })
+    }
+}
+
+fn argmax(z: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Makes sure the checkpoint directory exists and takes files.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::PermissionDenied,
+            format!("the checkpoint directory is not writable: {e}"),
+        )
+        .with_context("dir", dir.display().to_string())
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".artha-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Runs a training job: loads data, trains, checkpoints, reports.
+pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
+    let t0 = Instant::now();
+    check_writable(&cfg.checkpoint_dir)?;
+    let file = cfg.model_file()?;
+    // The task decides how targets parse: the job's choice, else the
+    // checkpoint's or initial weights', else classification.
+    let init = cfg.model_dir.join("model.safetensors");
+    let task = match cfg.task.or(file.task) {
+        Some(t) => t,
+        None => match resume_path(cfg)? {
+            Some(p) => checkpoint::read_config(&p)?.task,
+            None if init.is_file() => checkpoint::read_config(&init)?.task,
+            None => Task::Classify,
+        },
+    };
+    let path = data::find(&cfg.data_dir, cfg.data_file.as_deref(), true)?;
+    let data = data::load_train(&path, task)?;
+    let dev = device(cfg.device)?;
+    let mut tr = Trainer::new(cfg, data, dev)?;
+    let total = u64::from(cfg.epochs) * tr.steps_per_epoch();
+    if let Some(m) = cfg.max_steps
+        && m < tr.step_count()
+    {
+        return Err(Error::invalid(
+            "ARTHA_MAX_STEPS",
+            format!(
+                "step {m} is before the step the run resumes from ({})",
+                tr.step_count()
+            ),
+        ));
+    }
+    let end = cfg.max_steps.map_or(total, |m| m.min(total));
+    let mc = tr.model().config().clone();
+    banner(cfg, &tr, &mc, end);
+    sink.log(format!(
+        "training {:?} {:?} ({} parameters) on {} rows of {}, steps {}..={end}",
+        mc.kind,
+        mc.task,
+        mc.param_count(),
+        tr.data().rows,
+        path.display(),
+        tr.step_count() + 1
+    ))?;
+    let log_every = cfg
+        .log_every
+        .unwrap_or_else(|| (tr.steps_per_epoch() / 10).max(1));
+    let first = tr.step_count();
+    let mut ran = 0u64;
+    let (mut ep_loss, mut ep_rows, mut ep_correct) = (0f64, 0usize, 0usize);
+    let mut last_loss = f64::NAN;
+    let train_start = Instant::now();
+    while tr.step_count() < end {
+        let k = tr.step_count() + 1;
+        let epoch = tr.epoch_of(k);
+        let in_epoch = (k - 1) % tr.steps_per_epoch();
+        if in_epoch == 0 || k == first + 1 {
+            println!(
+                "\n{}\nEpoch {}/{}\n{}",
+                "=".repeat(60),
+                epoch + 1,
+                cfg.epochs,
+                "=".repeat(60)
+            );
+        }
+        let out = tr.step(true)?;
+        sink.emit(&RuntimeEvent::Step(out.record))?;
+        ran += 1;
+        last_loss = out.record.loss;
+        ep_loss += out.record.loss * out.rows as f64;
+        ep_rows += out.rows;
+        ep_correct += out.correct;
+        if log_every > 0 && (in_epoch % log_every == 0 || in_epoch + 1 == tr.steps_per_epoch()) {
+            println!(
+                "   Step {k:>6} | Batch {in_epoch:>5}/{:>5} | Loss: {:.4}",
+                tr.steps_per_epoch(),
+                out.record.loss
+            );
+        }
+        if cfg.checkpoint_every > 0 && k % cfg.checkpoint_every == 0 {
+            let name = checkpoint::step_file(k);
+            tr.save(&cfg.checkpoint_dir.join(&name))?;
+            sink.emit(&RuntimeEvent::Checkpoint {
+                path: name.clone(),
+                step: k,
+            })?;
+            println!("   Checkpoint saved: {name}");
+        }
+        if in_epoch + 1 == tr.steps_per_epoch() || k == end {
+            let acc = if mc.task == Task::Classify {
+                format!(
+                    ", accuracy {:.2}%",
+                    100.0 * ep_correct as f64 / ep_rows.max(1) as f64
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "\n   Epoch {} summary: average loss {:.4}{acc}",
+                epoch + 1,
+                ep_loss / ep_rows.max(1) as f64
+            );
+            (ep_loss, ep_rows, ep_correct) = (0.0, 0, 0);
+        }
+    }
+    let secs = train_start.elapsed().as_secs_f64();
+    let final_name = "final.safetensors";
+    let final_weights = tr.save(&cfg.checkpoint_dir.join(final_name))?;
+    sink.emit(&RuntimeEvent::Checkpoint {
+        path: final_name.into(),
+        step: tr.step_count(),
+    })?;
+    let rate = if secs > 0.0 { ran as f64 / secs } else { 0.0 };
+    sink.log(format!(
+        "trained {ran} steps in {secs:.3} s ({rate:.1} steps/s)"
+    ))?;
+    sink.emit(&RuntimeEvent::Complete {
+        steps: ran,
+        final_weights,
+    })?;
+    sink.flush()?;
+    println!("\nTraining complete.");
+    println!("   Final model saved: {final_name}");
+    println!("   Steps this run: {ran} (global step {})", tr.step_count());
+    if last_loss.is_finite() {
+        println!("   Final loss: {last_loss:.4}");
+    }
+    println!("   Steps/s: {rate:.1}");
+    println!("   Final weights: {final_weights}");
+    println!("   Wall time: {:.2} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn banner(cfg: &RunConfig, tr: &Trainer, mc: &ModelConfig, end: u64) {
+    let line = "-".repeat(60);
+    println!("{line}");
+    println!("  Artha native runtime - training");
+    println!("{line}");
+    println!("  Job ID:      {}", cfg.job_id);
+    println!("  Model:       {:?} {:?} {:?}", mc.kind, mc.task, mc.dims());
+    println!("  Parameters:  {}", mc.param_count());
+    println!("  Epochs:      {}", cfg.epochs);
+    println!("  Batch size:  {}", cfg.batch_size);
+    println!("  LR:          {}", cfg.optimizer.lr);
+    println!("  Optimizer:   {:?}", cfg.optimizer.kind);
+    println!("  Seed:        {}", cfg.seed);
+    println!("  Samples:     {}", tr.data().rows);
+    println!("  Batches:     {} per epoch", tr.steps_per_epoch());
+    if let Some(p) = tr.started_from() {
+        println!("  Started from {} (step {})", p.display(), tr.step_count());
+    }
+    println!("  Steps:       {}..={end}", tr.step_count() + 1);
+    println!("{line}");
+}
