@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A bug or an invariant violation inside Artha.
     Internal,
+    /// A job ran and failed (its runtime's reason is the message).
+    JobFailed,
 }
 
 impl ErrorKind {
@@ -64,6 +66,7 @@ impl ErrorKind {
             ErrorKind::Reverted => "reverted",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
+            ErrorKind::JobFailed => "job_failed",
         }
     }
 

@@ -77,7 +77,9 @@ pub enum RuntimeEvent {
     },
     /// The runtime finished; its claims are checked, never trusted.
     Complete {
-        /// Steps the runtime says it ran.
+        /// The job's step count: the number of the last step (a run
+        /// resumed from the checkpoint after step `k` that runs `n` more
+        /// reports `k + n`).
         steps: u64,
         /// Digest of the final weights.
         final_weights: Blake3Digest,

@@ -374,8 +374,16 @@ impl JobSpec {
             v.push("hyper.extra", format!("at most {MAX_EXTRA} entries"));
         }
         for k in h.extra.keys() {
-            if k.is_empty() || k.len() > 64 {
-                v.push(format!("hyper.extra.{k}"), "key must be 1 to 64 characters");
+            if k.is_empty()
+                || k.len() > 64
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                v.push(
+                    format!("hyper.extra.{k}"),
+                    "key must be 1 to 64 characters of a-z, 0-9 and `_`",
+                );
             }
         }
 

@@ -162,7 +162,7 @@ pub(crate) async fn drive(inner: &Inner, job: JobId, ctl: &RunCtl) -> Result<()>
                     .ledger
                     .transition(&job, JobPhase::Scheduled, JobPhase::Staging, None)?;
             }
-            JobPhase::Staging => stage_and_launch(inner, &r, None).await?,
+            JobPhase::Staging => stage_and_launch(inner, &r, None, ctl).await?,
             JobPhase::Running => run(inner, &r, ctl).await?,
             JobPhase::Proving => prove(inner, &r, None).await?,
             JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
@@ -350,6 +350,24 @@ fn mounts(inner: &Inner, job: &JobId, spec: &JobSpec) -> Mounts {
 fn launch_spec(inner: &Inner, r: &JobRecord, resume: Option<&str>) -> LaunchSpec {
     let spec = &r.spec;
     let mut env = runtime_env(&r.id, spec);
+    // Free-form hyper-parameters reach the runtime as `ARTHA_<KEY>` (e.g.
+    // `task` → `ARTHA_TASK`); the protocol's own variables win.
+    for (k, v) in &spec.hyper.extra {
+        let value = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        env.entry(format!("ARTHA_{}", k.to_ascii_uppercase()))
+            .or_insert(value);
+    }
     if let Runtime::Native(id) = &spec.runtime {
         env.entry("ARTHA_MODEL_KIND".into())
             .or_insert_with(|| id.clone());
@@ -377,7 +395,12 @@ fn launch_spec(inner: &Inner, r: &JobRecord, resume: Option<&str>) -> LaunchSpec
 
 /// Stages the inputs (fresh) and launches the runtime; `resume` names the
 /// checkpoint to resume from when relaunching.
-async fn stage_and_launch(inner: &Inner, r: &JobRecord, resume: Option<&str>) -> Result<()> {
+async fn stage_and_launch(
+    inner: &Inner,
+    r: &JobRecord,
+    resume: Option<&str>,
+    ctl: &RunCtl,
+) -> Result<()> {
     let job = r.id;
     let dir = job_dir(inner, &job);
     if resume.is_none() {
@@ -399,7 +422,9 @@ async fn stage_and_launch(inner: &Inner, r: &JobRecord, resume: Option<&str>) ->
         }
     }
     let exec = executor(inner, &r.spec.runtime)?;
+    let launched = Instant::now();
     let handle = exec.launch(launch_spec(inner, r, resume)).await?;
+    *ctl.launched.lock().unwrap_or_else(|p| p.into_inner()) = Some(launched);
     inner.ledger.set_exec(&job, Some(&handle))?;
     if r.phase == JobPhase::Staging {
         inner
@@ -483,14 +508,25 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
     let exec = executor(inner, &r.spec.runtime)?;
     let Some(handle) = r.exec.clone() else {
         // Crashed between the transition and recording the handle: relaunch.
-        return relaunch(inner, r, None).await;
+        return relaunch(inner, r, None, ctl).await;
     };
     let events_file = events_path(inner, &job);
     let mut tail = EventTail::new(&events_file);
     let mut bad_event: Option<String> = None;
     let mut cancelled = false;
     let mut cancel_rx = ctl.cancel.subscribe();
-    let started = Instant::now();
+    let mut cancel_wait = Box::pin(async move {
+        // Fires at once when the job was cancelled before this run began.
+        let _ = cancel_rx.wait_for(|c| *c).await;
+    });
+    // Measured from this process's launch, or from now when re-attaching to
+    // a run launched before a restart (the time in between is not billed).
+    let started = ctl
+        .launched
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_else(Instant::now);
     let state = {
         let wait = exec.wait(&handle);
         tokio::pin!(wait);
@@ -504,11 +540,9 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
                         let _ = exec.stop(&handle, STOP_GRACE).await;
                     }
                 }
-                changed = cancel_rx.changed(), if !cancelled => {
-                    if changed.is_ok() && *cancel_rx.borrow() {
-                        cancelled = true;
-                        let _ = exec.stop(&handle, STOP_GRACE).await;
-                    }
+                () = &mut cancel_wait, if !cancelled => {
+                    cancelled = true;
+                    let _ = exec.stop(&handle, STOP_GRACE).await;
                 }
             }
             take_events(inner, r, ctl, &batch).await;
@@ -557,7 +591,7 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         if n <= MAX_RESUMES {
             write_atomic(&resumes_path(inner, &job), n.to_string().as_bytes())?;
             let ckpt = rewind_to_checkpoint(inner, r)?;
-            return relaunch(inner, r, ckpt.as_deref()).await;
+            return relaunch(inner, r, ckpt.as_deref(), ctl).await;
         }
     }
     let failure = bad_event.or_else(|| failure_reason(&state, &events));
@@ -638,7 +672,7 @@ fn rewind_to_checkpoint(inner: &Inner, r: &JobRecord) -> Result<Option<String>> 
     Ok(last.map(|(p, _)| p))
 }
 
-async fn relaunch(inner: &Inner, r: &JobRecord, ckpt: Option<&str>) -> Result<()> {
+async fn relaunch(inner: &Inner, r: &JobRecord, ckpt: Option<&str>, ctl: &RunCtl) -> Result<()> {
     if ckpt.is_none() {
         // Nothing to resume from: start the run over.
         let m = mounts(inner, &r.id, &r.spec);
@@ -647,7 +681,7 @@ async fn relaunch(inner: &Inner, r: &JobRecord, ckpt: Option<&str>) -> Result<()
             .map_err(|e| io_err("create the checkpoint directory", &m.checkpoints, e))?;
         write_atomic(&events_path(inner, &r.id), b"")?;
     }
-    stage_and_launch(inner, r, ckpt).await
+    stage_and_launch(inner, r, ckpt, ctl).await
 }
 
 async fn save_logs(inner: &Inner, exec: &dyn Executor, handle: &ExecHandle) {

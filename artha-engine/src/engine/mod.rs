@@ -526,6 +526,8 @@ pub struct Progress {
 struct RunCtl {
     cancel: watch::Sender<bool>,
     progress: watch::Sender<Progress>,
+    /// When this process launched the job's current run (to measure it).
+    launched: Mutex<Option<std::time::Instant>>,
 }
 
 pub(crate) struct Inner {
@@ -564,6 +566,7 @@ impl Inner {
                 Arc::new(RunCtl {
                     cancel: watch::channel(false).0,
                     progress: watch::channel(Progress::default()).0,
+                    launched: Mutex::new(None),
                 })
             })
             .clone()
@@ -968,7 +971,7 @@ impl Engine {
             .with_context("job_id", job.to_string()));
         }
         let ctl = self.inner.run_ctl(job);
-        let _ = ctl.cancel.send(true);
+        ctl.cancel.send_replace(true);
         self.wait(job, |p| p.is_terminal()).await
     }
 

@@ -55,6 +55,11 @@ pub(crate) struct JobArgs {
     /// Steps per proof window.
     #[arg(long)]
     proof_window: Option<u32>,
+    /// A free-form hyper-parameter, `key=value` (repeatable); the runtime
+    /// sees it as `ARTHA_<KEY>` (e.g. `task=regress`, `optimizer=sgd`,
+    /// `hidden=64,32`). Numbers and booleans are typed, the rest are text.
+    #[arg(long = "hyper", value_name = "KEY=VALUE")]
+    hyper: Vec<String>,
     /// Extra environment for the runtime, `KEY=VALUE` (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -137,6 +142,16 @@ fn build_spec(kind: JobKind, a: &JobArgs, engine: &Engine) -> Result<JobSpec, Er
         env.insert(k.to_string(), v.to_string());
     }
     spec.env.extend(env);
+    for kv in &a.hyper {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("--hyper", format!("`{kv}` is not KEY=VALUE")))?;
+        let value = serde_json::from_str::<serde_json::Value>(v)
+            .ok()
+            .filter(|j| j.is_number() || j.is_boolean())
+            .unwrap_or_else(|| serde_json::Value::String(v.to_string()));
+        spec.hyper.extra.insert(k.to_string(), value);
+    }
     spec.budget = match &a.budget {
         Some(b) => b
             .parse()
@@ -273,7 +288,7 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
             || (r.phase == JobPhase::Settled && !r.receipts.iter().any(|x| x.action == "commit"))
         {
             return Err(Error::new(
-                ErrorKind::Internal,
+                ErrorKind::JobFailed,
                 r.reason
                     .unwrap_or_else(|| "the job did not complete".into()),
             )
@@ -551,7 +566,7 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
         say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
         if r.phase != JobPhase::Settled {
             return Err(Error::new(
-                ErrorKind::Internal,
+                ErrorKind::JobFailed,
                 r.reason
                     .unwrap_or_else(|| format!("the job ended {}", r.phase)),
             )

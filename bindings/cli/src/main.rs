@@ -5,7 +5,8 @@
 //!
 //! Exit codes: 0 success, 1 internal error, 2 invalid input (including bad
 //! arguments), 3 not found, 4 conflict (e.g. the home is in use),
-//! 5 unavailable (retry later), 6 insufficient funds, 7 other failures.
+//! 5 unavailable (retry later), 6 insufficient funds, 7 other failures
+//! (a job that failed or was cancelled).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,6 +122,14 @@ enum Command {
     },
     /// Settle every job whose challenge period has passed.
     Settle,
+    /// The native runtime itself (what the engine runs for `mlp`/`logreg`
+    /// jobs): `arthai runtime [train|infer]`, configured by the environment.
+    #[command(hide = true, disable_help_flag = true)]
+    Runtime {
+        /// Arguments for the runtime.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Check a job spec file (JSON) and print every problem with its field.
     SpecCheck {
         /// The spec file.
@@ -165,6 +174,11 @@ fn exit_code(kind: ErrorKind) -> u8 {
 }
 
 fn main() -> ExitCode {
+    // The runtime speaks its own protocol and exit codes (not the CLI's).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("runtime") {
+        return artha_runtime::cli::main(&argv[2..]);
+    }
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
@@ -233,6 +247,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             dataset.as_deref(),
         ),
         Command::Settle => jobs::settle(o, cli.json),
+        Command::Runtime { .. } => Err(Error::invalid(
+            "arguments",
+            "`runtime` must be the first argument (`arthai runtime [train|infer]`)",
+        )),
         Command::SpecCheck { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 Error::new(ErrorKind::InvalidInput, "cannot read the spec file")

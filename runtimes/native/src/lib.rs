@@ -81,6 +81,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod digest;

@@ -564,8 +564,10 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
     sink.log(format!(
         "trained {ran} steps in {secs:.3} s ({rate:.1} steps/s)"
     ))?;
+    // The job's step count: a resumed run counts the steps before its
+    // checkpoint too (the proofs cover the whole job).
     sink.emit(&RuntimeEvent::Complete {
-        steps: ran,
+        steps: first + ran,
         final_weights,
     })?;
     sink.flush()?;

@@ -1,0 +1,539 @@
+//! End-to-end: the `arthai` binary and the engine library on real parts —
+//! the SVDB on disk, the contracts on the embedded EVM, the native runtime
+//! (carried by `arthai runtime`) as real processes.
+//!
+//! (These live with the CLI because cargo builds the `arthai` binary for
+//! its own tests; `tests/README.md` points here.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use artha_core::{
+    Amount, ChainJobStatus, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain,
+};
+use artha_engine::Engine;
+use artha_engine::engine::DockerChoice;
+use artha_engine::jobs::JobPhase;
+use artha_engine::policy::{Credential, Identity};
+
+const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
+
+fn arthai(home: &Path, args: &[&str]) -> Output {
+    Command::new(ARTHAI)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("ARTHA_NATIVE_RUNTIME")
+        .env_remove("ARTHA_RPC_URL")
+        .output()
+        .unwrap()
+}
+
+fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "arthai failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn engine(home: &Path) -> Engine {
+    Engine::builder()
+        .home(home)
+        .native_runtime(ARTHAI, &["runtime"])
+        .docker(DockerChoice::Off)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn blobs_csv(dir: &Path) -> PathBuf {
+    let p = dir.join("blobs.csv");
+    std::fs::write(&p, artha_engine::quickstart::synthetic_dataset(7, 512)).unwrap();
+    p
+}
+
+/// A regression problem whose targets are large enough that SGD at
+/// learning rate 10 diverges after a couple of steps.
+fn diverging_csv(dir: &Path) -> PathBuf {
+    let mut s = String::from("x0,x1,y\n");
+    let mut rng = artha_engine::quickstart::SplitMix64::new(3);
+    for _ in 0..256 {
+        let (a, b) = (rng.next_normal(), rng.next_normal());
+        s.push_str(&format!("{a:.4},{b:.4},{:.4}\n", 1000.0 * a - 500.0 * b));
+    }
+    let p = dir.join("reg.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn train_spec(dataset: artha_core::DatasetId, epochs: u32, window: u32) -> JobSpec {
+    let mut spec = JobSpec::new(
+        JobKind::Train,
+        artha_core::Runtime::Native("mlp".into()),
+        Amount::ZERO,
+    );
+    spec.dataset = Some(InputRef::Id(dataset));
+    spec.hyper.epochs = epochs;
+    spec.hyper.batch_size = 32;
+    spec.hyper.learning_rate = 0.05;
+    spec.hyper.seed = 11;
+    spec.resources.gpus = 1;
+    spec.resources.gpu_memory_mib = 512;
+    spec.resources.max_duration_secs = 600;
+    spec.proof_window = window;
+    spec.budget =
+        artha_core::CostModel::new(Amount::from_wei(artha_engine::engine::DEFAULT_RATE_WEI))
+            .estimate(&spec)
+            .unwrap()
+            .cost;
+    spec
+}
+
+/// Every artifact is retrievable and verifies; every receipt is a mined
+/// transaction at the block recorded; escrow is closed and the operator was
+/// paid exactly the measured GPU-seconds × rate.
+async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
+    let r = e.status(job).unwrap();
+    assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
+    for (i, a) in r.artifacts.iter().enumerate() {
+        let dest = tmp.join(format!("artifact-{i}"));
+        e.store().get(&a.uri.parse().unwrap(), &dest).await.unwrap();
+        assert!(dest.exists(), "{a:?}");
+    }
+    assert!(e.store().verify().await.unwrap().is_ok());
+    for x in &r.receipts {
+        let tx = B256::from(*x.receipt.tx_hash.as_bytes());
+        let mined = e.contracts().backend().receipt(tx).await.unwrap();
+        let mined = mined.unwrap_or_else(|| panic!("{} not on chain", x.action));
+        assert_eq!(mined.block_number, x.receipt.block_number, "{}", x.action);
+    }
+    let (held, closed) = e.escrow(job).await.unwrap();
+    assert_eq!(held, Amount::ZERO);
+    assert!(closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let out = arthai(&home, &["--json", "quickstart"]);
+    let v = ok_json(&out);
+    assert_eq!(v["status"], "settled", "{v:#}");
+    let kinds: Vec<&str> = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    for k in ["checkpoint", "proofs", "model"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let actions: Vec<&str> = v["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["submit", "assign", "commit", "model_register", "finalize"]
+    );
+    let job: JobId = v["job_id"].as_str().unwrap().parse().unwrap();
+
+    // The CLI has exited: the library opens the same home.
+    let e = engine(&home).await;
+    check_settled_job(&e, &job, tmp.path()).await;
+    let r = e.status(&job).unwrap();
+    let secs = r.gpu_seconds.unwrap();
+    assert!(secs >= 1);
+    let c = e.contracts();
+    let million = 1_000_000u128 * 10u128.pow(18);
+    let paid = secs as u128 * artha_engine::engine::DEFAULT_RATE_WEI;
+    // Gas is free on the development chain, so balances are exact.
+    assert_eq!(
+        c.balance(c.accounts.operator).await.unwrap().wei(),
+        million - c.params.min_stake + paid
+    );
+    assert_eq!(
+        c.balance(c.accounts.submitter).await.unwrap().wei(),
+        million - paid
+    );
+    assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
+
+    // Proofs: 3 epochs × 16 steps in windows of 16, checkpoints with CIDs.
+    let m = e.proofs(&job).await.unwrap();
+    assert_eq!(m.steps, 48);
+    assert_eq!(m.window_roots.len(), 3);
+    assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
+
+    // Lineage: the trained model's parent is the initial model.
+    let trained = e.catalog().model_of_job(&job).unwrap().unwrap();
+    let parent = trained.parent.unwrap();
+    let chain_lineage = c.lineage(&trained.id).await.unwrap();
+    assert_eq!(chain_lineage.len(), 2);
+    assert_eq!(
+        chain_lineage[1],
+        artha_engine::chain::contracts::word16(parent.as_bytes())
+    );
+    drop(e);
+
+    // Inference with the trained model over the same rows.
+    let data = blobs_csv(tmp.path());
+    let out = arthai(
+        &home,
+        &[
+            "--json",
+            "infer",
+            "--model",
+            &trained.id.to_string(),
+            "--dataset",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "a path is not a dataset reference");
+    let ds = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "dataset-register",
+            data.to_str().unwrap(),
+            "--name",
+            "rows",
+        ],
+    ));
+    let v = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "infer",
+            "--model",
+            &trained.id.to_string(),
+            "--dataset",
+            ds["id"].as_str().unwrap(),
+        ],
+    ));
+    assert!(
+        ["completed", "settled"].contains(&v["status"].as_str().unwrap()),
+        "{v:#}"
+    );
+    let outputs = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "outputs")
+        .expect("inference outputs stored");
+    let e = engine(&home).await;
+    let dest = tmp.path().join("outputs");
+    e.store()
+        .get(&outputs["uri"].as_str().unwrap().parse().unwrap(), &dest)
+        .await
+        .unwrap();
+    let preds = std::fs::read_to_string(dest.join("predictions.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 513, "header + one line per row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+
+    // Unknown ids.
+    let out = arthai(
+        &home,
+        &[
+            "train",
+            "--dataset",
+            "dataset-00000000000000000000000000000001",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset"));
+    let out = arthai(&home, &["train", "--dataset", "not-an-id"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    let e = engine(&home).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
+        .await
+        .unwrap();
+
+    // A budget below the estimate names the field.
+    let mut spec = train_spec(ds.id, 1, 16);
+    spec.budget = Amount::from_wei(1);
+    let err = e.submit(spec).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("budget"), "{err}");
+
+    // Credentials: forged, expired, over the cap, from an untrusted issuer.
+    let me = Identity::from_seed([9; 32]);
+    let local = e.credential().clone();
+    let mut forged = local.clone();
+    forged.credential.budget_cap = Amount::from_wei(u128::MAX);
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), e.identity(), &forged)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+
+    let stranger = me
+        .issue(Credential {
+            issuer: me.did().clone(),
+            subject: me.did().clone(),
+            budget_cap: Amount::from_wei(u128::MAX),
+            rate_limit_per_minute: 10,
+            not_before: 0,
+            expires_at: u64::MAX,
+        })
+        .unwrap();
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), me.did(), &stranger)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("issuer"), "{err}");
+    assert!(e.list().unwrap().is_empty(), "nothing was recorded");
+
+    // A second engine on the same home: a clear error, in process and from
+    // the CLI.
+    let err = Engine::open(&home).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let out = arthai(&home, &["job-list"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    drop(e);
+    let e = engine(&home).await;
+    assert!(e.list().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(&tmp.path().join("home")).await;
+    let ds = e
+        .register_dataset_path(&diverging_csv(tmp.path()), "reg", "")
+        .await
+        .unwrap();
+    let mut spec = train_spec(ds.id, 5, 4);
+    spec.hyper.learning_rate = 10.0;
+    spec.hyper.batch_size = 16;
+    spec.hyper
+        .extra
+        .insert("task".into(), serde_json::json!("regress"));
+    spec.hyper
+        .extra
+        .insert("optimizer".into(), serde_json::json!("sgd"));
+    let job = e.submit(spec).await.unwrap();
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Failed, "{r:?}");
+    let reason = r.reason.clone().unwrap();
+    assert!(reason.contains("not finite"), "{reason}");
+    assert_eq!(e.gpus().free_count(), 4, "GPU freed");
+    let m = e.proofs(&job).await.unwrap();
+    assert!(m.steps >= 1 && m.steps < 80, "{}", m.steps);
+    assert_eq!(
+        e.contracts().job_status(&job).await.unwrap(),
+        ChainJobStatus::Committed
+    );
+
+    e.dev_advance_time(e.contracts().params.challenge_period_secs + 1)
+        .await
+        .unwrap();
+    assert_eq!(e.settle_due().await.unwrap(), 1);
+    let tmp2 = tmp.path().join("check");
+    std::fs::create_dir_all(&tmp2).unwrap();
+    check_settled_job(&e, &job, &tmp2).await;
+    let r = e.status(&job).unwrap();
+    assert!(r.history.iter().any(|t| t.phase == JobPhase::Failed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(&tmp.path().join("home")).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
+        .await
+        .unwrap();
+
+    // Cancelled before it runs: no step, escrow refunded in full.
+    let early = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
+    let r = e.cancel(&early).await.unwrap();
+    let r = if r.phase == JobPhase::Cancelled {
+        e.wait(&early, |p| p == JobPhase::Settled).await.unwrap()
+    } else {
+        r
+    };
+    assert!(
+        r.history.iter().any(|t| t.phase == JobPhase::Cancelled),
+        "{:?}",
+        r.history
+    );
+    let (held, closed) = e.escrow(&early).await.unwrap();
+    assert!(closed && held == Amount::ZERO);
+
+    // Cancelled while running: its steps are committed.
+    let job = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
+    let mut rx = e.progress(&job).unwrap();
+    tokio::time::timeout(Duration::from_secs(120), rx.wait_for(|p| p.step >= 70))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = e.cancel(&job).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Cancelled, "{:?}", r.history);
+    assert_eq!(e.gpus().free_count(), 4);
+    let m = e.proofs(&job).await.unwrap();
+    assert!(m.steps >= 70 && m.steps < 400 * 16, "{}", m.steps);
+    assert!(
+        r.artifacts.iter().any(|a| a.kind == "checkpoint"),
+        "partial checkpoints kept"
+    );
+    assert_eq!(
+        e.contracts().job_status(&job).await.unwrap(),
+        ChainJobStatus::Committed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_runs_many_jobs_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(&tmp.path().join("home")).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        let mut s = train_spec(ds.id, 2, 8);
+        s.hyper.seed = i;
+        jobs.push(e.submit(s).await.unwrap());
+    }
+    for j in &jobs {
+        let r = e.wait(j, JobPhase::is_terminal).await.unwrap();
+        assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
+    }
+    assert_eq!(e.gpus().free_count(), 4);
+    let roots: std::collections::BTreeSet<_> = {
+        let mut v = Vec::new();
+        for j in &jobs {
+            v.push(e.proofs(j).await.unwrap().job_root);
+        }
+        v.into_iter().collect()
+    };
+    assert_eq!(roots.len(), 6, "different seeds, different proofs");
+}
+
+/// kill -9 of the engine's process mid-training, then a restart: the job
+/// ends completed exactly once on chain, with the same proofs as an
+/// uninterrupted run (the resumed runtime is deterministic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_training_then_restart_completes_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let data = blobs_csv(tmp.path());
+    let ds = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "dataset-register",
+            data.to_str().unwrap(),
+            "--name",
+            "blobs",
+        ],
+    ));
+    let ds_id = ds["id"].as_str().unwrap().to_string();
+    let args = [
+        "train",
+        "--dataset",
+        &ds_id,
+        "--epochs",
+        "150",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0.05",
+        "--seed",
+        "5",
+        "--proof-window",
+        "64",
+        "--max-duration",
+        "600",
+    ];
+    let mut child = Command::new(ARTHAI)
+        .arg("--home")
+        .arg(&home)
+        .args(args)
+        .env_remove("ARTHA_NATIVE_RUNTIME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run is well past its second checkpoint.
+    let runs = home.join("jobs").join("run");
+    let job: JobId = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(dir) = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|d| d.ok())
+        else {
+            continue;
+        };
+        let events =
+            std::fs::read_to_string(dir.path().join("artha/events.jsonl")).unwrap_or_default();
+        if events.matches("\"event\":\"step\"").count() >= 200 {
+            break dir.file_name().to_str().unwrap().parse().unwrap();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+    };
+    nix_kill9(child.id());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+
+    // Restart: the job resumes and completes.
+    let v = ok_json(&arthai(
+        &home,
+        &["--json", "job-status", &job.to_string(), "--wait"],
+    ));
+    assert_eq!(v["status"], "completed", "{v:#}");
+    let actions: Vec<&str> = v["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["submit", "assign", "commit", "model_register"]);
+
+    let e = engine(&home).await;
+    assert_eq!(
+        e.contracts().job_status(&job).await.unwrap(),
+        ChainJobStatus::Committed
+    );
+    let resumed = e.proofs(&job).await.unwrap();
+    assert_eq!(resumed.steps, 150 * 16);
+    let ckpt_steps: Vec<u64> = resumed.checkpoints.iter().map(|c| c.step).collect();
+    let mut dedup = ckpt_steps.clone();
+    dedup.dedup();
+    assert_eq!(ckpt_steps, dedup, "no checkpoint recorded twice");
+
+    // The same job run without interruption gives the same proofs.
+    let spec = e.status(&job).unwrap().spec;
+    let again = e.submit(spec).await.unwrap();
+    let r = e.wait(&again, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Completed);
+    let clean = e.proofs(&again).await.unwrap();
+    assert_eq!(clean.job_root, resumed.job_root);
+    assert_eq!(clean.final_weights, resumed.final_weights);
+}
+
+fn nix_kill9(pid: u32) {
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
