@@ -105,7 +105,7 @@ stage_cli() {
   local home
   home="$(mktemp -d)"
   cargo run --quiet --locked -p arthai -- --home "$home" quickstart --json >"$home/out.json" &&
-    grep -q '"cid": "b3:' "$home/out.json" &&
+    grep -q '"status": "settled"' "$home/out.json" &&
     cargo run --quiet --locked -p arthai -- --home "$home" quickstart >/dev/null
   local rc=$?
   rm -rf "$home"
