@@ -886,6 +886,26 @@ impl Engine {
         let _ = inner.outbox.flush().await;
         let unfinished = inner.ledger.unfinished()?;
         inner.gpus.retain(&unfinished)?;
+        // Containers and processes of this engine's jobs that the ledger
+        // does not know as the job's current run (launched just before a
+        // crash, or left over) are stopped and removed; the driver relaunches
+        // what should run. Other engines' jobs (other homes) are left alone.
+        let mut executors: Vec<&dyn artha_core::Executor> = vec![&inner.process];
+        #[cfg(feature = "docker")]
+        if let Some(d) = &inner.docker {
+            executors.push(d);
+        }
+        for exec in executors {
+            for h in exec.list().await.unwrap_or_default() {
+                let Ok(r) = inner.ledger.get(&h.job_id) else {
+                    continue;
+                };
+                if r.phase.is_terminal() || r.exec.as_ref() != Some(&h) {
+                    let _ = exec.stop(&h, Duration::from_secs(2)).await;
+                    let _ = exec.remove(&h).await;
+                }
+            }
+        }
         for job in unfinished {
             self.spawn_driver(job);
         }
