@@ -233,13 +233,25 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
             .map(|u| *u.cid())
             .collect(),
         region: None,
-        min_stake: artha_core::Amount::ZERO,
+        min_stake: artha_core::Amount::from_wei(inner.contracts.params.min_stake),
     };
     // Wait in the queue while the node's GPUs are taken; fail only when the
     // job can never fit.
+    // The node's standing comes from NodeCertRegistry (active, certified,
+    // staked); its capacity from the GPU allocator.
+    let certified = inner.contracts.node_eligible(&inner.node).await?;
+    if !certified {
+        return Err(Error::new(
+            ErrorKind::ResourceExhausted,
+            "no eligible node: this node is not active, certified and staked on NodeCertRegistry",
+        )
+        .with_context("node_id", inner.node.to_string()));
+    }
     let mut delay = Duration::from_millis(50);
     let gpus = loop {
-        let view = node_view(inner, spec);
+        let mut view = node_view(inner, spec);
+        view.certified = certified;
+        view.stake = artha_core::Amount::from_wei(inner.contracts.params.min_stake);
         let placed = WeightedScheduler.place(&req, &[view]).await.and_then(|p| {
             inner
                 .gpus

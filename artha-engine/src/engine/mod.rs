@@ -870,8 +870,21 @@ impl Engine {
         let inner = self.inner.clone();
         let ctl = inner.run_ctl(&job);
         tokio::spawn(async move {
-            if let Err(e) = driver::drive(&inner, job, &ctl).await {
-                driver::fail_hard(&inner, &job, &e).await;
+            // A retryable error (the chain or Docker briefly unavailable)
+            // retries from the ledger's phase; others fail the job.
+            let mut delay = Duration::from_millis(500);
+            for attempt in 0.. {
+                match driver::drive(&inner, job, &ctl).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retryable() && attempt < 12 => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                    Err(e) => {
+                        driver::fail_hard(&inner, &job, &e).await;
+                        break;
+                    }
+                }
             }
             ctl.progress.send_modify(|p| {
                 p.phase = inner.ledger.get(&job).ok().map(|r| r.phase);
