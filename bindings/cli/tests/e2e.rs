@@ -352,6 +352,52 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = engine(&tmp.path().join("home")).await;
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
+    let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
+    let r = e.wait(&job, |p| p == JobPhase::Settled).await.unwrap();
+    assert!(
+        r.history.iter().any(|t| t.phase == JobPhase::Failed),
+        "{:?}",
+        r.history
+    );
+    let failed = r
+        .history
+        .iter()
+        .find(|t| t.phase == JobPhase::Failed)
+        .and_then(|t| t.reason.clone())
+        .unwrap();
+    assert!(
+        failed.contains("line 3"),
+        "the reason names the bad line: {failed}"
+    );
+    assert_eq!(
+        r.receipts
+            .iter()
+            .map(|x| x.action.as_str())
+            .collect::<Vec<_>>(),
+        ["submit", "assign", "fail"]
+    );
+    assert_eq!(
+        e.contracts().job_status(&job).await.unwrap(),
+        ChainJobStatus::Failed
+    );
+    let (held, closed) = e.escrow(&job).await.unwrap();
+    assert!(closed && held == Amount::ZERO);
+    let c = e.contracts();
+    assert_eq!(
+        c.balance(c.accounts.submitter).await.unwrap().wei(),
+        1_000_000u128 * 10u128.pow(18),
+        "refunded in full"
+    );
+    assert_eq!(e.gpus().free_count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
     let tmp = tempfile::tempdir().unwrap();
     let e = engine(&tmp.path().join("home")).await;
@@ -373,8 +419,21 @@ async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
         "{:?}",
         r.history
     );
+    assert_eq!(r.phase, JobPhase::Settled);
+    assert!(!r.receipts.iter().any(|x| x.action == "commit"));
     let (held, closed) = e.escrow(&early).await.unwrap();
-    assert!(closed && held == Amount::ZERO);
+    assert_eq!(held, Amount::ZERO);
+    if r.receipts.iter().any(|x| x.action == "submit") {
+        // It reached the chain: escrow was locked, then refunded in full.
+        assert!(closed);
+        assert_eq!(
+            e.contracts().job_status(&early).await.unwrap(),
+            ChainJobStatus::Failed
+        );
+    } else {
+        // Cancelled before the chain heard of it: nothing was locked.
+        assert!(e.contracts().job_status(&early).await.is_err());
+    }
 
     // Cancelled while running: its steps are committed.
     let job = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
