@@ -11,6 +11,7 @@
 //! | `model` | the [`ModelConfig`] as JSON |
 //! | `weights_digest` | named-tensor digest of the parameters (checked on load) |
 //! | `train` | a [`TrainState`] as JSON (absent in a weights-only file) |
+//! | `optimizer_digest` | with `train`: named-tensor digest of the `optim.*` tensors, in file order (checked on load) |
 //!
 //! The random stream needs no saved state (it is addressed by seed and
 //! step, see [`crate::rng`]), so `train.step` is the whole "RNG position".
@@ -26,6 +27,7 @@ use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::NamedDigest;
 use crate::kernels::tensor_err;
 use crate::model::{Model, ModelConfig};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -113,11 +115,15 @@ pub fn save(
     meta.insert("weights_digest".into(), digest.to_string());
     if let Some((opt, state)) = training {
         let slots = opt.config().state_slots();
+        let mut od = NamedDigest::new();
         for (n, st) in model.names().iter().zip(opt.state()) {
             for (slot, t) in slots.iter().zip(st) {
-                blobs.push((format!("optim.{slot}.{n}"), t.dims().to_vec(), host_f32(t)?));
+                let name = format!("optim.{slot}.{n}");
+                od.push_tensor(&name, t)?;
+                blobs.push((name, t.dims().to_vec(), host_f32(t)?));
             }
         }
+        meta.insert("optimizer_digest".into(), od.finish()?.to_string());
         meta.insert("train".into(), json(state)?);
     }
     let bytes = encode(blobs, &meta)?;
@@ -300,16 +306,27 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let optimizer = match &train {
         Some(t) => {
             let slots = t.optimizer.state_slots();
-            let state = model
-                .names()
-                .iter()
-                .map(|n| {
-                    slots
-                        .iter()
-                        .map(|s| tensor_from(path, &st, &format!("optim.{s}.{n}"), device))
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let claimed: Blake3Digest = parse("optimizer_digest")?
+                .parse()
+                .map_err(|e: Error| corrupt(path, format!("metadata `optimizer_digest`: {e}")))?;
+            let mut od = NamedDigest::new();
+            let mut state = Vec::with_capacity(model.names().len());
+            for n in model.names() {
+                let mut per = Vec::with_capacity(slots.len());
+                for s in slots {
+                    let name = format!("optim.{s}.{n}");
+                    let t = tensor_from(path, &st, &name, device)?;
+                    od.push_tensor(&name, &t)?;
+                    per.push(t);
+                }
+                state.push(per);
+            }
+            if od.finish()? != claimed {
+                return Err(corrupt(
+                    path,
+                    "optimizer state does not match the checkpoint's optimizer_digest",
+                ));
+            }
             Some(
                 Optimizer::restore(t.optimizer.clone(), t.optimizer_t, state)
                     .map_err(|e| corrupt(path, e.to_string()))?,
@@ -433,7 +450,10 @@ mod tests {
     /// safetensors reader accepts it, and it checks sizes.
     #[test]
     fn encoding_is_the_safetensors_layout_and_reproducible() {
-        let a: Vec<u8> = [1.0f32, -2.0, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let a: Vec<u8> = [1.0f32, -2.0, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let b: Vec<u8> = [3.0f32; 4].iter().flat_map(|v| v.to_le_bytes()).collect();
         let tensors = vec![
             ("z.weight".to_string(), vec![2, 2], b.clone()),
@@ -443,7 +463,10 @@ mod tests {
         let ours = encode(tensors.clone(), &one).unwrap();
         let theirs = safetensors::serialize(
             [
-                ("z.weight", TensorView::new(Dtype::F32, vec![2, 2], &b).unwrap()),
+                (
+                    "z.weight",
+                    TensorView::new(Dtype::F32, vec![2, 2], &b).unwrap(),
+                ),
                 ("a.bias", TensorView::new(Dtype::F32, vec![3], &a).unwrap()),
             ],
             Some(one.clone().into_iter().collect()),

@@ -19,10 +19,68 @@
 //! helper (`runtimes/python/artha_runtime`) computes the same bytes; the
 //! shared vectors are in `runtimes/vectors.json`.
 
-use artha_core::{Blake3Digest, DType, Result};
-use candle_core::Tensor;
+use artha_core::hash::TENSOR_DOMAIN;
+use artha_core::{Blake3Digest, DType, Error, ErrorKind, Result};
+use candle_core::{CpuStorage, Storage, Tensor};
 
 use crate::kernels::tensor_err;
+
+/// From this many bytes on, tensor data is hashed on the rayon pool
+/// (`blake3::Hasher::update_rayon`: the same digest, computed on several
+/// cores). Below it, splitting costs more than it saves.
+pub const PAR_HASH_MIN: usize = 1 << 20;
+
+/// The canonical tensor digest ([`artha_core::tensor_digest`]) of `f32`
+/// values, hashed straight from the slice: on little-endian machines the
+/// in-memory bytes *are* the canonical little-endian encoding, so nothing
+/// is copied, and large tensors are hashed on several cores. The result is
+/// bit-identical to `tensor_digest(DType::F32, shape, le_bytes(values))`.
+pub fn f32_digest(shape: &[usize], values: &[f32]) -> Result<Blake3Digest> {
+    let elems = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::invalid("shape", "element count overflows"))?;
+    if elems != values.len() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} values do not fill shape {shape:?}", values.len()),
+        )
+        .with_context("field", "data"));
+    }
+    let rank =
+        u32::try_from(shape.len()).map_err(|_| Error::invalid("shape", "rank overflows u32"))?;
+    let mut h = blake3::Hasher::new();
+    h.update(TENSOR_DOMAIN);
+    h.update(&[DType::F32.code()]);
+    h.update(&rank.to_le_bytes());
+    for &d in shape {
+        h.update(&(d as u64).to_le_bytes());
+    }
+    update_le(&mut h, values);
+    Ok(h.finalize().into())
+}
+
+#[cfg(target_endian = "little")]
+fn update_le(h: &mut blake3::Hasher, values: &[f32]) {
+    let bytes: &[u8] = bytemuck::cast_slice(values);
+    if bytes.len() >= PAR_HASH_MIN {
+        h.update_rayon(bytes);
+    } else {
+        h.update(bytes);
+    }
+}
+
+#[cfg(not(target_endian = "little"))]
+fn update_le(h: &mut blake3::Hasher, values: &[f32]) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for chunk in values.chunks(4096) {
+        buf.clear();
+        for v in chunk {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        h.update(&buf);
+    }
+}
 
 /// Domain tag of a named-tensor digest.
 pub const NAMED_DOMAIN: &[u8; 23] = b"artha-named-tensors-v1\0";
@@ -47,12 +105,7 @@ impl NamedDigest {
 
     /// Adds an `f32` tensor.
     pub fn push_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<()> {
-        self.scratch.clear();
-        self.scratch.reserve(values.len() * 4);
-        for v in values {
-            self.scratch.extend_from_slice(&v.to_le_bytes());
-        }
-        let d = artha_core::tensor_digest(DType::F32, &dims(shape), &self.scratch)?;
+        let d = f32_digest(shape, values)?;
         self.push_digest(name, d);
         Ok(())
     }
@@ -68,8 +121,20 @@ impl NamedDigest {
         Ok(())
     }
 
-    /// Adds an `f32` candle tensor (read back from its device).
+    /// Adds an `f32` candle tensor: hashed in place when it is a
+    /// contiguous CPU tensor, else read back from its device first.
     pub fn push_tensor(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        {
+            let (storage, layout) = t.storage_and_layout();
+            if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
+                (&*storage, layout.contiguous_offsets())
+                && let Some(values) = v.get(start..end)
+            {
+                let d = f32_digest(t.dims(), values)?;
+                self.push_digest(name, d);
+                return Ok(());
+            }
+        }
         let values = t
             .flatten_all()
             .and_then(|f| f.to_vec1::<f32>())
@@ -152,6 +217,51 @@ mod tests {
                 case["comment"]
             );
         }
+    }
+
+    /// The in-place (and, for large tensors, parallel) hashing gives the
+    /// canonical digest of artha-core, for CPU tensors in place, strided
+    /// tensors and plain slices alike.
+    #[test]
+    fn f32_digest_is_the_canonical_tensor_digest() {
+        let s = crate::rng::Stream::new(5, "test", 0);
+        for shape in [
+            vec![],
+            vec![0],
+            vec![3],
+            vec![7, 5],
+            vec![300, 257],
+            vec![2, 3, 50_000],
+        ] {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n as u64).map(|i| s.f32_at(i) - 0.5).collect();
+            let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let want = artha_core::tensor_digest(DType::F32, &dims(&shape), &le).unwrap();
+            assert_eq!(f32_digest(&shape, &v).unwrap(), want, "{shape:?}");
+            let t =
+                Tensor::from_vec(v.clone(), shape.as_slice(), &candle_core::Device::Cpu).unwrap();
+            let mut a = NamedDigest::new();
+            a.push_tensor("t", &t).unwrap();
+            let mut b = NamedDigest::new();
+            b.push_digest("t", want);
+            assert_eq!(a.finish().unwrap(), b.finish().unwrap(), "{shape:?}");
+        }
+        // A transposed (non-contiguous) tensor is read back in row-major order.
+        let t = Tensor::from_vec(
+            (0..6).map(|i| i as f32).collect::<Vec<_>>(),
+            (2, 3),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+        .t()
+        .unwrap();
+        let mut a = NamedDigest::new();
+        a.push_tensor("t", &t).unwrap();
+        let mut b = NamedDigest::new();
+        b.push_f32("t", &[3, 2], &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0])
+            .unwrap();
+        assert_eq!(a.finish().unwrap(), b.finish().unwrap());
+        assert!(f32_digest(&[2, 2], &[1.0; 3]).is_err());
     }
 
     #[test]

@@ -68,7 +68,9 @@
 //!   identically everywhere).
 //! - Checkpoints carry the weights, the optimizer state and its step count
 //!   ([`checkpoint`]); resuming from the checkpoint after step `k` yields
-//!   steps `k+1…` identical to an uninterrupted run.
+//!   steps `k+1…` identical to an uninterrupted run. Checkpoint files are
+//!   byte-for-byte reproducible (sorted metadata), so the same job gives
+//!   the same checkpoint CIDs.
 //! - With `--features cuda` the model runs on a GPU through candle's CUDA
 //!   kernels: faster, deterministic per GPU model, but not bit-equal to the
 //!   CPU path; audits replay on CPU.
@@ -77,7 +79,11 @@
 //!
 //! See [`digest`]: the gradient, weight and batch digests of a step record
 //! are named-tensor digests over canonical tensor digests, reproduced by
-//! the Python helper for PyTorch runtimes.
+//! the Python helper for PyTorch runtimes. On CPU they are computed as a
+//! task on the rayon pool while the next step runs ([`train::Recorder`]);
+//! `step` events still come out in step order, each before the checkpoint
+//! event that follows it. What recording costs is in `docs/BENCHMARKS.md`
+//! ("Native runtime").
 #![deny(missing_docs)]
 
 pub mod checkpoint;

@@ -365,7 +365,7 @@ mod tests {
             let base: Vec<f32> = model.params()[p].flatten_all().unwrap().to_vec1().unwrap();
             for i in 0..base.len() {
                 let eps = 1e-2f32;
-                let mut probe = |delta: f32| {
+                let probe = |delta: f32| {
                     let mut v = base.clone();
                     v[i] += delta;
                     let mut m = model.clone();
