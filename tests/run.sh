@@ -14,8 +14,10 @@ cd "$ROOT"
 . "$ROOT/tests/lib/images.sh"
 # shellcheck source=lib/anvil.sh
 . "$ROOT/tests/lib/anvil.sh"
+# shellcheck source=lib/torch_image.sh
+. "$ROOT/tests/lib/torch_image.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts examples cli"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -60,8 +62,14 @@ prereqs() {
   # A Docker daemon (Debian docker.io, started in the background) and the
   # locally built test image the executor suite runs.
   need dockerd "docker info" "docker_up" || ok=1
+  # The test venv (pytest, moto, numpy, blake3).
+  ensure_venv || ok=1
   if docker info >/dev/null 2>&1; then
     ARTHA_TESTRT_IMAGE="$(testrt_image)" && export ARTHA_TESTRT_IMAGE || ok=1
+    # The PyTorch runtime image (Debian packages, debootstrap + docker
+    # import, ~2 min once per machine): the torch e2e job and the
+    # runtimes stage run it.
+    ARTHA_TORCH_IMAGE="$(torch_image)" && export ARTHA_TORCH_IMAGE || ok=1
   fi
   # anvil (npm @foundry-rs/anvil, pinned in contracts/) on loopback for the
   # JSON-RPC chain suite; stopped when this script exits.
@@ -99,6 +107,15 @@ stage_store_s3() {
   return $rc
 }
 stage_contracts() { bash contracts/test.sh; }
+# The Python runtime helper (pytest), the torch image running train.py under
+# Docker against the native runtime, and the native runtime's static musl
+# build in its FROM-scratch image, bit for bit against the host build.
+stage_runtimes() {
+  cargo build --quiet --locked -p artha-runtime &&
+    ARTHA_NATIVE_RUNTIME="$ROOT/target/debug/artha-runtime" \
+      "$ARTHA_VENV/bin/python" -m pytest -q runtimes/python/tests &&
+    native_image_test
+}
 stage_examples() { cargo run --quiet --locked -p artha-core --example proofs; }
 stage_cli() {
   # The README's main command, on a throw-away home.
@@ -130,6 +147,7 @@ run_stage wasm stage_wasm
 run_stage gpu-feature stage_gpu_feature
 run_stage store-s3 stage_store_s3
 if [ -f contracts/test.sh ]; then run_stage contracts stage_contracts; fi
+run_stage runtimes stage_runtimes
 run_stage examples stage_examples
 run_stage cli stage_cli
 
