@@ -278,6 +278,11 @@ impl Policy {
         }
     }
 
+    /// Trusts `issuer` as well.
+    pub fn trust(&mut self, issuer: Did) {
+        self.trusted.insert(issuer);
+    }
+
     /// The embedded default: loads or creates the local identity at
     /// `key_path`, trusts it, and returns it with a credential it issued
     /// itself (cap `budget_cap`, 600 submissions a minute, valid ten years

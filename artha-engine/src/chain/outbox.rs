@@ -189,6 +189,17 @@ impl<C: ProofChain> Outbox<C> {
         self.entries.lock().await.clone()
     }
 
+    /// Whether the write `action` (`submit`, `commit`, …) of `job` is known
+    /// to be on chain — seen mined, or found there after a crash (then
+    /// without a receipt).
+    pub async fn is_done(&self, job: &JobId, action: &str) -> bool {
+        self.entries.lock().await.iter().any(|e| {
+            e.write.job() == *job
+                && e.write.name() == action
+                && matches!(e.state, State::Done { .. })
+        })
+    }
+
     /// Writes `w`: recorded first, then sent. Returns the receipt (`None`
     /// when the effect was found on chain already). A retryable failure
     /// leaves it pending (see [`flush`](Self::flush)) and is returned.

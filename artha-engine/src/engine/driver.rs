@@ -116,6 +116,13 @@ fn add_receipt(inner: &Inner, job: &JobId, action: &str, r: Option<Receipt>) -> 
     inner.ledger.add_receipt(job, action, r)
 }
 
+/// Whether the job's results are committed on chain: a `commit` receipt,
+/// or a commit the outbox found on chain after a crash between sending it
+/// and recording it (such a write has no receipt to show).
+pub(crate) async fn committed(inner: &Inner, r: &JobRecord) -> bool {
+    r.receipts.iter().any(|x| x.action == "commit") || inner.outbox.is_done(&r.id, "commit").await
+}
+
 fn add_artifact(inner: &Inner, job: &JobId, kind: &str, name: &str, uri: &ArthaUri) -> Result<()> {
     let rec = inner.ledger.get(job)?;
     if rec
@@ -249,7 +256,7 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
     }
     let mut delay = Duration::from_millis(50);
     let gpus = loop {
-        let mut view = node_view(inner, spec);
+        let mut view = node_view(inner, &job, spec);
         view.certified = certified;
         view.stake = artha_core::Amount::from_wei(inner.contracts.params.min_stake);
         let placed = WeightedScheduler.place(&req, &[view]).await.and_then(|p| {
@@ -285,7 +292,7 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         .transition(&job, JobPhase::Accepted, JobPhase::Scheduled, None)
 }
 
-fn node_view(inner: &Inner, spec: &JobSpec) -> artha_core::NodeView {
+fn node_view(inner: &Inner, job: &JobId, spec: &JobSpec) -> artha_core::NodeView {
     let inv = inner.gpus.inventory();
     let mut runtimes: Vec<&str> = NATIVE_RUNTIMES.to_vec();
     if let (Runtime::Image(img), true) = (&spec.runtime, inner.docker.is_some()) {
@@ -298,7 +305,9 @@ fn node_view(inner: &Inner, spec: &JobSpec) -> artha_core::NodeView {
         &runtimes,
         inner.cost.rate_per_gpu_second,
     );
-    v.gpus_free = inner.gpus.free_count();
+    // GPUs this job already holds (allocated before a crash) count as free
+    // for it: allocating again returns the same indices.
+    v.gpus_free = inner.gpus.free_count() + inner.gpus.held_by(job).len() as u32;
     v.region = inner.region.clone();
     v
 }
@@ -432,6 +441,15 @@ async fn stage_and_launch(
         for d in [&m.checkpoints, &m.artha] {
             std::fs::create_dir_all(d).map_err(|e| io_err("create a job directory", d, e))?;
         }
+    }
+    if r.phase == JobPhase::Staging && *ctl.cancel.borrow() {
+        // Cancelled while its inputs were staged: it never starts.
+        return inner.ledger.transition(
+            &job,
+            JobPhase::Staging,
+            JobPhase::Cancelled,
+            Some("cancelled by the submitter during staging"),
+        );
     }
     let exec = executor(inner, &r.spec.runtime)?;
     let launched = Instant::now();
@@ -606,7 +624,19 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
             return relaunch(inner, r, ckpt.as_deref(), ctl).await;
         }
     }
-    let failure = bad_event.or_else(|| failure_reason(&state, &events));
+    // A run re-attached after a restart ends as `Lost` (its exit status
+    // went to the engine that launched it); its events tell: `complete`
+    // and no `error` is a finished run.
+    let reported_error = events
+        .iter()
+        .any(|e| matches!(e, RuntimeEvent::Error { .. }));
+    let failure = bad_event.or_else(|| {
+        if lost && completed && !reported_error {
+            None
+        } else {
+            failure_reason(&state, &events)
+        }
+    });
     let (to, reason) = if cancelled {
         (
             JobPhase::Cancelled,
@@ -934,7 +964,7 @@ pub(crate) async fn manifest_of(inner: &Inner, job: &JobId) -> Result<ProofManif
 async fn close(inner: &Inner, r: &JobRecord) -> Result<()> {
     let job = r.id;
     inner.gpus.release(&job)?;
-    if r.receipts.iter().any(|x| x.action == "commit") || r.phase == JobPhase::Settled {
+    if r.phase == JobPhase::Settled || committed(inner, r).await {
         return settle_due(inner).await.map(|_| ());
     }
     let status = match artha_core::ProofChain::job_status(&*inner.contracts, &job).await {
@@ -976,7 +1006,7 @@ pub(crate) async fn settle_due(inner: &Inner) -> Result<usize> {
         .list(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled])?
     {
         let r = inner.ledger.get(&job)?;
-        if !r.receipts.iter().any(|x| x.action == "commit") {
+        if !committed(inner, &r).await {
             continue;
         }
         match chain_write(inner, &job, Write::Finalize { job }).await {

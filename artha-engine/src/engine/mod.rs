@@ -127,6 +127,7 @@ pub struct EngineBuilder {
     poll: Duration,
     settle_interval: Duration,
     region: String,
+    trusted: Vec<Did>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -154,6 +155,7 @@ impl Default for EngineBuilder {
             poll: Duration::from_millis(50),
             settle_interval: Duration::from_secs(10),
             region: "local".into(),
+            trusted: Vec::new(),
         }
     }
 }
@@ -237,6 +239,22 @@ impl EngineBuilder {
         self
     }
 
+    /// Trusts `issuer`'s credentials too (the local identity is always
+    /// trusted).
+    #[must_use]
+    pub fn trust(mut self, issuer: Did) -> Self {
+        self.trusted.push(issuer);
+        self
+    }
+
+    /// The largest budget per job of the local identity's own credential
+    /// (default 1 000 000 ARTH).
+    #[must_use]
+    pub fn budget_cap(mut self, cap: Amount) -> Self {
+        self.budget_cap = cap;
+        self
+    }
+
     /// How often due jobs are settled in the background (default 10 s).
     #[must_use]
     pub fn settle_interval(mut self, every: Duration) -> Self {
@@ -256,8 +274,11 @@ impl EngineBuilder {
         let ledger = JobLedger::open(&home.dir("jobs").join("ledger.db"))?;
         let catalog = Catalog::open(&home.dir("jobs").join("catalog.db"))?;
         let now = now_ms() / 1000;
-        let (policy, identity, credential) =
+        let (mut policy, identity, credential) =
             Policy::local(&home.dir("keys").join("identity.key"), self.budget_cap, now)?;
+        for did in self.trusted {
+            policy.trust(did);
+        }
         let node = NodeId::derive(&[b"node", identity.did().as_str().as_bytes()]);
 
         let (contracts, dev) = match self.chain {
@@ -321,19 +342,21 @@ impl EngineBuilder {
             poll: self.poll,
             runs: Mutex::new(HashMap::new()),
             settle: tokio::sync::Mutex::new(()),
+            tasks: Mutex::new(Vec::new()),
         });
         inner.register_node().await?;
         let engine = Engine { inner };
         engine.resume_unfinished().await?;
         let weak = Arc::downgrade(&engine.inner);
         let every = self.settle_interval;
-        tokio::spawn(async move {
+        let settler = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(inner) = weak.upgrade() else { break };
                 let _ = driver::settle_due(&inner).await;
             }
         });
+        engine.inner.track(settler);
         Ok(engine)
     }
 }
@@ -552,11 +575,21 @@ pub(crate) struct Inner {
     poll: Duration,
     runs: Mutex<HashMap<JobId, Arc<RunCtl>>>,
     settle: tokio::sync::Mutex<()>,
+    /// The tasks driving jobs and settling in the background (aborted by
+    /// [`Engine::shutdown`]).
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Inner {
     fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<RunCtl>>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `task` for [`Engine::shutdown`] (and forgets finished ones).
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 
     fn run_ctl(&self, job: &JobId) -> Arc<RunCtl> {
@@ -648,6 +681,18 @@ impl Engine {
     /// The local identity.
     pub fn identity(&self) -> &Did {
         self.inner.identity.did()
+    }
+
+    /// Issues `credential` signed by the local identity, which this engine
+    /// trusts — how a node operator admits another submitter (its
+    /// `subject`) with a budget cap, a rate limit and a validity window.
+    /// The issuer field is set to the local identity.
+    pub fn issue_credential(
+        &self,
+        mut credential: crate::policy::Credential,
+    ) -> Result<SignedCredential> {
+        credential.issuer = self.inner.identity.did().clone();
+        self.inner.identity.issue(credential)
     }
 
     /// The local identity's self-issued credential.
@@ -869,7 +914,7 @@ impl Engine {
     fn spawn_driver(&self, job: JobId) {
         let inner = self.inner.clone();
         let ctl = inner.run_ctl(&job);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // A retryable error (the chain or Docker briefly unavailable)
             // retries from the ledger's phase; others fail the job.
             let mut delay = Duration::from_millis(500);
@@ -890,6 +935,7 @@ impl Engine {
                 p.phase = inner.ledger.get(&job).ok().map(|r| r.phase);
             });
         });
+        self.inner.track(task);
     }
 
     async fn resume_unfinished(&self) -> Result<()> {
@@ -921,6 +967,18 @@ impl Engine {
         }
         for job in unfinished {
             self.spawn_driver(job);
+        }
+        // Ended jobs not yet closed (the engine died between the end and the
+        // refund) are closed now; committed ones are settled when due.
+        for job in
+            inner
+                .ledger
+                .list(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled])?
+        {
+            let r = inner.ledger.get(&job)?;
+            if !driver::committed(inner, &r).await {
+                self.spawn_driver(job);
+            }
         }
         let _ = driver::settle_due(inner).await;
         Ok(())
@@ -1047,8 +1105,24 @@ impl Engine {
         self.inner.contracts.backend().increase_time(secs).await
     }
 
-    /// Stops driving jobs in this process (they resume on the next open).
-    pub fn shutdown(self) {}
+    /// Stops this engine: the tasks driving jobs and settling are aborted
+    /// (at an await point, so every ledger and outbox write is whole) and
+    /// waited for, and the home is unlocked once the last clone of this
+    /// handle is dropped. Runtimes keep running — processes in their own
+    /// process groups, containers under dockerd — and the next
+    /// [`Engine::open`] of the home re-attaches to them (or resumes a job
+    /// from its last checkpoint when its runtime is gone), exactly as after
+    /// a crash.
+    pub async fn shutdown(self) {
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 fn check_name(field: &str, value: &str) -> Result<()> {

@@ -16,6 +16,9 @@ use clap::Args;
 
 use crate::storage::{print_json, runtime};
 
+/// The per-GPU memory floor `--gpus` implies when `--gpu-memory` is absent.
+const DEFAULT_GPU_MEMORY_MIB: u64 = 1024;
+
 /// Options shared by `train` and `infer`.
 #[derive(Debug, Args)]
 pub(crate) struct JobArgs {
@@ -46,6 +49,9 @@ pub(crate) struct JobArgs {
     /// GPUs.
     #[arg(long)]
     gpus: Option<u32>,
+    /// Memory each GPU must have, MiB (default with `--gpus`: 1024).
+    #[arg(long, value_name = "MIB")]
+    gpu_memory: Option<u64>,
     /// Longest run, seconds (bounds the budget: devices × seconds × rate).
     #[arg(long)]
     max_duration: Option<u64>,
@@ -63,8 +69,9 @@ pub(crate) struct JobArgs {
     /// Extra environment for the runtime, `KEY=VALUE` (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Return once submitted instead of following the job to its end (the
-    /// job runs while an engine has the home open, e.g. `arthai serve`).
+    /// Return once submitted instead of following the job to its end. The
+    /// job is driven while an engine has the home open: the next `arthai`
+    /// command on this home (e.g. `job-status --wait`) carries it on.
     #[arg(long)]
     detach: bool,
 }
@@ -127,6 +134,13 @@ fn build_spec(kind: JobKind, a: &JobArgs, engine: &Engine) -> Result<JobSpec, Er
     }
     if let Some(v) = a.gpus {
         spec.resources.gpus = v;
+    }
+    if let Some(v) = a.gpu_memory {
+        spec.resources.gpu_memory_mib = v;
+    } else if spec.resources.gpus > 0 && spec.resources.gpu_memory_mib == 0 {
+        // `--gpus N` alone asks for any N GPUs, as `docker run --gpus N`
+        // does; the spec itself needs a per-GPU memory floor.
+        spec.resources.gpu_memory_mib = DEFAULT_GPU_MEMORY_MIB;
     }
     if let Some(v) = a.max_duration {
         spec.resources.max_duration_secs = v;

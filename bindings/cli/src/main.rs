@@ -5,8 +5,11 @@
 //!
 //! Exit codes: 0 success, 1 internal error, 2 invalid input (including bad
 //! arguments), 3 not found, 4 conflict (e.g. the home is in use),
-//! 5 unavailable (retry later), 6 insufficient funds, 7 other failures
-//! (a job that failed or was cancelled).
+//! 5 unavailable (retry later), 6 insufficient funds (budget below the
+//! estimate), 7 the job failed or was cancelled, 8 refused by policy
+//! (credential forged, expired, untrusted, for another subject, or a
+//! budget over its cap), 9 over a limit (rate limit, no node with room).
+//! Anything else (corrupted data, a chain revert) is 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -169,7 +172,10 @@ fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Conflict | ErrorKind::AlreadyExists => 4,
         ErrorKind::Unavailable | ErrorKind::Timeout => 5,
         ErrorKind::InsufficientFunds => 6,
-        _ => 7,
+        ErrorKind::JobFailed | ErrorKind::Cancelled => 7,
+        ErrorKind::PermissionDenied => 8,
+        ErrorKind::ResourceExhausted => 9,
+        _ => 1,
     }
 }
 

@@ -297,7 +297,63 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.to_string().contains("issuer"), "{err}");
+
+    // Credentials the trusted local identity issued to another submitter:
+    // expired, and with a cap below the job's budget.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let budget = train_spec(ds.id, 1, 16).budget;
+    let issue = |cap: Amount, rate: u32, expires_at: u64| {
+        e.issue_credential(Credential {
+            issuer: me.did().clone(),
+            subject: me.did().clone(),
+            budget_cap: cap,
+            rate_limit_per_minute: rate,
+            not_before: 0,
+            expires_at,
+        })
+        .unwrap()
+    };
+    let expired = issue(budget, 10, now - 60);
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), me.did(), &expired)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.context_value("field"), Some("credential.expires_at"));
+    let small = issue(Amount::from_wei(budget.wei() - 1), 10, now + 3600);
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), me.did(), &small)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.context_value("field"), Some("budget"));
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), e.identity(), &small)
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_value("field"), Some("credential.subject"));
     assert!(e.list().unwrap().is_empty(), "nothing was recorded");
+
+    // One submission a minute: the second is refused, retryably.
+    let once = issue(budget, 1, now + 3600);
+    let job = e
+        .submit_as(train_spec(ds.id, 1, 16), me.did(), &once)
+        .await
+        .unwrap();
+    let err = e
+        .submit_as(train_spec(ds.id, 1, 16), me.did(), &once)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+    assert!(err.is_retryable() && err.to_string().contains("rate limit"));
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
+    assert_eq!(r.submitter, me.did().as_str());
+    assert_eq!(e.list().unwrap().len(), 1, "only the admitted job");
+    e.clone().shutdown().await;
 
     // A second engine on the same home: a clear error, in process and from
     // the CLI.
@@ -307,7 +363,7 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     drop(e);
     let e = engine(&home).await;
-    assert!(e.list().unwrap().is_empty());
+    assert_eq!(e.list().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,16 +542,34 @@ async fn one_engine_runs_many_jobs_at_once() {
     assert_eq!(roots.len(), 6, "different seeds, different proofs");
 }
 
-/// kill -9 of the engine's process mid-training, then a restart: the job
-/// ends completed exactly once on chain, with the same proofs as an
-/// uninterrupted run (the resumed runtime is deterministic).
+/// `Engine::shutdown` mid-run unlocks the home; the next engine in the same
+/// process re-attaches to the still-running runtime and completes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_training_then_restart_completes_once() {
+async fn shutdown_mid_run_then_reopen_completes_the_job() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    let data = blobs_csv(tmp.path());
+    let e = engine(&home).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
+        .await
+        .unwrap();
+    let job = e.submit(train_spec(ds.id, 60, 64)).await.unwrap();
+    e.wait(&job, |p| p == JobPhase::Running).await.unwrap();
+    e.shutdown().await;
+    let e = engine(&home).await;
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
+    assert_eq!(e.proofs(&job).await.unwrap().steps, 60 * 16);
+    assert!(!home.join(format!("jobs/run/{job}/resumes")).exists());
+    assert_eq!(e.gpus().free_count(), 4, "its GPU was freed");
+}
+
+/// `arthai train` on a long job as a child process; returns it and the job
+/// once the run is past its third checkpoint (200 steps, window 64).
+fn start_long_training(home: &Path, tmp: &Path) -> (std::process::Child, JobId) {
+    let data = blobs_csv(tmp);
     let ds = ok_json(&arthai(
-        &home,
+        home,
         &[
             "--json",
             "dataset-register",
@@ -524,17 +598,16 @@ async fn kill_9_mid_training_then_restart_completes_once() {
     ];
     let mut child = Command::new(ARTHAI)
         .arg("--home")
-        .arg(&home)
+        .arg(home)
         .args(args)
         .env_remove("ARTHA_NATIVE_RUNTIME")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the run is well past its second checkpoint.
     let runs = home.join("jobs").join("run");
     let job: JobId = loop {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
         let Some(dir) = std::fs::read_dir(&runs)
             .ok()
             .and_then(|mut d| d.next())
@@ -549,13 +622,21 @@ async fn kill_9_mid_training_then_restart_completes_once() {
         }
         assert!(child.try_wait().unwrap().is_none(), "finished too soon");
     };
-    nix_kill9(child.id());
-    let status = child.wait().unwrap();
-    assert!(!status.success());
+    (child, job)
+}
 
-    // Restart: the job resumes and completes.
+/// The runtime's process group, from the process executor's record.
+fn runtime_pgid(home: &Path, job: &JobId) -> i32 {
+    let rec = std::fs::read(home.join(format!("jobs/run/{job}/process.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&rec).unwrap();
+    v["pid"].as_i64().unwrap() as i32
+}
+
+/// After a restart the job ends completed exactly once on chain, with the
+/// same proofs as an uninterrupted run of the same spec.
+async fn check_recovered_job(home: &Path, job: &JobId) {
     let v = ok_json(&arthai(
-        &home,
+        home,
         &["--json", "job-status", &job.to_string(), "--wait"],
     ));
     assert_eq!(v["status"], "completed", "{v:#}");
@@ -567,26 +648,77 @@ async fn kill_9_mid_training_then_restart_completes_once() {
         .collect();
     assert_eq!(actions, ["submit", "assign", "commit", "model_register"]);
 
-    let e = engine(&home).await;
+    let e = engine(home).await;
     assert_eq!(
-        e.contracts().job_status(&job).await.unwrap(),
+        e.contracts().job_status(job).await.unwrap(),
         ChainJobStatus::Committed
     );
-    let resumed = e.proofs(&job).await.unwrap();
+    // Exactly one escrow was locked for the job (no second submission).
+    let (held, closed) = e.escrow(job).await.unwrap();
+    assert!(!closed && held == e.status(job).unwrap().spec.budget);
+    let resumed = e.proofs(job).await.unwrap();
     assert_eq!(resumed.steps, 150 * 16);
     let ckpt_steps: Vec<u64> = resumed.checkpoints.iter().map(|c| c.step).collect();
     let mut dedup = ckpt_steps.clone();
     dedup.dedup();
     assert_eq!(ckpt_steps, dedup, "no checkpoint recorded twice");
 
-    // The same job run without interruption gives the same proofs.
-    let spec = e.status(&job).unwrap().spec;
+    let spec = e.status(job).unwrap().spec;
     let again = e.submit(spec).await.unwrap();
     let r = e.wait(&again, JobPhase::is_terminal).await.unwrap();
     assert_eq!(r.phase, JobPhase::Completed);
     let clean = e.proofs(&again).await.unwrap();
     assert_eq!(clean.job_root, resumed.job_root);
     assert_eq!(clean.final_weights, resumed.final_weights);
+}
+
+/// kill -9 of the engine mid-training: the runtime, in its own process
+/// group, runs on; the restarted engine re-attaches to it (no relaunch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_engine_mid_training_reattaches_to_the_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let (mut child, job) = start_long_training(&home, tmp.path());
+    nix_kill9(child.id());
+    assert!(!child.wait().unwrap().success());
+    let pgid = runtime_pgid(&home, &job);
+    assert!(
+        Command::new("kill")
+            .args(["-0", &pgid.to_string()])
+            .status()
+            .unwrap()
+            .success(),
+        "the runtime outlives the engine"
+    );
+    check_recovered_job(&home, &job).await;
+    assert!(
+        !home.join(format!("jobs/run/{job}/resumes")).exists(),
+        "re-attached, not relaunched"
+    );
+}
+
+/// kill -9 of the engine and of its runtime mid-training (a machine crash):
+/// the restarted engine resumes the job from its last checkpoint, and the
+/// deterministic runtime recomputes the same proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_engine_and_runtime_resumes_from_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let (mut child, job) = start_long_training(&home, tmp.path());
+    nix_kill9(child.id());
+    assert!(!child.wait().unwrap().success());
+    let pgid = runtime_pgid(&home, &job);
+    let st = Command::new("kill")
+        .args(["-9", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    check_recovered_job(&home, &job).await;
+    assert_eq!(
+        std::fs::read_to_string(home.join(format!("jobs/run/{job}/resumes"))).unwrap(),
+        "1",
+        "resumed once from a checkpoint"
+    );
 }
 
 fn nix_kill9(pid: u32) {

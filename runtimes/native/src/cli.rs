@@ -63,12 +63,12 @@ fn events_path() -> PathBuf {
 /// error; returns the exit code.
 fn fail(sink: &mut EventSink, e: &Error) -> ExitCode {
     let message = describe(e);
-    eprintln!("artha-runtime: error: {message}");
+    say_err!("artha-runtime: error: {message}");
     if let Err(w) = sink
         .emit(&RuntimeEvent::Error { message })
         .and_then(|()| sink.flush())
     {
-        eprintln!(
+        say_err!(
             "artha-runtime: cannot report the error event: {}",
             describe(&w)
         );
@@ -100,7 +100,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut sink = match EventSink::open(&events) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("artha-runtime: error: {}", describe(&e));
+            say_err!("artha-runtime: error: {}", describe(&e));
             return ExitCode::from(4);
         }
     };
@@ -123,7 +123,7 @@ pub fn main(args: &[String]) -> ExitCode {
         Ok(Ok(())) => match sink.flush() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("artha-runtime: error: {}", describe(&e));
+                say_err!("artha-runtime: error: {}", describe(&e));
                 ExitCode::from(4)
             }
         },

@@ -83,7 +83,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
         .with_context("dir", cfg.output_dir.display().to_string())
         .with_source(e)
     })?;
-    println!(
+    say!(
         "Artha native runtime - inference: {:?} {:?} {:?}, {} rows from {}",
         mc.kind,
         mc.task,
@@ -159,7 +159,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
         final_weights: ck.weights_digest,
     })?;
     sink.flush()?;
-    println!(
+    say!(
         "Served {} rows in {batches} batches; predictions in {}",
         inputs.rows,
         out_path.display()

@@ -86,6 +86,25 @@
 //! ("Native runtime").
 #![deny(missing_docs)]
 
+/// `println!` that never panics: a runtime outlives the engine that
+/// launched it (it runs in its own process group and the next engine
+/// re-attaches to it), so its stdout may become a pipe with no reader.
+/// The events file is the record; a lost progress line is not an error.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see `say!`).
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -688,7 +688,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
             let epoch = tr.epoch_of(k);
             let in_epoch = (k - 1) % tr.steps_per_epoch();
             if in_epoch == 0 || k == first + 1 {
-                println!(
+                say!(
                     "\n{}\nEpoch {}/{}\n{}",
                     "=".repeat(60),
                     epoch + 1,
@@ -705,7 +705,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
             ep_correct += out.correct;
             if log_every > 0 && (in_epoch % log_every == 0 || in_epoch + 1 == tr.steps_per_epoch())
             {
-                println!(
+                say!(
                     "   Step {k:>6} | Batch {in_epoch:>5}/{:>5} | Loss: {:.4}",
                     tr.steps_per_epoch(),
                     out.record.loss
@@ -719,7 +719,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
                     path: name.clone(),
                     step: k,
                 })?;
-                println!("   Checkpoint saved: {name}");
+                say!("   Checkpoint saved: {name}");
             }
             if in_epoch + 1 == tr.steps_per_epoch() || k == end {
                 let acc = if mc.task == Task::Classify {
@@ -730,7 +730,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!(
+                say!(
                     "\n   Epoch {} summary: average loss {:.4}{acc}",
                     epoch + 1,
                     ep_loss / ep_rows.max(1) as f64
@@ -761,38 +761,38 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
         final_weights,
     })?;
     sink.flush()?;
-    println!("\nTraining complete.");
-    println!("   Final model saved: {final_name}");
-    println!("   Steps this run: {ran} (global step {})", tr.step_count());
+    say!("\nTraining complete.");
+    say!("   Final model saved: {final_name}");
+    say!("   Steps this run: {ran} (global step {})", tr.step_count());
     if last_loss.is_finite() {
-        println!("   Final loss: {last_loss:.4}");
+        say!("   Final loss: {last_loss:.4}");
     }
-    println!("   Steps/s: {rate:.1}");
-    println!("   Final weights: {final_weights}");
-    println!("   Wall time: {:.2} s", t0.elapsed().as_secs_f64());
+    say!("   Steps/s: {rate:.1}");
+    say!("   Final weights: {final_weights}");
+    say!("   Wall time: {:.2} s", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
 fn banner(cfg: &RunConfig, tr: &Trainer, mc: &ModelConfig, end: u64) {
     let line = "-".repeat(60);
-    println!("{line}");
-    println!("  Artha native runtime - training");
-    println!("{line}");
-    println!("  Job ID:      {}", cfg.job_id);
-    println!("  Model:       {:?} {:?} {:?}", mc.kind, mc.task, mc.dims());
-    println!("  Parameters:  {}", mc.param_count());
-    println!("  Epochs:      {}", cfg.epochs);
-    println!("  Batch size:  {}", cfg.batch_size);
-    println!("  LR:          {}", cfg.optimizer.lr);
-    println!("  Optimizer:   {:?}", cfg.optimizer.kind);
-    println!("  Seed:        {}", cfg.seed);
-    println!("  Samples:     {}", tr.data().rows);
-    println!("  Batches:     {} per epoch", tr.steps_per_epoch());
+    say!("{line}");
+    say!("  Artha native runtime - training");
+    say!("{line}");
+    say!("  Job ID:      {}", cfg.job_id);
+    say!("  Model:       {:?} {:?} {:?}", mc.kind, mc.task, mc.dims());
+    say!("  Parameters:  {}", mc.param_count());
+    say!("  Epochs:      {}", cfg.epochs);
+    say!("  Batch size:  {}", cfg.batch_size);
+    say!("  LR:          {}", cfg.optimizer.lr);
+    say!("  Optimizer:   {:?}", cfg.optimizer.kind);
+    say!("  Seed:        {}", cfg.seed);
+    say!("  Samples:     {}", tr.data().rows);
+    say!("  Batches:     {} per epoch", tr.steps_per_epoch());
     if let Some(p) = tr.started_from() {
-        println!("  Started from {} (step {})", p.display(), tr.step_count());
+        say!("  Started from {} (step {})", p.display(), tr.step_count());
     }
-    println!("  Steps:       {}..={end}", tr.step_count() + 1);
-    println!("{line}");
+    say!("  Steps:       {}..={end}", tr.step_count() + 1);
+    say!("{line}");
 }
 
 #[cfg(test)]
