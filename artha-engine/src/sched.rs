@@ -11,7 +11,12 @@
 //! | GPU fit | 0.25 | best fit: mean of requested/free GPU count and requested/available GPU memory (1 = nothing wasted); a CPU-only job fits best on a node with no free GPUs (1 / (1 + free)) |
 //! | SLA | 0.20 | the node's delivered uptime fraction |
 //! | price | 0.10 | cheapest feasible price / this node's price (1 for the cheapest) |
-//! | reputation | 0.10 | the node's reputation |
+//! | reputation | 0.10 | the node's reputation ([`reputation_score`] of `NodeCertRegistry`'s count) |
+//!
+//! The engine builds each node's view from `NodeCertRegistry` (certified,
+//! active, stake, price, reputation) and from its GPU allocator (free
+//! GPUs). The registry holds no uptime record yet, so SLA is 1.0 for every
+//! registered node until SLA attestations exist.
 //!
 //! Ties break towards the lower price, then the lower node id, so a
 //! placement is a deterministic function of (job, nodes). The scorer keeps
@@ -334,6 +339,16 @@ impl Scheduler for WeightedScheduler {
     }
 }
 
+/// How many finalized jobs make a reputation score of 0.5.
+pub const REPUTATION_HALF: u32 = 10;
+
+/// `NodeCertRegistry`'s reputation (finalized jobs, minus 10 per upheld
+/// challenge) as a score in [0, 1): `r / (r + REPUTATION_HALF)`, so a new
+/// node starts at 0, ten good jobs give 0.5, and the score saturates.
+pub fn reputation_score(r: u32) -> f64 {
+    f64::from(r) / (f64::from(r) + f64::from(REPUTATION_HALF))
+}
+
 /// Convenience for tests and examples: a certified node with `gpus` free
 /// GPUs of `mem` MiB, running `runtimes`, at `price` per GPU-second.
 pub fn node_view(id: NodeId, gpus: u32, mem: u64, runtimes: &[&str], price: Amount) -> NodeView {
@@ -381,6 +396,14 @@ mod tests {
 
     fn wei(n: u128) -> Amount {
         Amount::from_wei(n)
+    }
+
+    #[test]
+    fn reputation_score_starts_at_zero_halves_at_ten_and_saturates() {
+        assert_eq!(reputation_score(0), 0.0);
+        assert_eq!(reputation_score(REPUTATION_HALF), 0.5);
+        assert!(reputation_score(u32::MAX) < 1.0 && reputation_score(u32::MAX) > 0.999_999);
+        assert!(reputation_score(11) > reputation_score(10));
     }
 
     #[test]

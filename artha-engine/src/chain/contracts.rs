@@ -252,6 +252,42 @@ fn wei(a: Amount) -> U256 {
     U256::from(a.wei())
 }
 
+/// A model's provenance on `ModelRegistry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelProvenance {
+    /// Content id of its weights (the BLAKE3 hash of the stored object).
+    pub content: B256,
+    /// The dataset it was trained on.
+    pub dataset: B256,
+    /// The model it derives from.
+    pub parent: B256,
+    /// The job that produced it.
+    pub job: B256,
+}
+
+/// A node as `NodeCertRegistry` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The operator's account (paid at settlement).
+    pub operator: Address,
+    /// Price per GPU-second.
+    pub price_per_gpu_second: Amount,
+    /// GPUs declared.
+    pub gpu_count: u32,
+    /// Memory of its smallest GPU, MiB.
+    pub gpu_memory_mib: u32,
+    /// Certified by an attestor.
+    pub certified: bool,
+    /// Registered and not deregistered.
+    pub active: bool,
+    /// Stake posted.
+    pub stake: Amount,
+    /// Finalized jobs minus 10 per upheld challenge (never below 0).
+    pub reputation: u32,
+    /// Region label.
+    pub region: String,
+}
+
 /// The six contracts on a backend.
 #[derive(Debug)]
 pub struct ArthaContracts<B> {
@@ -465,6 +501,57 @@ impl<B: EvmBackend> ArthaContracts<B> {
         Ok(to_receipt(&r))
     }
 
+    /// A node's record on `NodeCertRegistry` (`NotFound` for an unknown
+    /// node).
+    pub async fn node(&self, node: &NodeId) -> Result<NodeRecord> {
+        let n = self
+            .call(
+                self.deployment.nodes,
+                NodeCertRegistry::getNodeCall {
+                    nodeId: word16(node.as_bytes()),
+                },
+            )
+            .await
+            .map_err(|e| {
+                if revert_name(&e) == Some("UnknownNode") {
+                    Error::new(ErrorKind::NotFound, "node not registered")
+                        .with_context("node_id", node.to_string())
+                } else {
+                    e
+                }
+            })?;
+        Ok(NodeRecord {
+            operator: n.operator,
+            price_per_gpu_second: Amount::from_wei(u128::from(n.pricePerGpuSecond)),
+            gpu_count: n.gpuCount,
+            gpu_memory_mib: n.gpuMemoryMiB,
+            certified: n.certified,
+            active: n.active,
+            stake: Amount::from_wei(n.stake),
+            reputation: n.reputation,
+            region: n.region,
+        })
+    }
+
+    /// The node a job is assigned to on `AIJobManager` (its first 16 bytes;
+    /// `None` before assignment).
+    pub async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
+        let j = self
+            .call(
+                self.deployment.jobs,
+                AIJobManager::getJobCall {
+                    jobId: word16(job.as_bytes()),
+                },
+            )
+            .await?;
+        if j.nodeId == B256::ZERO {
+            return Ok(None);
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&j.nodeId[..16]);
+        Ok(Some(NodeId::from_bytes(id)))
+    }
+
     /// Whether a node is active, certified and staked.
     pub async fn node_eligible(&self, node: &NodeId) -> Result<bool> {
         self.call(
@@ -536,6 +623,25 @@ impl<B: EvmBackend> ArthaContracts<B> {
         self.send(from, self.deployment.models, call.abi_encode(), U256::ZERO)
             .await
             .map(|r| to_receipt(&r))
+    }
+
+    /// Where a model came from, as `ModelRegistry` records it (ids as
+    /// 32-byte words: 16 id bytes, zero-padded; zero when absent).
+    pub async fn model_provenance(&self, id: &artha_core::ModelId) -> Result<ModelProvenance> {
+        let m = self
+            .call(
+                self.deployment.models,
+                ModelRegistry::getCall {
+                    modelId: word16(id.as_bytes()),
+                },
+            )
+            .await?;
+        Ok(ModelProvenance {
+            content: B256::from(m.contentId),
+            dataset: m.datasetId,
+            parent: m.parent,
+            job: m.jobId,
+        })
     }
 
     /// A model and its ancestors, nearest first (as bytes32 words).

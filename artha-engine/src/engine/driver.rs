@@ -245,7 +245,8 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
     // Wait in the queue while the node's GPUs are taken; fail only when the
     // job can never fit.
     // The node's standing comes from NodeCertRegistry (active, certified,
-    // staked); its capacity from the GPU allocator.
+    // staked; its price, stake and reputation feed the score); its capacity
+    // from the GPU allocator.
     let certified = inner.contracts.node_eligible(&inner.node).await?;
     if !certified {
         return Err(Error::new(
@@ -254,11 +255,14 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         )
         .with_context("node_id", inner.node.to_string()));
     }
+    let record = inner.contracts.node(&inner.node).await?;
     let mut delay = Duration::from_millis(50);
     let gpus = loop {
         let mut view = node_view(inner, &job, spec);
-        view.certified = certified;
-        view.stake = artha_core::Amount::from_wei(inner.contracts.params.min_stake);
+        view.certified = certified && record.active && record.certified;
+        view.stake = record.stake;
+        view.price_per_gpu_second = record.price_per_gpu_second;
+        view.reputation = crate::sched::reputation_score(record.reputation);
         let placed = WeightedScheduler.place(&req, &[view]).await.and_then(|p| {
             inner
                 .gpus

@@ -15,7 +15,12 @@ where
     F: FnOnce() -> Result<T> + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        Error::new(ErrorKind::Internal, "a storage worker thread failed").with_source(e)
+        if e.is_cancelled() {
+            // The async runtime is shutting down: the work never ran.
+            Error::new(ErrorKind::Cancelled, "the engine is shutting down").with_retryable(true)
+        } else {
+            Error::new(ErrorKind::Internal, "a storage worker thread failed").with_source(e)
+        }
     })?
 }
 

@@ -279,9 +279,8 @@ fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
 }
 
 pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
-        let spec = build_spec(kind, a, &engine)?;
+    with_engine(o, async |engine| {
+        let spec = build_spec(kind, a, engine)?;
         let epochs = spec.hyper.epochs;
         let job = engine.submit(spec).await?;
         if a.detach {
@@ -294,9 +293,9 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
         if !json {
             eprintln!("submitted {job}");
         }
-        follow(&engine, &job, epochs, json, JobPhase::is_terminal).await?;
+        follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
         let _ = engine.settle_due().await;
-        print_status(&engine, &job, json)?;
+        print_status(engine, &job, json)?;
         let r = engine.status(&job)?;
         if matches!(r.phase, JobPhase::Failed | JobPhase::Cancelled)
             || (r.phase == JobPhase::Settled && !r.receipts.iter().any(|x| x.action == "commit"))
@@ -318,6 +317,19 @@ pub(crate) struct Opts {
     pub home: Option<PathBuf>,
     pub rpc_url: Option<String>,
     pub rpc_keys: Option<String>,
+}
+
+/// Opens the engine, runs `f`, and shuts the engine down before the
+/// process's async runtime goes: jobs this command did not finish (a
+/// `--detach`ed submission, jobs resumed on open) stop at a clean point
+/// and carry on with the next engine on this home.
+fn with_engine<T>(o: &Opts, f: impl AsyncFnOnce(&Engine) -> Result<T, Error>) -> Result<T, Error> {
+    runtime()?.block_on(async {
+        let engine = open_engine(o).await?;
+        let out = f(&engine).await;
+        engine.shutdown().await;
+        out
+    })
 }
 
 async fn open_engine(o: &Opts) -> Result<Engine, Error> {
@@ -357,21 +369,19 @@ fn job_id(s: &str) -> Result<JobId, Error> {
 
 pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {
     let job = job_id(id)?;
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         if wait {
             let epochs = engine.status(&job)?.spec.hyper.epochs;
-            follow(&engine, &job, epochs, json, JobPhase::is_terminal).await?;
+            follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
             let _ = engine.settle_due().await;
         }
-        print_status(&engine, &job, json)
+        print_status(engine, &job, json)
     })
 }
 
 pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64) -> Result<(), Error> {
     let job = job_id(id)?;
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         let lines = engine.logs(&job, since).await?;
         if json {
             return print_json(&lines);
@@ -388,8 +398,7 @@ pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64) -> Result<(), Err
 }
 
 pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         let jobs = engine.list()?;
         if json {
             let rows: Vec<_> = jobs
@@ -418,17 +427,15 @@ pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
 
 pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     let job = job_id(id)?;
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         engine.cancel(&job).await?;
-        print_status(&engine, &job, json)
+        print_status(engine, &job, json)
     })
 }
 
 pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     let job = job_id(id)?;
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         let m = engine.proofs(&job).await?;
         if json {
             return print_json(&m);
@@ -475,9 +482,8 @@ pub(crate) fn dataset_register(
     name: &str,
     tags: &str,
 ) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
-        let uri = content(&engine, source).await?;
+    with_engine(o, async |engine| {
+        let uri = content(engine, source).await?;
         let d = engine.register_dataset(&uri, name, tags).await?;
         if json {
             return print_json(&d);
@@ -504,9 +510,8 @@ pub(crate) fn model_register(
     let dataset = dataset
         .map(|d| parse_id::<DatasetId>("--dataset", d))
         .transpose()?;
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
-        let uri = content(&engine, source).await?;
+    with_engine(o, async |engine| {
+        let uri = content(engine, source).await?;
         let m = engine
             .register_model(
                 &uri,
@@ -528,8 +533,7 @@ pub(crate) fn model_register(
 }
 
 pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
+    with_engine(o, async |engine| {
         let n = engine.settle_due().await?;
         if json {
             return print_json(&serde_json::json!({ "settled": n }));
@@ -540,9 +544,8 @@ pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
 }
 
 pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let started = std::time::Instant::now();
-        let engine = open_engine(o).await?;
+    let started = std::time::Instant::now();
+    with_engine(o, async |engine| {
         let say = |s: String| {
             if !json {
                 eprintln!("{s}");
@@ -557,7 +560,7 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
             "  node      {} (registered on chain)",
             engine.node_id()
         ));
-        let q = quickstart::start(&engine).await?;
+        let q = quickstart::start(engine).await?;
         say(format!(
             "  dataset   {} {} ({} bytes)",
             q.dataset.id, q.dataset.uri, q.dataset.size
@@ -570,13 +573,13 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
             "  job       {} — train native mlp, budget {} ({} GPU-s max) locked in escrow",
             q.job, q.estimate.cost, q.estimate.gpu_seconds
         ));
-        follow(&engine, &q.job, 3, json, JobPhase::is_terminal).await?;
+        follow(engine, &q.job, 3, json, JobPhase::is_terminal).await?;
         say(format!(
             "  settling  dev chain: clock advanced past the {} s challenge period",
             engine.contracts().params.challenge_period_secs
         ));
-        let r = quickstart::finish(&engine, &q.job).await?;
-        print_status(&engine, &q.job, json)?;
+        let r = quickstart::finish(engine, &q.job).await?;
+        print_status(engine, &q.job, json)?;
         say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
         if r.phase != JobPhase::Settled {
             return Err(Error::new(

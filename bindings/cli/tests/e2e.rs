@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use alloy_primitives::B256;
 use artha_core::{
     Amount, ChainJobStatus, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain,
 };
@@ -18,6 +17,9 @@ use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
 use artha_engine::jobs::JobPhase;
 use artha_engine::policy::{Credential, Identity};
+
+mod common;
+use common::check_settled_job;
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
 
@@ -95,29 +97,6 @@ fn train_spec(dataset: artha_core::DatasetId, epochs: u32, window: u32) -> JobSp
     spec
 }
 
-/// Every artifact is retrievable and verifies; every receipt is a mined
-/// transaction at the block recorded; escrow is closed and the operator was
-/// paid exactly the measured GPU-seconds × rate.
-async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
-    let r = e.status(job).unwrap();
-    assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
-    for (i, a) in r.artifacts.iter().enumerate() {
-        let dest = tmp.join(format!("artifact-{i}"));
-        e.store().get(&a.uri.parse().unwrap(), &dest).await.unwrap();
-        assert!(dest.exists(), "{a:?}");
-    }
-    assert!(e.store().verify().await.unwrap().is_ok());
-    for x in &r.receipts {
-        let tx = B256::from(*x.receipt.tx_hash.as_bytes());
-        let mined = e.contracts().backend().receipt(tx).await.unwrap();
-        let mined = mined.unwrap_or_else(|| panic!("{} not on chain", x.action));
-        assert_eq!(mined.block_number, x.receipt.block_number, "{}", x.action);
-    }
-    let (held, closed) = e.escrow(job).await.unwrap();
-    assert_eq!(held, Amount::ZERO);
-    assert!(closed);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     let tmp = tempfile::tempdir().unwrap();
@@ -165,6 +144,19 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
         million - paid
     );
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
+    // The assignment is on AIJobManager; the node's record on
+    // NodeCertRegistry (what placement scores) gained the finalized job.
+    assert_eq!(c.job_node(&job).await.unwrap(), Some(e.node_id()));
+    assert_eq!(r.node, Some(e.node_id()));
+    let node = c.node(&e.node_id()).await.unwrap();
+    assert!(node.active && node.certified);
+    assert_eq!(node.operator, c.accounts.operator);
+    assert_eq!(node.stake.wei(), c.params.min_stake);
+    assert_eq!(
+        node.price_per_gpu_second.wei(),
+        artha_engine::engine::DEFAULT_RATE_WEI
+    );
+    assert_eq!(node.reputation, 1, "one finalized job");
 
     // Proofs: 3 epochs × 16 steps in windows of 16, checkpoints with CIDs.
     let m = e.proofs(&job).await.unwrap();
@@ -181,6 +173,17 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
         chain_lineage[1],
         artha_engine::chain::contracts::word16(parent.as_bytes())
     );
+    // … and it names the dataset and the job that produced it.
+    use artha_engine::chain::contracts::word16;
+    let p = c.model_provenance(&trained.id).await.unwrap();
+    let dataset = trained.dataset.expect("trained on a registered dataset");
+    assert_eq!(p.dataset, word16(dataset.as_bytes()));
+    assert_eq!(p.job, word16(job.as_bytes()));
+    assert_eq!(p.parent, word16(parent.as_bytes()));
+    assert_eq!(trained.job, Some(job));
+    let model_artifact = r.artifacts.iter().find(|a| a.kind == "model").unwrap();
+    let model_uri: artha_core::ArthaUri = model_artifact.uri.parse().unwrap();
+    assert_eq!(p.content.0, *model_uri.cid().as_bytes());
     drop(e);
 
     // Inference with the trained model over the same rows.
@@ -542,6 +545,155 @@ async fn one_engine_runs_many_jobs_at_once() {
     assert_eq!(roots.len(), 6, "different seeds, different proofs");
 }
 
+/// The job commands one by one, as a user types them: push, register,
+/// submit detached, follow, list, logs, proofs; and their bad input.
+#[test]
+fn cli_job_commands_step_by_step_and_their_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    std::fs::write(
+        model_dir.join("config.json"),
+        r#"{"kind": "mlp", "task": "classify", "hidden": [16]}"#,
+    )
+    .unwrap();
+
+    let pushed = ok_json(&arthai(
+        &home,
+        &["--json", "storage-push", model_dir.to_str().unwrap()],
+    ));
+    let model_uri = pushed["uri"].as_str().unwrap();
+    assert!(model_uri.starts_with("artha://b3:"), "{pushed}");
+    let model = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "model-register",
+            model_uri,
+            "--name",
+            "base",
+            "--architecture",
+            "mlp",
+        ],
+    ));
+    let model_id = model["id"].as_str().unwrap().to_string();
+    let data = blobs_csv(tmp.path());
+    let ds = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "dataset-register",
+            data.to_str().unwrap(),
+            "--name",
+            "blobs",
+            "--tags",
+            "demo",
+        ],
+    ));
+    let ds_id = ds["id"].as_str().unwrap().to_string();
+
+    // Bad input: each names its field, exits with its code, records nothing.
+    let bad: [(&[&str], i32, &str); 7] = [
+        (
+            &["train", "--dataset", &ds_id, "--epochs", "0"],
+            2,
+            "hyper.epochs",
+        ),
+        (
+            &["train", "--dataset", &ds_id, "--hyper", "lr"],
+            2,
+            "--hyper",
+        ),
+        (
+            &["train", "--dataset", &ds_id, "--budget", "lots"],
+            2,
+            "--budget",
+        ),
+        (
+            &["train", "--model", "model-x", "--dataset", &ds_id],
+            2,
+            "model",
+        ),
+        (
+            &[
+                "model-register",
+                model_uri,
+                "--name",
+                "m",
+                "--architecture",
+                "mlp",
+                "--parent",
+                "model-00000000000000000000000000000001",
+            ],
+            3,
+            "parent",
+        ),
+        (
+            &["job-status", "job-00000000000000000000000000000001"],
+            3,
+            "job",
+        ),
+        (
+            &["storage-push", "/nonexistent/path"],
+            3,
+            "/nonexistent/path",
+        ),
+    ];
+    for (args, code, field) in bad {
+        let out = arthai(&home, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    let list = ok_json(&arthai(&home, &["--json", "job-list"]));
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+
+    // Submit detached; the next command on the home drives it to its end.
+    let sub = ok_json(&arthai(
+        &home,
+        &[
+            "--json",
+            "train",
+            "--model",
+            &model_id,
+            "--dataset",
+            &ds_id,
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--gpus",
+            "1",
+            "--proof-window",
+            "4",
+            "--detach",
+        ],
+    ));
+    let job = sub["job_id"].as_str().unwrap().to_string();
+    let v = ok_json(&arthai(&home, &["--json", "job-status", &job, "--wait"]));
+    assert_eq!(v["status"], "completed", "{v:#}");
+    assert_eq!(v["gpus"].as_array().unwrap().len(), 1);
+    let list = ok_json(&arthai(&home, &["--json", "job-list"]));
+    assert_eq!(list[0]["job_id"], job.as_str());
+    let logs = ok_json(&arthai(&home, &["--json", "job-logs", &job]));
+    assert!(
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"].as_str().unwrap().contains("Training complete")),
+        "{logs}"
+    );
+    let text = arthai(&home, &["job-logs", &job, "--since", "1"]);
+    assert!(text.status.success());
+    let proofs = ok_json(&arthai(&home, &["--json", "proofs", &job]));
+    assert_eq!(proofs["steps"], 2 * 8, "512 rows / 64 × 2 epochs");
+    assert_eq!(proofs["window_roots"].as_array().unwrap().len(), 4);
+    // A finished job cannot be cancelled.
+    let out = arthai(&home, &["job-cancel", &job]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+}
+
 /// `Engine::shutdown` mid-run unlocks the home; the next engine in the same
 /// process re-attaches to the still-running runtime and completes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,13 +705,28 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
         .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
         .await
         .unwrap();
-    let job = e.submit(train_spec(ds.id, 60, 64)).await.unwrap();
-    e.wait(&job, |p| p == JobPhase::Running).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 150, 64)).await.unwrap();
+    // Checkpoints reach the store as the runtime writes them, while it runs.
+    let ckpt = loop {
+        let r = e.status(&job).unwrap();
+        assert!(!r.phase.is_terminal(), "finished too soon: {r:?}");
+        if let Some(a) = r.artifacts.iter().find(|a| a.kind == "checkpoint") {
+            assert_eq!(r.phase, JobPhase::Running);
+            break a.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let dest = tmp.path().join("early-checkpoint");
+    e.store()
+        .get(&ckpt.uri.parse().unwrap(), &dest)
+        .await
+        .unwrap();
+    assert!(std::fs::metadata(&dest).unwrap().len() > 0);
     e.shutdown().await;
     let e = engine(&home).await;
     let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
-    assert_eq!(e.proofs(&job).await.unwrap().steps, 60 * 16);
+    assert_eq!(e.proofs(&job).await.unwrap().steps, 150 * 16);
     assert!(!home.join(format!("jobs/run/{job}/resumes")).exists());
     assert_eq!(e.gpus().free_count(), 4, "its GPU was freed");
 }

@@ -7,13 +7,15 @@
 
 use std::path::Path;
 
-use alloy_primitives::B256;
 use artha_core::{
     Amount, ChainJobStatus, CostModel, InputRef, JobKind, JobSpec, ProofChain, Runtime,
 };
 use artha_engine::Engine;
 use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
 use artha_engine::jobs::JobPhase;
+
+mod common;
+use common::check_settled_job;
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
 
@@ -58,6 +60,8 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .rpc_chain(url, KEYS.map(String::from))
         .docker(DockerChoice::Required)
         .native_runtime(ARTHAI, &["runtime"])
+        // Settlement only when the test asks (it measures balances around it).
+        .settle_interval(std::time::Duration::from_secs(3600))
         .build()
         .await
         .unwrap();
@@ -108,24 +112,48 @@ async fn torch_job_in_docker_settles_on_anvil() {
     e.dev_advance_time(c.params.challenge_period_secs + 1)
         .await
         .unwrap();
+    // `finalize` is sent by the admin, so the operator's and submitter's
+    // balance changes across it are the payout and the refund exactly.
+    let op_before = c.balance(c.accounts.operator).await.unwrap().wei();
+    let sub_before = c.balance(c.accounts.submitter).await.unwrap().wei();
     assert_eq!(e.settle_due().await.unwrap(), 1);
     let r = e.status(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
-    for (i, a) in r.artifacts.iter().enumerate() {
-        let dest = tmp.path().join(format!("artifact-{i}"));
-        e.store().get(&a.uri.parse().unwrap(), &dest).await.unwrap();
+    // Every artifact retrievable and verified, every receipt mined on anvil,
+    // the escrow closed.
+    check_settled_job(&e, &job, tmp.path()).await;
+    let actions: Vec<&str> = r.receipts.iter().map(|x| x.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["submit", "assign", "commit", "model_register", "finalize"]
+    );
+    let kinds: Vec<&str> = r.artifacts.iter().map(|a| a.kind.as_str()).collect();
+    for k in ["checkpoint", "proofs", "model"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
     }
-    for x in &r.receipts {
-        let tx = B256::from(*x.receipt.tx_hash.as_bytes());
-        let mined = e.contracts().backend().receipt(tx).await.unwrap();
-        assert_eq!(
-            mined.expect("receipt on anvil").block_number,
-            x.receipt.block_number
-        );
-    }
-    // Escrow: locked at submission, all of it paid out or refunded.
-    let (held, closed) = e.escrow(&job).await.unwrap();
-    assert!(closed && held == Amount::ZERO);
+    // The torch runtime's checkpoints every proof window (8 steps) and its
+    // final weights, each in the store and in the manifest with its CID.
+    assert_eq!(m.checkpoints.len(), 16 / 8 + 1, "{:?}", m.checkpoints);
+    assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
+    // Escrow: locked at submission, all of it paid out or refunded; the
+    // node was paid the measured GPU-seconds × rate.
     assert_eq!(c.balance(c.deployment.market).await.unwrap(), market_before);
+    let secs = r.gpu_seconds.unwrap();
+    assert!(secs >= 1);
+    let paid = u128::from(secs) * DEFAULT_RATE_WEI;
+    let op_after = c.balance(c.accounts.operator).await.unwrap().wei();
+    let sub_after = c.balance(c.accounts.submitter).await.unwrap().wei();
+    assert_eq!(
+        op_after - op_before,
+        paid,
+        "node paid measured GPU-s × rate"
+    );
+    assert_eq!(
+        sub_after - sub_before,
+        r.spec.budget.wei() - paid,
+        "the rest refunded"
+    );
+    let trained = e.catalog().model_of_job(&job).unwrap().unwrap();
+    assert_eq!(trained.dataset, Some(ds.id));
 }

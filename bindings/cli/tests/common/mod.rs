@@ -1,0 +1,33 @@
+//! Checks shared by the end-to-end suites.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use alloy_primitives::B256;
+use artha_core::{Amount, JobId};
+use artha_engine::Engine;
+use artha_engine::jobs::JobPhase;
+
+/// Every artifact is retrievable and verifies; every receipt is a mined
+/// transaction at the block recorded; the job's escrow is closed with
+/// nothing left in it. (Exact balances are the caller's to check: they
+/// depend on what gas costs on the chain at hand.)
+pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
+    let r = e.status(job).unwrap();
+    assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
+    for (i, a) in r.artifacts.iter().enumerate() {
+        let dest = tmp.join(format!("artifact-{i}"));
+        e.store().get(&a.uri.parse().unwrap(), &dest).await.unwrap();
+        assert!(dest.exists(), "{a:?}");
+    }
+    assert!(e.store().verify().await.unwrap().is_ok());
+    for x in &r.receipts {
+        let tx = B256::from(*x.receipt.tx_hash.as_bytes());
+        let mined = e.contracts().backend().receipt(tx).await.unwrap();
+        let mined = mined.unwrap_or_else(|| panic!("{} not on chain", x.action));
+        assert_eq!(mined.block_number, x.receipt.block_number, "{}", x.action);
+    }
+    let (held, closed) = e.escrow(job).await.unwrap();
+    assert_eq!(held, Amount::ZERO);
+    assert!(closed);
+}
