@@ -551,6 +551,8 @@ struct RunCtl {
     progress: watch::Sender<Progress>,
     /// When this process launched the job's current run (to measure it).
     launched: Mutex<Option<std::time::Instant>>,
+    /// Whether a task is driving the job now.
+    driving: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct Inner {
@@ -600,6 +602,7 @@ impl Inner {
                     cancel: watch::channel(false).0,
                     progress: watch::channel(Progress::default()).0,
                     launched: Mutex::new(None),
+                    driving: std::sync::atomic::AtomicBool::new(false),
                 })
             })
             .clone()
@@ -914,6 +917,7 @@ impl Engine {
     fn spawn_driver(&self, job: JobId) {
         let inner = self.inner.clone();
         let ctl = inner.run_ctl(&job);
+        ctl.driving.store(true, std::sync::atomic::Ordering::SeqCst);
         let task = tokio::spawn(async move {
             // A retryable error (the chain or Docker briefly unavailable)
             // retries from the ledger's phase; others fail the job.
@@ -931,6 +935,8 @@ impl Engine {
                     }
                 }
             }
+            ctl.driving
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             ctl.progress.send_modify(|p| {
                 p.phase = inner.ledger.get(&job).ok().map(|r| r.phase);
             });
@@ -1036,6 +1042,14 @@ impl Engine {
         driver::logs(&self.inner, job, since).await
     }
 
+    /// Whether a task of this engine is driving `job` now.
+    fn driving(&self, job: &JobId) -> bool {
+        self.inner
+            .runs()
+            .get(job)
+            .is_some_and(|c| c.driving.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     /// Live progress of a job this engine is driving.
     pub fn progress(&self, job: &JobId) -> Option<watch::Receiver<Progress>> {
         self.inner.runs().get(job).map(|c| c.progress.subscribe())
@@ -1066,14 +1080,36 @@ impl Engine {
         self.wait(job, |p| p.is_terminal()).await
     }
 
-    /// Waits until the job's phase satisfies `done`.
+    /// Waits until the job's phase satisfies `done`; for a terminal phase,
+    /// also until the engine has closed the job (its GPUs freed; refunded
+    /// when nothing was computed). It wakes on each of the driver's phase
+    /// changes (and at least every 50 ms).
     pub async fn wait(&self, job: &JobId, done: fn(JobPhase) -> bool) -> Result<JobRecord> {
+        let mut rx = self.progress(job);
         loop {
             let r = self.status(job)?;
-            if done(r.phase) {
+            if done(r.phase) && !(r.phase.is_terminal() && self.driving(job)) {
                 return Ok(r);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.next_change(&mut rx, Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sleeps until the job's progress changes (phase, step, checkpoint) or
+    /// `at_most` passes. `rx` comes from [`Engine::progress`].
+    pub async fn next_change(
+        &self,
+        rx: &mut Option<watch::Receiver<Progress>>,
+        at_most: Duration,
+    ) {
+        match rx {
+            Some(r) => {
+                if let Ok(Err(_)) = tokio::time::timeout(at_most, r.changed()).await {
+                    // The driver is gone: poll from now on.
+                    *rx = None;
+                }
+            }
+            None => tokio::time::sleep(at_most).await,
         }
     }
 
@@ -1121,6 +1157,10 @@ impl Engine {
         }
         for t in tasks {
             let _ = t.await;
+        }
+        for ctl in self.inner.runs().values() {
+            ctl.driving
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }

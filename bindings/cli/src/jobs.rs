@@ -213,6 +213,7 @@ async fn follow(
 ) -> Result<(), Error> {
     let pb = bar(json);
     let mut last = String::new();
+    let mut changes = engine.progress(job);
     loop {
         let r = engine.status(job)?;
         if let Some(rx) = engine.progress(job) {
@@ -231,7 +232,7 @@ async fn follow(
         if done(r.phase) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        engine.next_change(&mut changes, Duration::from_millis(100)).await;
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
