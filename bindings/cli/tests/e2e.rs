@@ -545,6 +545,54 @@ async fn one_engine_runs_many_jobs_at_once() {
     assert_eq!(roots.len(), 6, "different seeds, different proofs");
 }
 
+/// A commit that reached the chain while the engine died before recording
+/// its receipt (the outbox finds it on chain on restart) is still settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_receipt_was_lost_is_still_settled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let e = engine(&home).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
+        .await
+        .unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
+    e.shutdown().await;
+
+    // The ledger as such a crash leaves it: no `commit` receipt.
+    let db = rusqlite::Connection::open(home.join("jobs/ledger.db")).unwrap();
+    let receipts: String = db
+        .query_row(
+            "SELECT receipts FROM jobs WHERE id = ?1",
+            [job.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut list: Vec<serde_json::Value> = serde_json::from_str(&receipts).unwrap();
+    list.retain(|x| x["action"] != "commit");
+    db.execute(
+        "UPDATE jobs SET receipts = ?1 WHERE id = ?2",
+        [serde_json::to_string(&list).unwrap(), job.to_string()],
+    )
+    .unwrap();
+    drop(db);
+
+    let e = engine(&home).await;
+    let r = e.status(&job).unwrap();
+    assert!(!r.receipts.iter().any(|x| x.action == "commit"));
+    e.dev_advance_time(e.contracts().params.challenge_period_secs + 1)
+        .await
+        .unwrap();
+    assert_eq!(e.settle_due().await.unwrap(), 1);
+    assert_eq!(e.status(&job).unwrap().phase, JobPhase::Settled);
+    assert_eq!(
+        e.contracts().job_status(&job).await.unwrap(),
+        ChainJobStatus::Finalized
+    );
+}
+
 /// The job commands one by one, as a user types them: push, register,
 /// submit detached, follow, list, logs, proofs; and their bad input.
 #[test]
