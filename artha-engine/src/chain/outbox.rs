@@ -231,17 +231,31 @@ impl<C: ProofChain> Outbox<C> {
     }
 
     /// Sends every pending write again (checking the chain first); returns
-    /// how many are still pending.
+    /// how many are still pending. A write the chain refuses for good is
+    /// dropped (see [`write`](Self::write)) and the others still go out;
+    /// the first such refusal is returned after them.
     pub async fn flush(&self) -> Result<usize> {
         let mut entries = self.entries.lock().await;
-        for i in 0..entries.len() {
+        let mut refused = None;
+        let mut i = 0;
+        while i < entries.len() {
             if matches!(entries[i].state, State::Pending { .. }) {
+                let before = entries.len();
                 match self.attempt(&mut entries, i, true).await {
                     Ok(_) => {}
                     Err(e) if e.is_retryable() => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        refused.get_or_insert(e);
+                    }
+                }
+                if entries.len() < before {
+                    continue; // entry i was dropped: the next one is at i
                 }
             }
+            i += 1;
+        }
+        if let Some(e) = refused {
+            return Err(e);
         }
         Ok(entries
             .iter()

@@ -773,10 +773,18 @@ impl Engine {
         if let Some(d) = self.inner.catalog.dataset(&id)? {
             return Ok(d);
         }
-        self.inner
+        match self
+            .inner
             .contracts
             .register_dataset(&id, &cid, None, listing.size, tags)
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // Registered on chain before a crash kept it out of the catalog
+            // (the id derives from the content and name: the same dataset).
+            Err(e) if crate::chain::contracts::revert_name(&e) == Some("DatasetExists") => {}
+            Err(e) => return Err(e),
+        }
         let entry = DatasetEntry {
             id,
             uri: uri.to_string(),
@@ -827,7 +835,8 @@ impl Engine {
         if let Some(m) = self.inner.catalog.model(&id)? {
             return Ok(m);
         }
-        self.inner
+        match self
+            .inner
             .contracts
             .register_model(
                 &id,
@@ -839,7 +848,13 @@ impl Engine {
                 reg.parent.as_ref(),
                 None,
             )
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // As for datasets: on chain already, lost from the catalog.
+            Err(e) if crate::chain::contracts::revert_name(&e) == Some("ModelExists") => {}
+            Err(e) => return Err(e),
+        }
         let entry = ModelEntry {
             id,
             uri: uri.to_string(),
@@ -1097,11 +1112,7 @@ impl Engine {
 
     /// Sleeps until the job's progress changes (phase, step, checkpoint) or
     /// `at_most` passes. `rx` comes from [`Engine::progress`].
-    pub async fn next_change(
-        &self,
-        rx: &mut Option<watch::Receiver<Progress>>,
-        at_most: Duration,
-    ) {
+    pub async fn next_change(&self, rx: &mut Option<watch::Receiver<Progress>>, at_most: Duration) {
         match rx {
             Some(r) => {
                 if let Ok(Err(_)) = tokio::time::timeout(at_most, r.changed()).await {

@@ -232,7 +232,9 @@ async fn follow(
         if done(r.phase) {
             break;
         }
-        engine.next_change(&mut changes, Duration::from_millis(100)).await;
+        engine
+            .next_change(&mut changes, Duration::from_millis(100))
+            .await;
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();

@@ -593,6 +593,37 @@ async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     );
 }
 
+/// A registration that reached the chain but not the catalog (a crash in
+/// between) is completed by registering again, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_lost_from_the_catalog_registers_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let e = engine(&home).await;
+    let data = blobs_csv(tmp.path());
+    let ds = e.register_dataset_path(&data, "blobs", "").await.unwrap();
+    let uri: artha_core::ArthaUri = ds.uri.parse().unwrap();
+    let reg = artha_engine::engine::ModelRegistration {
+        name: "m".into(),
+        architecture: "mlp".into(),
+        dataset: Some(ds.id),
+        ..Default::default()
+    };
+    let m = e.register_model(&uri, &reg).await.unwrap();
+    e.shutdown().await;
+    let db = rusqlite::Connection::open(home.join("jobs/catalog.db")).unwrap();
+    db.execute("DELETE FROM models", []).unwrap();
+    db.execute("DELETE FROM datasets", []).unwrap();
+    drop(db);
+    let e = engine(&home).await;
+    assert!(e.catalog().dataset(&ds.id).unwrap().is_none());
+    let again = e.register_dataset_path(&data, "blobs", "").await.unwrap();
+    assert_eq!(again.id, ds.id);
+    let m2 = e.register_model(&uri, &reg).await.unwrap();
+    assert_eq!(m2.id, m.id);
+    assert!(e.catalog().model(&m.id).unwrap().is_some());
+}
+
 /// The job commands one by one, as a user types them: push, register,
 /// submit detached, follow, list, logs, proofs; and their bad input.
 #[test]
