@@ -9,29 +9,37 @@ recipe_hash() {
     sha256sum | cut -c1-16
 }
 
-# testrt_image: prints the tag of the `FROM scratch` image holding the static
-# musl build of tests/testrt, building it when absent.
-testrt_image() {
-  local hash tag ctx bin
-  hash="$(recipe_hash tests/testrt artha-core/src artha-core/Cargo.toml Cargo.lock tests/lib/images.sh)"
-  tag="artha/testrt:$hash"
+# static_image NAME PACKAGE BINARY SOURCES...: prints the tag of a
+# `FROM scratch` image holding the static musl release build of cargo
+# package PACKAGE (binary BINARY, the image's entrypoint, run as user 65534),
+# tagged `artha/NAME:<hash of SOURCES and this file>`; builds it when absent.
+static_image() {
+  local name="$1" pkg="$2" binary="$3" hash tag ctx
+  shift 3
+  hash="$(recipe_hash "$@" Cargo.lock tests/lib/images.sh)"
+  tag="artha/$name:$hash"
   if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
   rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl >&2 || return 1
   (cd "$ARTHA_ROOT" && CARGO_TARGET_DIR="$ARTHA_ROOT/target/musl" \
-    cargo build --quiet --locked --release -p artha-testrt --target x86_64-unknown-linux-musl) >&2 || return 1
-  bin="$ARTHA_ROOT/target/musl/x86_64-unknown-linux-musl/release/artha-testrt"
+    cargo build --quiet --locked --release -p "$pkg" --target x86_64-unknown-linux-musl) >&2 || return 1
   ctx="$(mktemp -d)"
-  cp "$bin" "$ctx/artha-testrt"
-  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+  cp "$ARTHA_ROOT/target/musl/x86_64-unknown-linux-musl/release/$binary" "$ctx/$binary"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
-COPY artha-testrt /artha-testrt
+COPY $binary /$binary
 USER 65534:65534
-ENTRYPOINT ["/artha-testrt"]
+ENTRYPOINT ["/$binary"]
 DOCKERFILE
   docker build --quiet --label "artha.recipe=$hash" -t "$tag" "$ctx" >&2 || { rm -rf "$ctx"; return 1; }
   rm -rf "$ctx"
   echo "$tag"
+}
+
+# testrt_image: prints the tag of the `FROM scratch` image holding the static
+# musl build of tests/testrt, building it when absent.
+testrt_image() {
+  static_image testrt artha-testrt artha-testrt tests/testrt artha-core/src artha-core/Cargo.toml
 }
 
 # native_image: prints the tag of the `FROM scratch` image holding the static
@@ -39,27 +47,8 @@ DOCKERFILE
 # building it when absent. It runs as user 65534 with the runtime protocol's
 # fixed mounts (/model, /data read-only; /checkpoints, /artha writable).
 native_image() {
-  local hash tag ctx bin
-  hash="$(recipe_hash runtimes/native/src runtimes/native/Cargo.toml artha-core/src artha-core/Cargo.toml \
-    Cargo.toml Cargo.lock tests/lib/images.sh)"
-  tag="artha/native:$hash"
-  if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
-  rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
-    rustup target add x86_64-unknown-linux-musl >&2 || return 1
-  (cd "$ARTHA_ROOT" && CARGO_TARGET_DIR="$ARTHA_ROOT/target/musl" \
-    cargo build --quiet --locked --release -p artha-runtime --target x86_64-unknown-linux-musl) >&2 || return 1
-  bin="$ARTHA_ROOT/target/musl/x86_64-unknown-linux-musl/release/artha-runtime"
-  ctx="$(mktemp -d)"
-  cp "$bin" "$ctx/artha-runtime"
-  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
-FROM scratch
-COPY artha-runtime /artha-runtime
-USER 65534:65534
-ENTRYPOINT ["/artha-runtime"]
-DOCKERFILE
-  docker build --quiet --label "artha.recipe=$hash" -t "$tag" "$ctx" >&2 || { rm -rf "$ctx"; return 1; }
-  rm -rf "$ctx"
-  echo "$tag"
+  static_image native artha-runtime artha-runtime runtimes/native/src runtimes/native/Cargo.toml \
+    artha-core/src artha-core/Cargo.toml Cargo.toml
 }
 
 # native_image_test: builds the native image when absent, then runs the test

@@ -282,18 +282,19 @@ async fn schedule(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         }
     };
     inner.ledger.set_placement(&job, &inner.node, &gpus)?;
-    chain_write(
-        inner,
-        &job,
-        Write::Assign {
-            job,
-            node: inner.node,
-        },
-    )
-    .await?;
+    assign_here(inner, &job).await?;
     inner
         .ledger
         .transition(&job, JobPhase::Accepted, JobPhase::Scheduled, None)
+}
+
+/// Records on `AIJobManager` that this node runs `job`.
+async fn assign_here(inner: &Inner, job: &JobId) -> Result<()> {
+    let w = Write::Assign {
+        job: *job,
+        node: inner.node,
+    };
+    chain_write(inner, job, w).await
 }
 
 fn node_view(inner: &Inner, job: &JobId, spec: &JobSpec) -> artha_core::NodeView {
@@ -979,15 +980,7 @@ async fn close(inner: &Inner, r: &JobRecord) -> Result<()> {
     match status {
         None | Some(ChainJobStatus::Cancelled | ChainJobStatus::Failed) => {}
         Some(ChainJobStatus::Submitted) => {
-            chain_write(
-                inner,
-                &job,
-                Write::Assign {
-                    job,
-                    node: inner.node,
-                },
-            )
-            .await?;
+            assign_here(inner, &job).await?;
             chain_write(inner, &job, Write::Fail { job }).await?;
         }
         Some(ChainJobStatus::Assigned) => chain_write(inner, &job, Write::Fail { job }).await?,

@@ -54,6 +54,20 @@ async fn engine(home: &Path) -> Engine {
         .unwrap()
 }
 
+/// An engine at `home` with the blobs dataset (written under `dir`)
+/// registered.
+async fn engine_with_blobs(
+    home: &Path,
+    dir: &Path,
+) -> (Engine, artha_engine::engine::DatasetEntry) {
+    let e = engine(home).await;
+    let ds = e
+        .register_dataset_path(&blobs_csv(dir), "blobs", "")
+        .await
+        .unwrap();
+    (e, ds)
+}
+
 fn blobs_csv(dir: &Path) -> PathBuf {
     let p = dir.join("blobs.csv");
     std::fs::write(&p, artha_engine::quickstart::synthetic_dataset(7, 512)).unwrap();
@@ -260,11 +274,7 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
     let out = arthai(&home, &["train", "--dataset", "not-an-id"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 
-    let e = engine(&home).await;
-    let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
-        .await
-        .unwrap();
+    let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
 
     // A budget below the estimate names the field.
     let mut spec = train_spec(ds.id, 1, 16);
@@ -459,11 +469,7 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = engine(&tmp.path().join("home")).await;
-    let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
-        .await
-        .unwrap();
+    let (e, ds) = engine_with_blobs(&tmp.path().join("home"), tmp.path()).await;
 
     // Cancelled before it runs: no step, escrow refunded in full.
     let early = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
@@ -519,11 +525,7 @@ async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_engine_runs_many_jobs_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = engine(&tmp.path().join("home")).await;
-    let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
-        .await
-        .unwrap();
+    let (e, ds) = engine_with_blobs(&tmp.path().join("home"), tmp.path()).await;
     let mut jobs = Vec::new();
     for i in 0..6 {
         let mut s = train_spec(ds.id, 2, 8);
@@ -551,11 +553,7 @@ async fn one_engine_runs_many_jobs_at_once() {
 async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    let e = engine(&home).await;
-    let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
-        .await
-        .unwrap();
+    let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
     let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
@@ -779,11 +777,7 @@ fn cli_job_commands_step_by_step_and_their_bad_input() {
 async fn shutdown_mid_run_then_reopen_completes_the_job() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    let e = engine(&home).await;
-    let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "")
-        .await
-        .unwrap();
+    let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
     let job = e.submit(train_spec(ds.id, 150, 64)).await.unwrap();
     // Checkpoints reach the store as the runtime writes them, while it runs.
     let ckpt = loop {
