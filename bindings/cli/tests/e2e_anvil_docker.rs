@@ -1,8 +1,9 @@
 //! End-to-end on the other parts: the contracts on a real anvil over
-//! JSON-RPC, and a PyTorch training job in the locally built torch image
-//! under Docker (tests/run.sh starts anvil and dockerd and exports
-//! `ARTHA_TEST_ANVIL_URL` and `ARTHA_TORCH_IMAGE`; under `CI=true` both
-//! must be there).
+//! JSON-RPC, and PyTorch training jobs in the locally built torch image
+//! under Docker — a whole job settled on anvil, and a kill -9 of the engine
+//! mid-run that re-attaches to the running container (tests/run.sh starts
+//! anvil and dockerd and exports `ARTHA_TEST_ANVIL_URL` and
+//! `ARTHA_TORCH_IMAGE`; under `CI=true` both must be there).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -156,4 +157,109 @@ async fn torch_job_in_docker_settles_on_anvil() {
     );
     let trained = e.catalog().model_of_job(&job).unwrap().unwrap();
     assert_eq!(trained.dataset, Some(ds.id));
+}
+
+/// kill -9 of `arthai train` while its torch job runs in a container: the
+/// container runs on under dockerd, and the next command on the home
+/// re-attaches to the same container (no relaunch) and completes the job.
+#[test]
+fn kill_9_of_the_engine_reattaches_to_the_running_container() {
+    let Some(image) = required("ARTHA_TORCH_IMAGE") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let arthai = |args: &[&str]| {
+        std::process::Command::new(ARTHAI)
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .env_remove("ARTHA_RPC_URL")
+            .output()
+            .unwrap()
+    };
+    let out = arthai(&[
+        "--json",
+        "dataset-register",
+        blobs_csv(tmp.path()).to_str().unwrap(),
+        "--name",
+        "blobs",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let ds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runtime = format!("image:{image}");
+    let mut child = std::process::Command::new(ARTHAI)
+        .arg("--home")
+        .arg(&home)
+        .args([
+            "train",
+            "--runtime",
+            &runtime,
+            "--dataset",
+            ds["id"].as_str().unwrap(),
+            "--epochs",
+            "400",
+            "--batch-size",
+            "32",
+            "--learning-rate",
+            "0.05",
+            "--proof-window",
+            "64",
+            "--max-duration",
+            "600",
+        ])
+        .env_remove("ARTHA_RPC_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = home.join("jobs").join("run");
+    let job = loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let Some(dir) = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|d| d.ok())
+        else {
+            continue;
+        };
+        let events =
+            std::fs::read_to_string(dir.path().join("artha/events.jsonl")).unwrap_or_default();
+        if events.matches("\"event\":\"step\"").count() >= 100 {
+            break dir.file_name().to_str().unwrap().to_string();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+    };
+    let st = std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!child.wait().unwrap().success());
+
+    // The container is still running, labelled with the job.
+    let ps = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={}={job}", artha_engine::exec::LABEL_JOB),
+        ])
+        .output()
+        .unwrap();
+    let before = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+    assert!(!before.is_empty(), "the container outlives the engine");
+
+    let out = arthai(&["--json", "job-status", &job, "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "completed", "{v:#}");
+    assert!(
+        !runs.join(&job).join("resumes").exists(),
+        "re-attached, not relaunched"
+    );
+    let steps = v["progress"]["step"].as_u64().unwrap_or(0);
+    let out = arthai(&["--json", "proofs", &job]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["steps"], 400 * 8, "every step once (progress {steps})");
 }
