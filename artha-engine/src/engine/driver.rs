@@ -753,7 +753,13 @@ pub(crate) async fn logs(inner: &Inner, job: &JobId, since: u64) -> Result<Vec<L
             return Ok(lines);
         }
     }
-    let p = job_dir(inner, job).join("output.jsonl");
+    read_output(&job_dir(inner, job), since)
+}
+
+/// The output lines recorded in a job's directory (`output.jsonl`) from
+/// `since`; none when there is no output yet.
+pub(crate) fn read_output(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
+    let p = job_dir.join("output.jsonl");
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

@@ -54,6 +54,7 @@
 
 mod catalog;
 mod driver;
+mod view;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use catalog::{Catalog, DatasetEntry, ModelEntry};
+pub use view::JobsView;
 
 use crate::chain::EvmBackend;
 use crate::chain::contracts::{Accounts, ArthaContracts, Params};
@@ -345,6 +347,12 @@ impl EngineBuilder {
             tasks: Mutex::new(Vec::new()),
         });
         inner.register_node().await?;
+        view::write_node_facts(
+            inner.home.root(),
+            &view::NodeFacts {
+                rate_wei: inner.cost.rate_per_gpu_second.wei(),
+            },
+        )?;
         let engine = Engine { inner };
         engine.resume_unfinished().await?;
         let weak = Arc::downgrade(&engine.inner);
@@ -1019,37 +1027,12 @@ impl Engine {
             .progress(job)
             .map(|rx| rx.borrow().clone())
             .unwrap_or_default();
-        let cost = r.gpu_seconds.map(|s| self.inner.cost.cost(s)).transpose()?;
-        Ok(serde_json::json!({
-            "job_id": r.id.to_string(),
-            "status": r.phase.as_str(),
-            "kind": r.spec.kind.to_string(),
-            "submitter": r.submitter,
-            "node": r.node.map(|n| n.to_string()),
-            "gpus": r.gpus,
-            "progress": {
-                "step": progress.step,
-                "epoch": progress.epoch,
-                "loss": progress.loss,
-            },
-            "gpu_seconds": r.gpu_seconds,
-            "cost": cost.map(|c| c.to_string()),
-            "budget": r.spec.budget.to_string(),
-            "reason": r.reason,
-            "artifacts": r.artifacts,
-            "receipts": r.receipts,
-            "history": r.history,
-        }))
+        status_json_of(&r, &progress, Some(&self.inner.cost))
     }
 
     /// Every job, newest first.
     pub fn list(&self) -> Result<Vec<JobRecord>> {
-        let mut out = Vec::new();
-        for id in self.inner.ledger.list(&JobPhase::ALL)? {
-            out.push(self.inner.ledger.get(&id)?);
-        }
-        out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |t| t.at_ms)));
-        Ok(out)
+        list_jobs(&self.inner.ledger)
     }
 
     /// A job's output lines (stdout/stderr) from `since`.
@@ -1216,4 +1199,47 @@ pub(crate) fn job_deal(job: &JobId) -> Deal {
         owner: job.to_string(),
         ..Deal::default()
     }
+}
+
+/// A job's status as JSON (see [`Engine::status_json`]); `cost` is null
+/// when the node's price is unknown to the caller.
+pub(crate) fn status_json_of(
+    r: &JobRecord,
+    progress: &Progress,
+    cost_model: Option<&CostModel>,
+) -> Result<serde_json::Value> {
+    let cost = match (r.gpu_seconds, cost_model) {
+        (Some(s), Some(m)) => Some(m.cost(s)?),
+        _ => None,
+    };
+    Ok(serde_json::json!({
+        "job_id": r.id.to_string(),
+        "status": r.phase.as_str(),
+        "kind": r.spec.kind.to_string(),
+        "submitter": r.submitter,
+        "node": r.node.map(|n| n.to_string()),
+        "gpus": r.gpus,
+        "progress": {
+            "step": progress.step,
+            "epoch": progress.epoch,
+            "loss": progress.loss,
+        },
+        "gpu_seconds": r.gpu_seconds,
+        "cost": cost.map(|c| c.to_string()),
+        "budget": r.spec.budget.to_string(),
+        "reason": r.reason,
+        "artifacts": r.artifacts,
+        "receipts": r.receipts,
+        "history": r.history,
+    }))
+}
+
+/// Every job in `ledger`, newest first.
+pub(crate) fn list_jobs(ledger: &JobLedger) -> Result<Vec<JobRecord>> {
+    let mut out = Vec::new();
+    for id in ledger.list(&JobPhase::ALL)? {
+        out.push(ledger.get(&id)?);
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.history.first().map_or(0, |t| t.at_ms)));
+    Ok(out)
 }

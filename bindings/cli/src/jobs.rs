@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artha_core::{
-    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, ModelId,
-    Runtime,
+    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, LogLine,
+    ModelId, Runtime,
 };
-use artha_engine::engine::{ModelRegistration, Progress};
+use artha_engine::engine::{JobsView, ModelRegistration, Progress};
 use artha_engine::jobs::JobPhase;
+use artha_engine::jobs::JobRecord;
 use artha_engine::{Engine, quickstart};
 use clap::Args;
 
@@ -243,11 +244,14 @@ async fn follow(
 }
 
 fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
-    let v = engine.status_json(job)?;
+    print_record(&engine.status(job)?, &engine.status_json(job)?, json)
+}
+
+/// Prints a job: `v` as JSON, or `r` as text.
+fn print_record(r: &JobRecord, v: &serde_json::Value, json: bool) -> Result<(), Error> {
     if json {
-        return print_json(&v);
+        return print_json(v);
     }
-    let r = engine.status(job)?;
     println!("job {}", r.id);
     println!("  status:      {}", r.phase);
     if let Some(reason) = &r.reason {
@@ -257,11 +261,13 @@ fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
         println!("  node:        {n} (GPUs {:?})", r.gpus);
     }
     if let Some(s) = r.gpu_seconds {
+        let cost = v["cost"].as_str().unwrap_or("cost unknown");
         println!(
-            "  measured:    {s} GPU-s → {} (budget {})",
-            engine.cost_model().cost(s)?,
+            "  measured:    {s} GPU-s → {cost} (budget {})",
             r.spec.budget
         );
+    } else if let Some(step) = v["progress"]["step"].as_u64().filter(|s| *s > 0) {
+        println!("  progress:    step {step}, loss {}", v["progress"]["loss"]);
     }
     if !r.artifacts.is_empty() {
         println!("  artifacts:");
@@ -370,8 +376,30 @@ fn job_id(s: &str) -> Result<JobId, Error> {
     parse_id("job_id", s)
 }
 
+/// A read-only view of the home when another process's engine holds it
+/// (e.g. `arthai train` running in another shell); `None` when it is free.
+fn busy_home_view(o: &Opts) -> Result<Option<JobsView>, Error> {
+    let home = match &o.home {
+        Some(h) => h.clone(),
+        None => artha_engine::EngineHome::default_path()?,
+    };
+    match artha_engine::EngineHome::open(&home) {
+        Ok(_free) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            eprintln!(
+                "note: another arthai process has this home open; showing what it has recorded"
+            );
+            JobsView::open(&home).map(Some)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {
     let job = job_id(id)?;
+    if !wait && let Some(view) = busy_home_view(o)? {
+        return print_record(&view.status(&job)?, &view.status_json(&job)?, json);
+    }
     with_engine(o, async |engine| {
         if wait {
             let epochs = engine.status(&job)?.spec.hyper.epochs;
@@ -384,25 +412,37 @@ pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), E
 
 pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64) -> Result<(), Error> {
     let job = job_id(id)?;
+    if let Some(view) = busy_home_view(o)? {
+        return print_logs(&view.logs(&job, since)?, json);
+    }
     with_engine(o, async |engine| {
-        let lines = engine.logs(&job, since).await?;
-        if json {
-            return print_json(&lines);
-        }
-        for l in lines {
-            if l.stderr {
-                eprintln!("{}", l.text);
-            } else {
-                println!("{}", l.text);
-            }
-        }
-        Ok(())
+        print_logs(&engine.logs(&job, since).await?, json)
     })
 }
 
+fn print_logs(lines: &[LogLine], json: bool) -> Result<(), Error> {
+    if json {
+        return print_json(&lines);
+    }
+    for l in lines {
+        if l.stderr {
+            eprintln!("{}", l.text);
+        } else {
+            println!("{}", l.text);
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
-    with_engine(o, async |engine| {
-        let jobs = engine.list()?;
+    if let Some(view) = busy_home_view(o)? {
+        return print_list(view.list()?, json);
+    }
+    with_engine(o, async |engine| print_list(engine.list()?, json))
+}
+
+fn print_list(jobs: Vec<JobRecord>, json: bool) -> Result<(), Error> {
+    {
         if json {
             let rows: Vec<_> = jobs
                 .iter()
@@ -425,7 +465,7 @@ pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
             );
         }
         Ok(())
-    })
+    }
 }
 
 pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {

@@ -1,0 +1,121 @@
+//! A read-only view of a home that another process's engine holds.
+//!
+//! One engine has a home open at a time (the lock in [`crate::home`]); a
+//! second `arthai job-status` while `arthai train` runs would be refused.
+//! [`JobsView`] reads what that engine records — the job ledger (SQLite in
+//! WAL mode, which lets readers in beside the writer), the runs' events
+//! files and output — without taking the lock or writing anything, so
+//! status, listings, progress and logs can be watched from another shell.
+//! It cannot drive, cancel or settle jobs: that needs the engine (or, once
+//! it exists, the daemon of `arthai serve`).
+
+use std::path::{Path, PathBuf};
+
+use artha_core::{Amount, CostModel, Error, ErrorKind, JobId, LogLine, Result, RuntimeEvent};
+use serde::{Deserialize, Serialize};
+
+use super::Progress;
+use crate::exec::{EVENTS_FILE, EventTail};
+use crate::fsutil::{io_err, write_atomic};
+use crate::jobs::{JobLedger, JobRecord};
+
+/// What an engine records about its node for readers (`jobs/node.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NodeFacts {
+    /// Price per GPU-second, wei.
+    pub rate_wei: u128,
+}
+
+pub(crate) fn node_facts_path(home: &Path) -> PathBuf {
+    home.join("jobs").join("node.json")
+}
+
+/// Records `facts` for [`JobsView`] readers.
+pub(crate) fn write_node_facts(home: &Path, facts: &NodeFacts) -> Result<()> {
+    let bytes = serde_json::to_vec(facts)
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode node facts").with_source(e))?;
+    write_atomic(&node_facts_path(home), &bytes)
+}
+
+/// Read-only access to the jobs of a home, while another engine holds it.
+#[derive(Debug)]
+pub struct JobsView {
+    ledger: JobLedger,
+    runs: PathBuf,
+    cost: Option<CostModel>,
+}
+
+impl JobsView {
+    /// Opens the view of `home` (`NotFound` when it holds no job ledger).
+    pub fn open(home: impl AsRef<Path>) -> Result<JobsView> {
+        let home = home.as_ref();
+        let db = home.join("jobs").join("ledger.db");
+        if !db.is_file() {
+            return Err(
+                Error::new(ErrorKind::NotFound, "no job ledger in this home")
+                    .with_context("path", db.display().to_string()),
+            );
+        }
+        let cost = match std::fs::read(node_facts_path(home)) {
+            Ok(b) => serde_json::from_slice::<NodeFacts>(&b)
+                .ok()
+                .map(|f| CostModel::new(Amount::from_wei(f.rate_wei))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("read the node facts", &node_facts_path(home), e)),
+        };
+        Ok(JobsView {
+            ledger: JobLedger::open(&db)?,
+            runs: home.join("jobs").join("run"),
+            cost,
+        })
+    }
+
+    /// A job's record.
+    pub fn status(&self, job: &JobId) -> Result<JobRecord> {
+        self.ledger.get(job)
+    }
+
+    /// Every job, newest first.
+    pub fn list(&self) -> Result<Vec<JobRecord>> {
+        super::list_jobs(&self.ledger)
+    }
+
+    /// A job's progress, from the events its runtime has written so far.
+    pub fn progress(&self, job: &JobId) -> Progress {
+        let mut events = Vec::new();
+        let _ = EventTail::new(
+            self.runs
+                .join(job.to_string())
+                .join("artha")
+                .join(EVENTS_FILE),
+        )
+        .poll(&mut events);
+        let mut p = Progress::default();
+        for ev in &events {
+            match ev {
+                RuntimeEvent::Step(s) => {
+                    p.step = s.step;
+                    p.epoch = s.epoch;
+                    p.loss = Some(s.loss);
+                }
+                RuntimeEvent::Checkpoint { .. } => p.checkpoints += 1,
+                RuntimeEvent::Infer(_) => p.inferences += 1,
+                _ => {}
+            }
+        }
+        p.phase = self.ledger.get(job).ok().map(|r| r.phase);
+        p
+    }
+
+    /// The job as JSON, shaped like [`super::Engine::status_json`].
+    pub fn status_json(&self, job: &JobId) -> Result<serde_json::Value> {
+        let r = self.status(job)?;
+        super::status_json_of(&r, &self.progress(job), self.cost.as_ref())
+    }
+
+    /// A job's output lines from `since` (as recorded so far).
+    pub fn logs(&self, job: &JobId, since: u64) -> Result<Vec<LogLine>> {
+        self.ledger.get(job)?;
+        super::driver::read_output(&self.runs.join(job.to_string()), since)
+    }
+}
