@@ -412,8 +412,23 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
         e.contracts().job_status(&job).await.unwrap(),
         ChainJobStatus::Committed
     );
+    // The partial work is kept: the proof manifest and every checkpoint it
+    // names are artifacts of the failed job.
+    assert!(r.artifacts.iter().any(|a| a.kind == "proofs"));
+    for c in &m.checkpoints {
+        assert!(
+            r.artifacts
+                .iter()
+                .any(|a| a.kind == "checkpoint" && a.name == c.path),
+            "{c:?} kept"
+        );
+    }
 
-    e.dev_advance_time(e.contracts().params.challenge_period_secs + 1)
+    // Read before the period ends, so no settlement can slip in between.
+    let c = e.contracts();
+    let op_before = c.balance(c.accounts.operator).await.unwrap().wei();
+    let sub_before = c.balance(c.accounts.submitter).await.unwrap().wei();
+    e.dev_advance_time(c.params.challenge_period_secs + 1)
         .await
         .unwrap();
     assert_eq!(e.settle_due().await.unwrap(), 1);
@@ -422,6 +437,17 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
     check_settled_job(&e, &job, &tmp2).await;
     let r = e.status(&job).unwrap();
     assert!(r.history.iter().any(|t| t.phase == JobPhase::Failed));
+    // Only the measured time is paid (gas is free on the development chain).
+    let paid = u128::from(r.gpu_seconds.unwrap()) * artha_engine::engine::DEFAULT_RATE_WEI;
+    assert!(paid > 0 && paid < r.spec.budget.wei());
+    assert_eq!(
+        c.balance(c.accounts.operator).await.unwrap().wei() - op_before,
+        paid
+    );
+    assert_eq!(
+        c.balance(c.accounts.submitter).await.unwrap().wei() - sub_before,
+        r.spec.budget.wei() - paid
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
