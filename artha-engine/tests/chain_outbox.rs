@@ -64,6 +64,9 @@ impl EvmBackend for Link {
     async fn timestamp(&self) -> Result<u64> {
         Ok(self.evm.last_timestamp())
     }
+    async fn next_block_time(&self) -> Result<u64> {
+        Ok(self.evm.now())
+    }
     async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
         Ok(EmbeddedEvm::receipt(&self.evm, &tx))
     }

@@ -533,6 +533,26 @@ impl<B: EvmBackend> ArthaContracts<B> {
         })
     }
 
+    /// When a committed job may be finalized: its commit time on
+    /// `ProofOfCompute` plus the challenge period, in chain seconds (`None`
+    /// before a commit).
+    pub async fn settles_at(&self, job: &JobId) -> Result<Option<u64>> {
+        let c = self
+            .call(
+                self.deployment.proofs,
+                ProofOfCompute::commitmentOfCall {
+                    jobId: word16(job.as_bytes()),
+                },
+            )
+            .await?;
+        let at = u64::try_from(c.committedAt)
+            .map_err(|_| Error::new(ErrorKind::Corrupted, "commit time above u64"))?;
+        if at == 0 {
+            return Ok(None);
+        }
+        Ok(Some(at.saturating_add(self.params.challenge_period_secs)))
+    }
+
     /// The node a job is assigned to on `AIJobManager` (its first 16 bytes;
     /// `None` before assignment).
     pub async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {

@@ -88,6 +88,18 @@ pub trait EvmBackend: Send + Sync {
     async fn balance(&self, who: Address) -> Result<U256>;
     /// Timestamp of the latest block.
     async fn timestamp(&self) -> Result<u64>;
+    /// The timestamp the next block is expected to get — what a contract's
+    /// time checks will see. By default the later of the latest block's
+    /// time plus one and the wall clock (right for a live chain and for
+    /// anvil, whose `evm_increaseTime` here mines a block); a backend that
+    /// knows better says so.
+    async fn next_block_time(&self) -> Result<u64> {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(self.timestamp().await?.saturating_add(1).max(wall))
+    }
     /// The receipt of a mined transaction, if the chain has it.
     async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>>;
     /// Moves the chain clock forward (development chains only; others
@@ -119,6 +131,9 @@ impl EvmBackend for embedded::EmbeddedEvm {
     async fn timestamp(&self) -> Result<u64> {
         Ok(self.last_timestamp())
     }
+    async fn next_block_time(&self) -> Result<u64> {
+        Ok(self.now())
+    }
     async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
         Ok(embedded::EmbeddedEvm::receipt(self, &tx))
     }
@@ -146,6 +161,9 @@ macro_rules! forward_backend {
             }
             async fn timestamp(&self) -> Result<u64> {
                 (**self).timestamp().await
+            }
+            async fn next_block_time(&self) -> Result<u64> {
+                (**self).next_block_time().await
             }
             async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
                 (**self).receipt(tx).await

@@ -189,6 +189,19 @@ impl<C: ProofChain> Outbox<C> {
         self.entries.lock().await.clone()
     }
 
+    /// Drops every entry of `job` — once the job is settled, which no write
+    /// follows, so the outbox holds only the writes of live jobs (it is
+    /// rewritten whole on each change).
+    pub async fn forget(&self, job: &JobId) -> Result<()> {
+        let mut entries = self.entries.lock().await;
+        let before = entries.len();
+        entries.retain(|e| e.write.job() != *job);
+        if entries.len() != before {
+            self.persist(&entries)?;
+        }
+        Ok(())
+    }
+
     /// Whether the write `action` (`submit`, `commit`, …) of `job` is known
     /// to be on chain — seen mined, or found there after a crash (then
     /// without a receipt).

@@ -997,19 +997,35 @@ async fn close(inner: &Inner, r: &JobRecord) -> Result<()> {
         r.phase,
         JobPhase::Settled,
         Some("nothing computed: escrow refunded"),
-    )
+    )?;
+    inner.outbox.forget(&job).await
 }
 
 /// Finalizes every committed job whose challenge period has passed.
 pub(crate) async fn settle_due(inner: &Inner) -> Result<usize> {
     let _guard = inner.settle.lock().await;
     let mut settled = 0;
+    let mut now = None;
     for job in inner
         .ledger
         .list(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled])?
     {
         let r = inner.ledger.get(&job)?;
         if !committed(inner, &r).await {
+            continue;
+        }
+        // A read first: a finalize sent inside the challenge period would
+        // only revert (and cost an outbox record and a failed transaction).
+        let t = match now {
+            Some(t) => t,
+            None => *now.insert(inner.contracts.backend().next_block_time().await?),
+        };
+        if inner
+            .contracts
+            .settles_at(&job)
+            .await?
+            .is_some_and(|at| t < at)
+        {
             continue;
         }
         match chain_write(inner, &job, Write::Finalize { job }).await {
@@ -1023,6 +1039,7 @@ pub(crate) async fn settle_due(inner: &Inner) -> Result<usize> {
             JobPhase::Settled,
             Some("challenge period passed: node paid for measured GPU time, rest refunded"),
         )?;
+        inner.outbox.forget(&job).await?;
         settled += 1;
     }
     Ok(settled)

@@ -972,6 +972,10 @@ impl Engine {
         // Chain writes recorded before a crash go out first (checked against
         // the chain so nothing is applied twice).
         let _ = inner.outbox.flush().await;
+        // Entries of settled jobs (left by a crash before they were dropped).
+        for job in inner.ledger.list(&[JobPhase::Settled])? {
+            inner.outbox.forget(&job).await?;
+        }
         let unfinished = inner.ledger.unfinished()?;
         inner.gpus.retain(&unfinished)?;
         // Containers and processes of this engine's jobs that the ledger

@@ -424,6 +424,7 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
         );
     }
 
+    assert!(common::outbox_mentions(&e, &job), "its writes are recorded");
     // Read before the period ends, so no settlement can slip in between.
     let c = e.contracts();
     let op_before = c.balance(c.accounts.operator).await.unwrap().wei();

@@ -30,4 +30,18 @@ pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
     let (held, closed) = e.escrow(job).await.unwrap();
     assert_eq!(held, Amount::ZERO);
     assert!(closed);
+    assert!(!outbox_mentions(e, job), "a settled job leaves the outbox");
+}
+
+/// Whether the engine's chain outbox holds an entry of `job`.
+pub(crate) fn outbox_mentions(e: &Engine, job: &JobId) -> bool {
+    let dir = e.home().join("chain");
+    std::fs::read_dir(&dir).unwrap().any(|f| {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        name.starts_with("outbox-")
+            && std::fs::read_to_string(f.path())
+                .unwrap()
+                .contains(&job.to_string())
+    })
 }
