@@ -622,6 +622,45 @@ async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     );
 }
 
+/// A job that ended while the engine died before closing it (the ledger
+/// says Failed, not Settled) is closed when the home is opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let e = engine(&home).await;
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
+    let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
+    e.shutdown().await;
+
+    // The ledger as a crash between the failure and the close leaves it.
+    let db = rusqlite::Connection::open(home.join("jobs/ledger.db")).unwrap();
+    db.execute(
+        "UPDATE jobs SET phase = 'failed' WHERE id = ?1",
+        [job.to_string()],
+    )
+    .unwrap();
+    drop(db);
+    let e = engine(&home).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(60),
+        e.wait(&job, |p| p == JobPhase::Settled),
+    )
+    .await
+    .expect("closed on open")
+    .unwrap();
+    assert_eq!(
+        r.history.last().and_then(|t| t.reason.as_deref()),
+        Some("nothing computed: escrow refunded")
+    );
+    let (held, closed) = e.escrow(&job).await.unwrap();
+    assert!(closed && held == Amount::ZERO);
+}
+
 /// A registration that reached the chain but not the catalog (a crash in
 /// between) is completed by registering again, not refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
