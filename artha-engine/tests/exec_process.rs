@@ -94,7 +94,9 @@ async fn runs_a_job_with_the_protocol_paths_and_events() {
         text.contains(&"HOSTILE unset"),
         "environment is cleared: {text:?}"
     );
-    assert!(logs.iter().any(|l| l.stderr && l.text == "to-stderr"));
+    // stdout and stderr share the job's output file (`2>&1`).
+    assert!(logs.iter().any(|l| l.text == "to-stderr"));
+    assert!(logs.iter().enumerate().all(|(i, l)| l.seq == i as u64));
     assert_eq!(ex.logs(&h, 2).await.unwrap().len(), logs.len() - 2);
     ex.remove(&h).await.unwrap();
 }

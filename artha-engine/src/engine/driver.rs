@@ -756,13 +756,17 @@ pub(crate) async fn logs(inner: &Inner, job: &JobId, since: u64) -> Result<Vec<L
     read_output(&job_dir(inner, job), since)
 }
 
-/// The output lines recorded in a job's directory (`output.jsonl`) from
-/// `since`; none when there is no output yet.
+/// The output lines recorded in a job's directory from `since`: a
+/// container's saved logs (`output.jsonl`), else a native runtime's output
+/// file; none when there is no output yet.
 pub(crate) fn read_output(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
     let p = job_dir.join("output.jsonl");
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        // A native runtime's output file (the process executor's).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return crate::exec::process::read_output_log(job_dir, since);
+        }
         Err(e) => return Err(io_err("read the job output", &p, e)),
     };
     Ok(text

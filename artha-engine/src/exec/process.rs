@@ -15,6 +15,12 @@
 //! restarted executor find jobs it launched: a live process with the same
 //! start time is the same job (pids are not reused under a live process);
 //! anything else is reported as `Lost`.
+//!
+//! Output: the runtime's stdout and stderr both go to
+//! `<jobs_root>/<job>/output.log`, opened by the executor and inherited by
+//! the child (like `2>&1`, as Ray's worker logs do), so a runtime never
+//! blocks on or dies of a pipe nobody reads, and an engine that restarts
+//! finds every line. The price: a line's `stderr` flag is always `false`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,7 +36,6 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use super::{EVENTS_FILE, check_mounts};
@@ -57,7 +62,6 @@ struct Record {
 struct Job {
     pgid: i32,
     state: watch::Receiver<ExecState>,
-    logs: Arc<Mutex<Vec<LogLine>>>,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
@@ -161,29 +165,32 @@ fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);
 }
 
-async fn pump_lines<R: tokio::io::AsyncRead + Unpin>(
-    reader: R,
-    stderr: bool,
-    logs: Arc<Mutex<Vec<LogLine>>>,
-    file: Arc<Mutex<Option<std::fs::File>>>,
-) {
-    use std::io::Write;
-    let mut lines = BufReader::new(reader).lines();
-    while let Ok(Some(text)) = lines.next_line().await {
-        let mut logs = logs.lock().unwrap_or_else(|p| p.into_inner());
-        let line = LogLine {
-            seq: logs.len() as u64,
-            stderr,
-            text,
-        };
-        if let (Some(f), Ok(json)) = (
-            file.lock().unwrap_or_else(|p| p.into_inner()).as_mut(),
-            serde_json::to_string(&line),
-        ) {
-            let _ = writeln!(f, "{json}");
-        }
-        logs.push(line);
-    }
+/// The file a job's stdout and stderr go to (see the module docs).
+pub const OUTPUT_FILE: &str = "output.log";
+
+/// The lines of a job's output file from `since` (none before it exists).
+pub fn read_output_log(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
+    let p = job_dir.join(OUTPUT_FILE);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read the job output", &p, e)),
+    };
+    // Complete lines only: a line still being written shows up next time.
+    let complete = bytes
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |last| last + 1);
+    Ok(String::from_utf8_lossy(&bytes[..complete])
+        .lines()
+        .enumerate()
+        .skip(usize::try_from(since).unwrap_or(usize::MAX))
+        .map(|(i, l)| LogLine {
+            seq: i as u64,
+            stderr: false,
+            text: l.to_string(),
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -210,6 +217,19 @@ impl Executor for ProcessExecutor {
         check_mounts(&self.jobs_root, &spec.job_id, &spec.mounts)?;
         let job_dir = self.jobs_root.join(spec.job_id.to_string());
 
+        // stdout and stderr go straight to one file, appended (a resumed
+        // run adds to it), so the runtime never depends on the engine to
+        // read a pipe: it runs on, and nothing it prints is lost, while no
+        // engine watches it.
+        let out_path = job_dir.join(OUTPUT_FILE);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out_path)
+            .map_err(|e| io_err("open the job output", &out_path, e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| io_err("open the job output", &out_path, e))?;
         let mut cmd = tokio::process::Command::new(&rt.program);
         cmd.args(&rt.args)
             .args(&spec.args)
@@ -238,8 +258,8 @@ impl Executor for ProcessExecutor {
             .current_dir(&spec.mounts.artha)
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             .kill_on_drop(false);
         if let Some(m) = &spec.mounts.model {
             cmd.env("ARTHA_MODEL_DIR", m);
@@ -291,16 +311,6 @@ impl Executor for ProcessExecutor {
             return Err(e);
         }
 
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let log_file = Arc::new(Mutex::new(
-            std::fs::File::create(job_dir.join("output.jsonl")).ok(),
-        ));
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump_lines(out, false, logs.clone(), log_file.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump_lines(err, true, logs.clone(), log_file));
-        }
         let (state_tx, state_rx) = watch::channel(ExecState::Running);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let max = spec.limits.max_duration;
@@ -350,7 +360,6 @@ impl Executor for ProcessExecutor {
         let job = Arc::new(Job {
             pgid: pid,
             state: state_rx,
-            logs,
             stop: Mutex::new(Some(stop_tx)),
         });
         self.jobs
@@ -424,20 +433,7 @@ impl Executor for ProcessExecutor {
     }
 
     async fn logs(&self, handle: &ExecHandle, since: u64) -> Result<Vec<LogLine>> {
-        if let Some(job) = self.job(&handle.job_id) {
-            let logs = job.logs.lock().unwrap_or_else(|p| p.into_inner());
-            return Ok(logs.iter().skip(since as usize).cloned().collect());
-        }
-        let p = self
-            .jobs_root
-            .join(handle.job_id.to_string())
-            .join("output.jsonl");
-        let text = std::fs::read_to_string(&p).map_err(|e| io_err("read the job output", &p, e))?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
-            .filter(|l| l.seq >= since)
-            .collect())
+        read_output_log(&self.jobs_root.join(handle.job_id.to_string()), since)
     }
 
     async fn remove(&self, handle: &ExecHandle) -> Result<()> {

@@ -1027,6 +1027,16 @@ async fn kill_9_of_the_engine_mid_training_reattaches_to_the_runtime() {
         !home.join(format!("jobs/run/{job}/resumes")).exists(),
         "re-attached, not relaunched"
     );
+    // Nothing it printed while no engine watched it was lost.
+    let logs = ok_json(&arthai(&home, &["--json", "job-logs", &job.to_string()]));
+    let text: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert!(text.iter().any(|t| t.contains("Epoch 150/150")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("Training complete")), "{text:?}");
 }
 
 /// kill -9 of the engine and of its runtime mid-training (a machine crash):
