@@ -1036,7 +1036,10 @@ async fn kill_9_of_the_engine_mid_training_reattaches_to_the_runtime() {
         .map(|l| l["text"].as_str().unwrap())
         .collect();
     assert!(text.iter().any(|t| t.contains("Epoch 150/150")), "{text:?}");
-    assert!(text.iter().any(|t| t.contains("Training complete")), "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains("Training complete")),
+        "{text:?}"
+    );
 }
 
 /// kill -9 of the engine and of its runtime mid-training (a machine crash):
