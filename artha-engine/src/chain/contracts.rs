@@ -553,17 +553,21 @@ impl<B: EvmBackend> ArthaContracts<B> {
         Ok(Some(at.saturating_add(self.params.challenge_period_secs)))
     }
 
+    /// A job's record on `AIJobManager`.
+    async fn job_record(&self, job: &JobId) -> Result<AIJobManager::Job> {
+        self.call(
+            self.deployment.jobs,
+            AIJobManager::getJobCall {
+                jobId: word16(job.as_bytes()),
+            },
+        )
+        .await
+    }
+
     /// The node a job is assigned to on `AIJobManager` (its first 16 bytes;
     /// `None` before assignment).
     pub async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
-        let j = self
-            .call(
-                self.deployment.jobs,
-                AIJobManager::getJobCall {
-                    jobId: word16(job.as_bytes()),
-                },
-            )
-            .await?;
+        let j = self.job_record(job).await?;
         if j.nodeId == B256::ZERO {
             return Ok(None);
         }
@@ -834,14 +838,7 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
     }
 
     async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus> {
-        let j = self
-            .call(
-                self.deployment.jobs,
-                AIJobManager::getJobCall {
-                    jobId: word16(job.as_bytes()),
-                },
-            )
-            .await?;
+        let j = self.job_record(job).await?;
         // `AIJobManager.Status` in declaration order (ABI enums are uint8).
         Ok(match j.status {
             1 => ChainJobStatus::Submitted,

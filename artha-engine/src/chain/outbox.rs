@@ -193,9 +193,14 @@ impl<C: ProofChain> Outbox<C> {
     /// follows, so the outbox holds only the writes of live jobs (it is
     /// rewritten whole on each change).
     pub async fn forget(&self, job: &JobId) -> Result<()> {
+        self.forget_where(|j| j == job).await
+    }
+
+    /// Drops every entry of the jobs `done` picks, in one pass (one write).
+    pub async fn forget_where(&self, done: impl Fn(&JobId) -> bool) -> Result<()> {
         let mut entries = self.entries.lock().await;
         let before = entries.len();
-        entries.retain(|e| e.write.job() != *job);
+        entries.retain(|e| !done(&e.write.job()));
         if entries.len() != before {
             self.persist(&entries)?;
         }

@@ -973,9 +973,12 @@ impl Engine {
         // the chain so nothing is applied twice).
         let _ = inner.outbox.flush().await;
         // Entries of settled jobs (left by a crash before they were dropped).
-        for job in inner.ledger.list(&[JobPhase::Settled])? {
-            inner.outbox.forget(&job).await?;
-        }
+        let settled: std::collections::HashSet<JobId> = inner
+            .ledger
+            .list(&[JobPhase::Settled])?
+            .into_iter()
+            .collect();
+        inner.outbox.forget_where(|j| settled.contains(j)).await?;
         let unfinished = inner.ledger.unfinished()?;
         inner.gpus.retain(&unfinished)?;
         // Containers and processes of this engine's jobs that the ledger

@@ -70,6 +70,16 @@ impl JobsView {
         })
     }
 
+    /// The view of `home` when another process's engine holds it; `None`
+    /// when the home is free (open the [`super::Engine`] then).
+    pub fn if_busy(home: impl AsRef<Path>) -> Result<Option<JobsView>> {
+        match crate::home::EngineHome::open(home.as_ref()) {
+            Ok(_free) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::Conflict => JobsView::open(home).map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A job's record.
     pub fn status(&self, job: &JobId) -> Result<JobRecord> {
         self.ledger.get(job)

@@ -383,16 +383,11 @@ fn busy_home_view(o: &Opts) -> Result<Option<JobsView>, Error> {
         Some(h) => h.clone(),
         None => artha_engine::EngineHome::default_path()?,
     };
-    match artha_engine::EngineHome::open(&home) {
-        Ok(_free) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::Conflict => {
-            eprintln!(
-                "note: another arthai process has this home open; showing what it has recorded"
-            );
-            JobsView::open(&home).map(Some)
-        }
-        Err(e) => Err(e),
+    let view = JobsView::if_busy(&home)?;
+    if view.is_some() {
+        eprintln!("note: another arthai process has this home open; showing what it has recorded");
     }
+    Ok(view)
 }
 
 pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {

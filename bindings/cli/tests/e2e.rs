@@ -915,23 +915,7 @@ fn start_long_training(home: &Path, tmp: &Path) -> (std::process::Child, JobId) 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let runs = home.join("jobs").join("run");
-    let job: JobId = loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let Some(dir) = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|d| d.ok())
-        else {
-            continue;
-        };
-        let events =
-            std::fs::read_to_string(dir.path().join("artha/events.jsonl")).unwrap_or_default();
-        if events.matches("\"event\":\"step\"").count() >= 200 {
-            break dir.file_name().to_str().unwrap().parse().unwrap();
-        }
-        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
-    };
+    let job = common::wait_for_steps(home, 200, &mut child);
     (child, job)
 }
 

@@ -214,22 +214,7 @@ fn kill_9_of_the_engine_reattaches_to_the_running_container() {
         .spawn()
         .unwrap();
     let runs = home.join("jobs").join("run");
-    let job = loop {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let Some(dir) = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|d| d.ok())
-        else {
-            continue;
-        };
-        let events =
-            std::fs::read_to_string(dir.path().join("artha/events.jsonl")).unwrap_or_default();
-        if events.matches("\"event\":\"step\"").count() >= 100 {
-            break dir.file_name().to_str().unwrap().to_string();
-        }
-        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
-    };
+    let job = common::wait_for_steps(&home, 100, &mut child).to_string();
     let st = std::process::Command::new("kill")
         .args(["-9", &child.id().to_string()])
         .status()

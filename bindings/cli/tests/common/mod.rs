@@ -45,3 +45,25 @@ pub(crate) fn outbox_mentions(e: &Engine, job: &JobId) -> bool {
                 .contains(&job.to_string())
     })
 }
+
+/// Waits until the home's first job run has reported `steps` steps while
+/// `child` (the `arthai` driving it) still runs; returns the job.
+pub(crate) fn wait_for_steps(home: &Path, steps: usize, child: &mut std::process::Child) -> JobId {
+    let runs = home.join("jobs").join("run");
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let Some(dir) = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|d| d.ok())
+        else {
+            continue;
+        };
+        let events =
+            std::fs::read_to_string(dir.path().join("artha/events.jsonl")).unwrap_or_default();
+        if events.matches("\"event\":\"step\"").count() >= steps {
+            return dir.file_name().to_str().unwrap().parse().unwrap();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+    }
+}
