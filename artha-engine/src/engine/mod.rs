@@ -781,18 +781,12 @@ impl Engine {
         if let Some(d) = self.inner.catalog.dataset(&id)? {
             return Ok(d);
         }
-        match self
+        let r = self
             .inner
             .contracts
             .register_dataset(&id, &cid, None, listing.size, tags)
-            .await
-        {
-            Ok(_) => {}
-            // Registered on chain before a crash kept it out of the catalog
-            // (the id derives from the content and name: the same dataset).
-            Err(e) if crate::chain::contracts::revert_name(&e) == Some("DatasetExists") => {}
-            Err(e) => return Err(e),
-        }
+            .await;
+        registered_once(r, "DatasetExists")?;
         let entry = DatasetEntry {
             id,
             uri: uri.to_string(),
@@ -843,7 +837,7 @@ impl Engine {
         if let Some(m) = self.inner.catalog.model(&id)? {
             return Ok(m);
         }
-        match self
+        let r = self
             .inner
             .contracts
             .register_model(
@@ -856,13 +850,8 @@ impl Engine {
                 reg.parent.as_ref(),
                 None,
             )
-            .await
-        {
-            Ok(_) => {}
-            // As for datasets: on chain already, lost from the catalog.
-            Err(e) if crate::chain::contracts::revert_name(&e) == Some("ModelExists") => {}
-            Err(e) => return Err(e),
-        }
+            .await;
+        registered_once(r, "ModelExists")?;
         let entry = ModelEntry {
             id,
             uri: uri.to_string(),
@@ -1163,6 +1152,18 @@ impl Engine {
             ctl.driving
                 .store(false, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+}
+
+/// A registration's chain write, where `exists` (the registry's revert for
+/// a taken id) means it was already made: ids derive from the content and
+/// name, so it is the same registration, written on chain before a crash
+/// kept it out of the catalog.
+fn registered_once(r: Result<artha_core::Receipt>, exists: &str) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if crate::chain::contracts::revert_name(&e) == Some(exists) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
