@@ -61,7 +61,10 @@ pub use merkle::{JobTree, MerkleProof, MerkleTree, StepProof};
 pub use money::{Amount, CostModel, Estimate};
 pub use proof::{CompleteRecord, InferRecord, StepRecord};
 pub use protocol::RuntimeEvent;
-pub use spec::{DatasetRef, HyperParams, InputRef, JobKind, JobSpec, ModelRef, Resources, Runtime};
+pub use spec::{
+    DatasetRef, HyperParams, InputRef, JobKind, JobSpec, ModelRef, Resources, Runtime,
+    native_env_refusal,
+};
 pub use traits::{
     BlobStore, ChainJobStatus, ChainSubmission, Challenge, Commitment, ExecHandle, ExecState,
     Executor, ExitReason, LaunchSpec, Limits, LogLine, MaybeSend, MaybeSync, Mounts, NodeView,

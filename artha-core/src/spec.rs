@@ -64,6 +64,9 @@ pub mod limits {
     pub const MAX_ENV_VALUE: usize = 4096;
     /// Most free-form hyper-parameters.
     pub const MAX_EXTRA: usize = 64;
+    /// Longest free-form hyper-parameter value, bytes of its JSON text (it
+    /// reaches the runtime as an environment variable).
+    pub const MAX_EXTRA_VALUE: usize = 4096;
     /// Longest image reference or runtime id.
     pub const MAX_IMAGE: usize = 256;
 }
@@ -266,6 +269,70 @@ pub struct JobSpec {
 /// Environment names the engine sets itself; a spec may not override them.
 pub const RESERVED_ENV: &[&str] = &["EPOCHS", "BATCH_SIZE", "LEARNING_RATE"];
 
+/// Why a native runtime (a process on the host, not in a container) may not
+/// receive the variable `name` from a spec, or `None` when it may.
+///
+/// A native job's environment is an allow-list: a user variable is passed
+/// only when its name is not one that changes what the host's loader,
+/// shell or an interpreter executes. Refused are the dynamic loader's
+/// variables (`LD_*`, `DYLD_*`, `GLIBC_TUNABLES`, `MALLOC_*`, `GCONV_PATH`,
+/// `LOCPATH`, `NLSPATH`, `HOSTALIASES`, `RES_OPTIONS`, `LOCALDOMAIN`),
+/// every search path (a name that is or ends in `PATH`: `PATH`,
+/// `PYTHONPATH`, `CLASSPATH`, `LIBRARY_PATH`, …), interpreter start-up
+/// hooks (`PYTHON*`, `PERL*`, `RUBY*`, `NODE_*`, `JAVA_*`, `_JAVA_*`,
+/// `JDK_*`, `BASH_*`, `ENV`, `IFS`, `SHELLOPTS`, `PS4`), the process's
+/// identity and scratch places (`HOME`, `SHELL`, `USER`, `LOGNAME`,
+/// `TMPDIR`), and what the engine sets itself (`CUDA_VISIBLE_DEVICES`,
+/// `ARTHA_*`). Everything else (`OMP_NUM_THREADS`, `RAYON_NUM_THREADS`,
+/// `HF_HOME`, `MY_SETTING`, …) passes. Container runtimes are not limited
+/// by this rule: their environment is the image's own business.
+pub fn native_env_refusal(name: &str) -> Option<&'static str> {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("LD_", "dynamic loader variables"),
+        ("DYLD_", "dynamic loader variables"),
+        ("MALLOC_", "allocator hooks"),
+        ("GLIBC_", "C library tunables"),
+        ("PYTHON", "interpreter start-up variables"),
+        ("PERL", "interpreter start-up variables"),
+        ("RUBY", "interpreter start-up variables"),
+        ("NODE_", "interpreter start-up variables"),
+        ("JAVA_", "interpreter start-up variables"),
+        ("_JAVA_", "interpreter start-up variables"),
+        ("JDK_", "interpreter start-up variables"),
+        ("BASH_", "shell start-up variables"),
+        ("ARTHA_", "variables the engine sets"),
+    ];
+    const NAMES: &[(&str, &str)] = &[
+        ("GCONV_PATH", "loader search paths"),
+        ("LOCPATH", "loader search paths"),
+        ("NLSPATH", "loader search paths"),
+        ("HOSTALIASES", "resolver configuration"),
+        ("RES_OPTIONS", "resolver configuration"),
+        ("LOCALDOMAIN", "resolver configuration"),
+        ("ENV", "shell start-up variables"),
+        ("IFS", "shell start-up variables"),
+        ("SHELLOPTS", "shell start-up variables"),
+        ("PS4", "shell start-up variables"),
+        ("HOME", "the process's identity"),
+        ("SHELL", "the process's identity"),
+        ("USER", "the process's identity"),
+        ("LOGNAME", "the process's identity"),
+        ("TMPDIR", "the process's scratch place"),
+        ("CUDA_VISIBLE_DEVICES", "variables the engine sets"),
+    ];
+    let upper = name.to_ascii_uppercase();
+    if let Some((_, why)) = PREFIXES.iter().find(|(p, _)| upper.starts_with(p)) {
+        return Some(why);
+    }
+    if let Some((_, why)) = NAMES.iter().find(|(n, _)| upper == *n) {
+        return Some(why);
+    }
+    if upper.ends_with("PATH") {
+        return Some("search paths");
+    }
+    None
+}
+
 impl JobSpec {
     /// A spec of `kind` on `runtime` with default hyper-parameters and
     /// resources.
@@ -386,6 +453,14 @@ impl JobSpec {
                 );
             }
         }
+        for (k, val) in &h.extra {
+            if val.to_string().len() > MAX_EXTRA_VALUE {
+                v.push(
+                    format!("hyper.extra.{k}"),
+                    format!("value longer than {MAX_EXTRA_VALUE} bytes"),
+                );
+            }
+        }
 
         let r = &self.resources;
         if r.gpus > MAX_GPUS {
@@ -456,6 +531,11 @@ impl JobSpec {
                 v.push(
                     field.clone(),
                     "is set by the engine and may not be overridden",
+                );
+            } else if let (Runtime::Native(_), Some(why)) = (&self.runtime, native_env_refusal(k)) {
+                v.push(
+                    field.clone(),
+                    format!("not allowed for a native runtime ({why} run code on the host)"),
                 );
             }
             if val.len() > MAX_ENV_VALUE {
@@ -667,6 +747,49 @@ mod tests {
                 "env.NUL"
             ]
         );
+    }
+
+    #[test]
+    fn native_runtimes_refuse_loader_and_path_variables() {
+        let mut s = good();
+        s.runtime = Runtime::Native("mlp".into());
+        for k in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "ld_audit",
+            "PATH",
+            "PYTHONPATH",
+            "PYTHONSTARTUP",
+            "CLASSPATH",
+            "GCONV_PATH",
+            "GLIBC_TUNABLES",
+            "NODE_OPTIONS",
+            "HOME",
+            "BASH_ENV",
+            "OMP_NUM_THREADS",
+            "MY_SETTING",
+        ] {
+            s.env.insert(k.into(), "x".into());
+        }
+        let p = problems(&s);
+        assert_eq!(p.len(), 12, "{p:?}");
+        assert!(!p.contains(&"env.OMP_NUM_THREADS".to_string()));
+        assert!(!p.contains(&"env.MY_SETTING".to_string()));
+        assert!(p.contains(&"env.LD_PRELOAD".to_string()));
+        // A container keeps its own environment rules.
+        s.runtime = Runtime::Image("artha/torch-runtime:v1".into());
+        s.env.remove("ld_audit");
+        assert!(problems(&s).is_empty(), "{:?}", problems(&s));
+    }
+
+    #[test]
+    fn extra_values_are_bounded() {
+        let mut s = good();
+        s.hyper.extra.insert(
+            "big".into(),
+            serde_json::json!("x".repeat(limits::MAX_EXTRA_VALUE)),
+        );
+        assert_eq!(problems(&s), ["hyper.extra.big"]);
     }
 
     #[test]

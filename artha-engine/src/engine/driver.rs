@@ -14,7 +14,7 @@ use artha_core::{
 use super::{Inner, ModelEntry, NATIVE_RUNTIMES, RunCtl, input_uri, job_deal};
 use crate::chain::contracts::revert_name;
 use crate::chain::outbox::Write;
-use crate::exec::{EVENTS_FILE, EventTail, failure_reason};
+use crate::exec::{EVENTS_FILE, EventTail, collect, failure_reason};
 use crate::fsutil::{io_err, write_atomic};
 use crate::jobs::{Artifact, JobPhase, JobRecord, now_ms};
 use crate::proofs::{MANIFEST_FORMAT, ProofManifest, ProofRecorder};
@@ -430,9 +430,27 @@ async fn stage_and_launch(
     let job = r.id;
     let dir = job_dir(inner, &job);
     if resume.is_none() {
-        // Staging again after a crash starts from clean directories.
-        if dir.exists() {
-            crate::store::remove_tree(&dir)?;
+        if holds_events(inner, &job) {
+            // A directory that holds events holds work: it is never deleted.
+            if r.phase == JobPhase::Staging {
+                // Launched just before a crash that kept the handle from
+                // the ledger (the run was stopped on open): continue as a
+                // run that died with the engine (resumed from its last
+                // checkpoint, its work kept).
+                return inner
+                    .ledger
+                    .transition(&job, JobPhase::Staging, JobPhase::Running, None);
+            }
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "refusing to stage again over a job directory that holds events",
+            )
+            .with_context("job_id", job.to_string()));
+        }
+        // Staging again after a crash starts from clean directories (the
+        // resume counter and the output log are kept).
+        for sub in ["model", "data", "checkpoints", "artha", ".collect"] {
+            crate::store::remove_tree(dir.join(sub))?;
         }
         let inputs = resolve_inputs(inner, &r.spec).await?;
         std::fs::create_dir_all(&dir).map_err(|e| io_err("create the job directory", &dir, e))?;
@@ -471,11 +489,38 @@ async fn stage_and_launch(
 
 // ---------------------------------------------------------------- running
 
-/// Reads the whole events file (an error for a malformed line).
+/// Reads the whole events file (an error for a malformed line, a file that
+/// is not a regular file, or one over the limits of [`EventTail`]).
 fn read_events(path: &Path) -> Result<Vec<RuntimeEvent>> {
     let mut out = Vec::new();
-    EventTail::new(path).poll(&mut out)?;
+    EventTail::new(path).poll_all(&mut out)?;
     Ok(out)
+}
+
+/// Where the engine copies what it collects from a job before storing it:
+/// inside the job's directory (on the same filesystem as the job's files)
+/// but outside every mount the job can write.
+fn collect_dir(inner: &Inner, job: &JobId) -> Result<PathBuf> {
+    let d = job_dir(inner, job).join(".collect");
+    std::fs::create_dir_all(&d).map_err(|e| io_err("create the collection directory", &d, e))?;
+    Ok(d)
+}
+
+/// Pushes a private copy of something collected from a job, then removes
+/// the copy.
+async fn push_collected(inner: &Inner, job: &JobId, copy: &Path) -> Result<ArthaUri> {
+    let pushed = inner
+        .store
+        .push_path(
+            copy,
+            &PushOptions {
+                pin: Some(job_deal(job)),
+                progress: None,
+            },
+        )
+        .await;
+    let _ = crate::store::remove_tree(copy);
+    Ok(pushed?.uri)
 }
 
 /// Handles new events: progress, and checkpoints pushed to the store as they
@@ -519,29 +564,114 @@ async fn store_checkpoint(inner: &Inner, r: &JobRecord, rel: &str) -> Result<Art
             "must be a relative path inside the checkpoint directory",
         ));
     }
-    let file = mounts(inner, &r.id, &r.spec).checkpoints.join(rel);
-    let report = inner
-        .store
-        .push_path(
-            &file,
-            &PushOptions {
-                pin: Some(job_deal(&r.id)),
-                progress: None,
-            },
-        )
-        .await?;
-    add_artifact(inner, &r.id, "checkpoint", rel, &report.uri)?;
-    Ok(report.uri)
+    // The job controls its checkpoint directory: copy the file out without
+    // following links (regular files with one link only), then store the
+    // copy.
+    let root = mounts(inner, &r.id, &r.spec).checkpoints;
+    let copy = collect_dir(inner, &r.id)?.join(unique_name("checkpoint"));
+    let copied = {
+        let (root, rel, copy) = (root.clone(), PathBuf::from(rel), copy.clone());
+        tokio::task::spawn_blocking(move || {
+            collect::copy_file_out(&root, &rel, "a checkpoint", &copy)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "collection task failed").with_source(e))?
+    };
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&copy);
+        return Err(e.with_context("field", "events.checkpoint.path"));
+    }
+    let uri = push_collected(inner, &r.id, &copy).await?;
+    add_artifact(inner, &r.id, "checkpoint", rel, &uri)?;
+    Ok(uri)
+}
+
+fn unique_name(what: &str) -> String {
+    format!("{what}-{}", crate::fsutil::unique_suffix())
 }
 
 fn resumes_path(inner: &Inner, job: &JobId) -> PathBuf {
     job_dir(inner, job).join("resumes")
 }
 
+/// What the engine records, durably and before anything else, the moment a
+/// run ends (`<job dir>/run-end.json`, outside every mount the job can
+/// write). Everything after it (billing, saving logs, removing the
+/// container or process, proving) is redone from this record after a crash,
+/// so a kill anywhere between the runtime's exit and `proving` loses no
+/// finished work and bills it once.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RunEnd {
+    /// How the executor saw the run end.
+    state: ExecState,
+    /// The job's GPU-seconds in all, this run included (measured by the
+    /// engine).
+    gpu_seconds: u64,
+    /// Why the events were refused, when they were.
+    bad_event: Option<String>,
+    /// Whether the submitter cancelled the run.
+    cancelled: bool,
+}
+
+fn run_end_path(inner: &Inner, job: &JobId) -> PathBuf {
+    job_dir(inner, job).join("run-end.json")
+}
+
+fn read_run_end(inner: &Inner, job: &JobId) -> Result<Option<RunEnd>> {
+    let p = run_end_path(inner, job);
+    match std::fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::new(ErrorKind::Corrupted, "the run-end record is malformed")
+                .with_context("path", p.display().to_string())
+                .with_source(e)
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read the run-end record", &p, e)),
+    }
+}
+
+/// Whether the job's events file holds anything (work a run did).
+fn holds_events(inner: &Inner, job: &JobId) -> bool {
+    std::fs::symlink_metadata(events_path(inner, job)).is_ok_and(|m| m.len() > 0)
+}
+
+/// Test hook: with `ARTHA_FAILPOINT=<name>` in the environment the engine
+/// sends itself SIGKILL (`kill -9`: no destructors, no flush) when it
+/// reaches the point `name`. The crash tests use it to land exactly in the
+/// windows between durable steps; it does nothing otherwise.
+pub(crate) fn failpoint(name: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("ARTHA_FAILPOINT").ok());
+    if point.as_deref() == Some(name) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        std::process::abort();
+    }
+}
+
 async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
     let job = r.id;
+    if let Some(end) = read_run_end(inner, &job)? {
+        // The run ended before a crash: finish what followed its end.
+        return after_run(inner, r, ctl, end).await;
+    }
     let exec = executor(inner, &r.spec.runtime)?;
     let Some(handle) = r.exec.clone() else {
+        if holds_events(inner, &job) {
+            // A run whose end was never recorded (an engine of an earlier
+            // version stopped in the gap): its work is kept, never restaged.
+            let end = RunEnd {
+                state: ExecState::Finished {
+                    reason: ExitReason::Lost {
+                        detail: "the engine stopped before it recorded the run's end".into(),
+                    },
+                    wall_seconds: 0,
+                },
+                gpu_seconds: r.gpu_seconds.unwrap_or(0),
+                bad_event: None,
+                cancelled: false,
+            };
+            return after_run(inner, r, ctl, end).await;
+        }
         // Crashed between the transition and recording the handle: relaunch.
         return relaunch(inner, r, None, ctl).await;
     };
@@ -570,7 +700,7 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
             tokio::select! {
                 state = &mut wait => break state?,
                 () = tokio::time::sleep(inner.poll) => {
-                    if let Err(e) = tail.poll(&mut batch) {
+                    if bad_event.is_none() && let Err(e) = tail.poll(&mut batch) {
                         bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
                         let _ = exec.stop(&handle, STOP_GRACE).await;
                     }
@@ -584,8 +714,8 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         }
     };
     let mut rest = Vec::new();
-    if let Err(e) = tail.poll(&mut rest)
-        && bad_event.is_none()
+    if bad_event.is_none()
+        && let Err(e) = tail.poll_all(&mut rest)
     {
         bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
     }
@@ -601,15 +731,56 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         .unwrap_or(0)
         .saturating_add(secs.saturating_mul(devices))
         .min(max);
-    inner.ledger.set_gpu_seconds(&job, total)?;
-    if matches!(r.spec.runtime, Runtime::Image(_)) {
-        // Container logs go with the container; keep them with the job.
-        save_logs(inner, exec, &handle).await;
-    }
-    exec.remove(&handle).await?;
-    inner.ledger.set_exec(&job, None)?;
+    let end = RunEnd {
+        state,
+        gpu_seconds: total,
+        bad_event,
+        cancelled,
+    };
+    failpoint("run-ended");
+    // The first durable act after the run: everything below is redone from
+    // this record after a crash.
+    let bytes = serde_json::to_vec(&end).map_err(|e| {
+        Error::new(ErrorKind::Internal, "cannot encode the run-end record").with_source(e)
+    })?;
+    write_atomic(&run_end_path(inner, &job), &bytes)?;
+    failpoint("run-end-recorded");
+    after_run(inner, r, ctl, end).await
+}
 
-    let events = read_events(&events_file).unwrap_or_default();
+/// Everything that follows a run's recorded end: billing, the container's
+/// logs, removing the run from its executor, then resuming a run that died
+/// with the engine, or moving the job on (proving, or failed/cancelled with
+/// its partial work committed). Idempotent: after a crash it runs again
+/// from the same [`RunEnd`].
+async fn after_run(inner: &Inner, r: &JobRecord, ctl: &RunCtl, end: RunEnd) -> Result<()> {
+    let job = r.id;
+    let RunEnd {
+        state,
+        gpu_seconds,
+        bad_event,
+        cancelled,
+    } = end;
+    inner.ledger.set_gpu_seconds(&job, gpu_seconds)?;
+    failpoint("run-billed");
+    if let Some(handle) = inner.ledger.get(&job)?.exec {
+        let exec = executor(inner, &r.spec.runtime)?;
+        if matches!(r.spec.runtime, Runtime::Image(_)) {
+            // Container logs go with the container; keep them with the job.
+            save_logs(inner, exec, &handle).await;
+        }
+        exec.remove(&handle).await?;
+        failpoint("run-removed");
+        inner.ledger.set_exec(&job, None)?;
+    }
+    failpoint("run-closed");
+
+    let events_file = events_path(inner, &job);
+    let events = if bad_event.is_some() {
+        Vec::new()
+    } else {
+        read_events(&events_file).unwrap_or_default()
+    };
     let lost = matches!(
         &state,
         ExecState::Finished {
@@ -626,7 +797,10 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
         if n <= MAX_RESUMES {
             write_atomic(&resumes_path(inner, &job), n.to_string().as_bytes())?;
             let ckpt = rewind_to_checkpoint(inner, r)?;
-            return relaunch(inner, r, ckpt.as_deref(), ctl).await;
+            // The resumed run is a new run: its end is recorded anew.
+            remove_run_end(inner, &job)?;
+            let r = inner.ledger.get(&job)?;
+            return relaunch(inner, &r, ckpt.as_deref(), ctl).await;
         }
     }
     // A run re-attached after a restart ends as `Lost` (its exit status
@@ -670,6 +844,15 @@ async fn run(inner: &Inner, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
     inner
         .ledger
         .transition(&job, JobPhase::Running, to, reason.as_deref())
+}
+
+fn remove_run_end(inner: &Inner, job: &JobId) -> Result<()> {
+    let p = run_end_path(inner, job);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove the run-end record", &p, e)),
+    }
 }
 
 fn read_resumes(inner: &Inner, job: &JobId) -> u32 {
@@ -796,8 +979,13 @@ async fn prove(inner: &Inner, r: &JobRecord, partial: Option<JobPhase>) -> Resul
             return Err(Error::new(ErrorKind::NotFound, "no step was computed"));
         }
         for c in rec.checkpoints().to_vec() {
-            if let Ok(uri) = store_checkpoint(inner, r, &c.path).await {
-                rec.set_checkpoint_cid(&c.path, *uri.cid());
+            match store_checkpoint(inner, r, &c.path).await {
+                Ok(uri) => rec.set_checkpoint_cid(&c.path, *uri.cid()),
+                // A checkpoint the job reported but that is refused (a link,
+                // a device, too big) fails the job with the reason.
+                Err(e) if e.kind() == ErrorKind::InvalidInput => return Err(e),
+                // One it removed since (runtimes rotate checkpoints) is left out.
+                Err(_) => {}
             }
         }
         let manifest = if partial.is_some() {
@@ -815,7 +1003,8 @@ async fn prove(inner: &Inner, r: &JobRecord, partial: Option<JobPhase>) -> Resul
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| {
         Error::new(ErrorKind::Internal, "cannot encode the proof manifest").with_source(e)
     })?;
-    let mpath = m.artha.join("proofs.json");
+    // Written where the job cannot write (not its /artha mount).
+    let mpath = job_dir(inner, &job).join("proofs.json");
     write_atomic(&mpath, &bytes)?;
     let pin = PushOptions {
         pin: Some(job_deal(&job)),
@@ -824,7 +1013,21 @@ async fn prove(inner: &Inner, r: &JobRecord, partial: Option<JobPhase>) -> Resul
     let muri = inner.store.push_path(&mpath, &pin).await?.uri;
     add_artifact(inner, &job, "proofs", "proofs.json", &muri)?;
     if let Some(dir) = outputs {
-        let out = inner.store.push_path(&dir, &pin).await?.uri;
+        // The job's output tree, copied out without following links.
+        let copy = collect_dir(inner, &job)?.join(unique_name("outputs"));
+        let copied = {
+            let (dir, copy) = (dir.clone(), copy.clone());
+            tokio::task::spawn_blocking(move || collect::copy_tree_out(&dir, "outputs", &copy))
+                .await
+                .map_err(|e| {
+                    Error::new(ErrorKind::Internal, "collection task failed").with_source(e)
+                })?
+        };
+        if let Err(e) = copied {
+            let _ = crate::store::remove_tree(&copy);
+            return Err(e);
+        }
+        let out = push_collected(inner, &job, &copy).await?;
         add_artifact(inner, &job, "outputs", "outputs", &out)?;
     }
 

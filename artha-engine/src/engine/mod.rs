@@ -275,6 +275,7 @@ impl EngineBuilder {
         let store = Svdb::open(&home)?;
         let ledger = JobLedger::open(&home.dir("jobs").join("ledger.db"))?;
         let catalog = Catalog::open(&home.dir("jobs").join("catalog.db"))?;
+        private_files(&home.dir("jobs"), &["ledger.db", "catalog.db"])?;
         let now = now_ms() / 1000;
         let (mut policy, identity, credential) =
             Policy::local(&home.dir("keys").join("identity.key"), self.budget_cap, now)?;
@@ -481,6 +482,25 @@ fn embedded_contracts(
 
 /// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` next to the current
 /// executable, else `artha-runtime` (looked up on `PATH` at launch).
+/// Makes the SQLite databases `names` under `dir` (and their `-wal` and
+/// `-shm` files) readable by their owner only: the ledger holds specs with
+/// their `env` (secrets) and the jobs directory may be searchable by the
+/// native jobs' user.
+fn private_files(dir: &Path, names: &[&str]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in names {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{name}{suffix}"));
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::fsutil::io_err("restrict a database file", &p, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn default_native_runtime() -> PathBuf {
     if let Some(p) = std::env::var_os("ARTHA_NATIVE_RUNTIME") {
         return PathBuf::from(p);

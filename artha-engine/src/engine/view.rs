@@ -99,7 +99,7 @@ impl JobsView {
                 .join("artha")
                 .join(EVENTS_FILE),
         )
-        .poll(&mut events);
+        .poll_all(&mut events);
         let mut p = Progress::default();
         for ev in &events {
             match ev {

@@ -18,6 +18,7 @@ use artha_core::{
     Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LogLine, Mounts, Result,
 };
 
+pub mod collect;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod gpu;
@@ -81,10 +82,26 @@ pub fn check_mounts(jobs_root: &Path, job: &JobId, mounts: &Mounts) -> Result<()
     Ok(())
 }
 
+/// Most bytes of events one [`EventTail::poll`] reads (the rest waits for
+/// the next poll), so a runtime that writes fast cannot make one poll hold
+/// an unbounded buffer.
+pub const MAX_EVENTS_POLL_BYTES: u64 = 8 << 20;
+/// Most bytes of events one job may write in all (about a million step
+/// records). A job over it fails with that reason.
+pub const MAX_EVENTS_BYTES: u64 = 256 << 20;
+
 /// Reads a job's `events.jsonl` incrementally, validating every line.
+///
+/// The file is hostile input: it is opened without following links and
+/// must be a regular file with one link ([`collect::open_in`]; a link to
+/// `/dev/zero` or a FIFO is refused); a line may be at most
+/// [`artha_core::protocol::MAX_EVENT_LINE`] bytes, one poll reads at most
+/// [`MAX_EVENTS_POLL_BYTES`], and the whole file at most
+/// [`MAX_EVENTS_BYTES`]. Memory held between polls is one partial line.
 #[derive(Debug)]
 pub struct EventTail {
-    path: PathBuf,
+    dir: PathBuf,
+    name: PathBuf,
     offset: u64,
     line_no: u64,
     partial: Vec<u8>,
@@ -93,50 +110,105 @@ pub struct EventTail {
 impl EventTail {
     /// A reader of `path` from its start (the file may not exist yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path: PathBuf = path.into();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(EVENTS_FILE));
         EventTail {
-            path: path.into(),
+            dir,
+            name,
             offset: 0,
             line_no: 0,
             partial: Vec::new(),
         }
     }
 
+    /// Bytes of the file consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Appends to `out` the events of the complete lines written since the
-    /// last call. A malformed line is an `InvalidInput` error naming its line
-    /// number; the valid events before it are still appended.
-    pub fn poll(&mut self, out: &mut Vec<RuntimeEvent>) -> Result<()> {
+    /// last call, reading at most [`MAX_EVENTS_POLL_BYTES`]; returns the
+    /// bytes read (0: nothing new). A malformed line is an `InvalidInput`
+    /// error naming its line number; the valid events before it are still
+    /// appended. A file that is not a regular file, shrank, or grew over
+    /// [`MAX_EVENTS_BYTES`] is an `InvalidInput` error too.
+    pub fn poll(&mut self, out: &mut Vec<RuntimeEvent>) -> Result<u64> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut f = match std::fs::File::open(&self.path) {
+        let what = "the events file";
+        let f = match collect::open_in(&self.dir, &self.name, what, MAX_EVENTS_BYTES) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(crate::fsutil::io_err("read the events file", &self.path, e));
+            Err(e) if e.kind() == artha_core::ErrorKind::NotFound && self.offset == 0 => {
+                return Ok(0);
             }
+            Err(e) => return Err(e.with_context("limit", MAX_EVENTS_BYTES.to_string())),
         };
-        let io = |e| crate::fsutil::io_err("read the events file", &self.path, e);
-        f.seek(SeekFrom::Start(self.offset)).map_err(io)?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(io)?;
-        self.offset += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
-        while let Some(nl) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=nl).collect();
-            self.line_no += 1;
-            let text = std::str::from_utf8(&line[..line.len() - 1]).map_err(|_| {
-                Error::invalid("events", "line is not UTF-8")
-                    .with_context("line", self.line_no.to_string())
-            })?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            out.push(RuntimeEvent::parse_line(self.line_no, text)?);
+        let path = self.dir.join(&self.name);
+        let io = |e| crate::fsutil::io_err("read the events file", &path, e);
+        let len = f.metadata().map_err(io)?.len();
+        if len < self.offset {
+            return Err(Error::invalid(
+                "events",
+                "the events file shrank while it was read (it is append-only)",
+            ));
         }
+        let mut f = f;
+        f.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        let want = (len - self.offset).min(MAX_EVENTS_POLL_BYTES);
+        let start = self.partial.len();
+        (&mut f)
+            .take(want)
+            .read_to_end(&mut self.partial)
+            .map_err(io)?;
+        let read = (self.partial.len() - start) as u64;
+        self.offset += read;
+        // Parse every complete line, then drop them in one move (no
+        // per-line shifting of the buffer).
+        let mut consumed = 0;
+        let mut result = Ok(());
+        while let Some(nl) = self.partial[consumed..].iter().position(|b| *b == b'\n') {
+            let line = &self.partial[consumed..consumed + nl];
+            consumed += nl + 1;
+            self.line_no += 1;
+            let parsed = std::str::from_utf8(line)
+                .map_err(|_| {
+                    Error::invalid("events", "line is not UTF-8")
+                        .with_context("line", self.line_no.to_string())
+                })
+                .and_then(|text| {
+                    if text.trim().is_empty() {
+                        Ok(None)
+                    } else {
+                        RuntimeEvent::parse_line(self.line_no, text).map(Some)
+                    }
+                });
+            match parsed {
+                Ok(Some(ev)) => out.push(ev),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.partial.drain(..consumed);
+        result?;
         if self.partial.len() > artha_core::protocol::MAX_EVENT_LINE {
             return Err(
                 Error::invalid("events", "unterminated line longer than the limit")
                     .with_context("line", (self.line_no + 1).to_string()),
             );
         }
+        Ok(read)
+    }
+
+    /// Polls until the file has nothing more to read (what a job left when
+    /// it ended); bounded by [`MAX_EVENTS_BYTES`].
+    pub fn poll_all(&mut self, out: &mut Vec<RuntimeEvent>) -> Result<()> {
+        while self.poll(out)? > 0 {}
         Ok(())
     }
 }
@@ -180,7 +252,7 @@ pub async fn supervise<E: Executor + ?Sized>(
         }
     };
     if bad_event.is_none()
-        && let Err(e) = tail.poll(&mut events)
+        && let Err(e) = tail.poll_all(&mut events)
     {
         bad_event = Some(format!("runtime wrote a malformed event: {e}"));
     }
@@ -368,6 +440,39 @@ mod tests {
         let e = t.poll(&mut evs).unwrap_err();
         assert_eq!(e.context_value("line"), Some("5"));
         assert_eq!(evs.len(), 3, "valid lines before the bad one are kept");
+    }
+
+    #[test]
+    fn tail_refuses_links_devices_and_floods() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("events.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let mut evs = Vec::new();
+        let e = EventTail::new(&p).poll(&mut evs).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        std::fs::remove_file(&p).unwrap();
+
+        // A flood of one unterminated line: refused after one bounded read.
+        std::fs::write(&p, vec![b'x'; 3 << 20]).unwrap();
+        let mut t = EventTail::new(&p);
+        let e = t.poll(&mut evs).unwrap_err();
+        assert!(e.to_string().contains("longer than the limit"), "{e}");
+
+        // Many valid lines: each poll reads a bounded slice, poll_all the rest.
+        let line = "{\"event\":\"log\",\"message\":\"m\"}\n";
+        let n = (MAX_EVENTS_POLL_BYTES as usize / line.len()) * 2 + 7;
+        std::fs::write(&p, line.repeat(n)).unwrap();
+        let mut t = EventTail::new(&p);
+        let first = t.poll(&mut evs).unwrap();
+        assert_eq!(first, MAX_EVENTS_POLL_BYTES);
+        evs.clear();
+        let mut t = EventTail::new(&p);
+        t.poll_all(&mut evs).unwrap();
+        assert_eq!(evs.len(), n);
+
+        // A file that shrinks under the reader is refused.
+        std::fs::write(&p, "").unwrap();
+        assert!(t.poll(&mut evs).is_err());
     }
 
     #[test]

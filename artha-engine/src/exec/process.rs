@@ -2,7 +2,10 @@
 //!
 //! Each job runs in its own process group (so stop and timeout kill every
 //! process it started), with a cleared environment holding only the
-//! protocol variables, the spec's env and a minimal `PATH`, and with
+//! protocol variables, the spec's env and a minimal `PATH` (the spec's
+//! variables pass an allow-list: [`artha_core::native_env_refusal`] names
+//! what is refused — the loader's `LD_*`, search paths, interpreter hooks —
+//! and a launch carrying one fails before anything runs), and with
 //! resource limits where the OS gives them to an unprivileged parent:
 //! `RLIMIT_AS` (the memory limit plus 512 MiB of headroom, since virtual
 //! reservations exceed resident use), `RLIMIT_CORE` 0 and `RLIMIT_NOFILE`
@@ -15,6 +18,21 @@
 //! restarted executor find jobs it launched: a live process with the same
 //! start time is the same job (pids are not reused under a live process);
 //! anything else is reported as `Lost`.
+//!
+//! Identity: where the engine runs as root, a native job runs as an
+//! unprivileged user (default uid/gid 65534, `nobody`/`nogroup`, the same
+//! user the runtime images declare; [`ProcessExecutor::run_as`] changes it)
+//! with no supplementary groups. Its writable directories (`checkpoints/`,
+//! `artha/`) are handed to that user (`lchown`, links not followed); its
+//! inputs are read-only for it; the job directory itself and everything
+//! else under the home stay root's, so the job writes nowhere outside its
+//! two directories except the host's world-writable places (`/tmp`,
+//! `/dev/shm`). So that the user can reach its directory and the runtime
+//! program, directories on those paths owned by root that lack search
+//! permission for others get it (`o+x`: search by exact name, never
+//! listing or reading); the home's own private parts (`store/`, `chain/`,
+//! `keys/`, the ledger) keep their modes. An engine that is not root runs
+//! jobs as its own user (there is no one to drop to).
 //!
 //! Output: the runtime's stdout and stderr both go to
 //! `<jobs_root>/<job>/output.log`, opened by the executor and inherited by
@@ -71,6 +89,59 @@ pub struct ProcessExecutor {
     jobs_root: PathBuf,
     runtimes: BTreeMap<String, NativeRuntime>,
     jobs: Mutex<HashMap<JobId, Arc<Job>>>,
+    run_as: Option<(u32, u32)>,
+}
+
+/// The user and group native jobs run as when the engine is root.
+pub const JOB_UID: u32 = 65534;
+/// See [`JOB_UID`].
+pub const JOB_GID: u32 = 65534;
+
+/// Gives `path` and, for a directory, everything below it (links not
+/// followed, never descended into) to `uid:gid`.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            let e = e?;
+            chown_tree(&e.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes every directory from `/` to `path` searchable by `uid:gid`: a
+/// directory owned by this process's user that lacks it gets `o+x`; one
+/// owned by someone else is an error naming it.
+fn make_reachable(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = nix::unistd::geteuid().as_raw();
+    let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+    dirs.reverse();
+    for d in dirs {
+        let m = std::fs::metadata(d).map_err(|e| io_err("inspect a directory", d, e))?;
+        let mode = m.mode();
+        let ok = if m.uid() == uid {
+            mode & 0o100 != 0
+        } else if m.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if ok {
+            continue;
+        }
+        if m.uid() != me {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("the job user (uid {uid}) cannot reach the job's files"),
+            )
+            .with_context("path", d.display().to_string()));
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode((mode & 0o7777) | 0o001))
+            .map_err(|e| io_err("allow the job user to search a directory", d, e))?;
+    }
+    Ok(())
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of
@@ -94,7 +165,24 @@ impl ProcessExecutor {
             jobs_root: jobs_root.into(),
             runtimes: BTreeMap::new(),
             jobs: Mutex::new(HashMap::new()),
+            run_as: nix::unistd::geteuid()
+                .is_root()
+                .then_some((JOB_UID, JOB_GID)),
         }
+    }
+
+    /// Runs jobs as `uid:gid` (`None`: as the engine's own user). The
+    /// default is [`JOB_UID`]:[`JOB_GID`] when the engine is root, else
+    /// `None`. Setting a user needs root.
+    #[must_use]
+    pub fn run_as(mut self, user: Option<(u32, u32)>) -> Self {
+        self.run_as = user;
+        self
+    }
+
+    /// The user and group jobs run as (`None`: the engine's own).
+    pub fn job_user(&self) -> Option<(u32, u32)> {
+        self.run_as
     }
 
     /// Registers native runtime `id` (what `Runtime::Native(id)` names).
@@ -216,6 +304,26 @@ impl Executor for ProcessExecutor {
         }
         check_mounts(&self.jobs_root, &spec.job_id, &spec.mounts)?;
         let job_dir = self.jobs_root.join(spec.job_id.to_string());
+        // The engine's own variables are `ARTHA_*` (checked at submission);
+        // nothing else may steer the loader or an interpreter on the host.
+        for k in spec.env.keys() {
+            if let (false, Some(why)) = (k.starts_with("ARTHA_"), artha_core::native_env_refusal(k))
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("not allowed for a native runtime ({why} run code on the host)"),
+                )
+                .with_context("field", format!("env.{k}")));
+            }
+        }
+        if let Some((uid, gid)) = self.run_as {
+            make_reachable(&job_dir.join("artha"), uid, gid)?;
+            make_reachable(&rt.program, uid, gid)?;
+            for d in [&spec.mounts.checkpoints, &spec.mounts.artha] {
+                chown_tree(d, uid, gid)
+                    .map_err(|e| io_err("hand a job directory to the job user", d, e))?;
+            }
+        }
 
         // stdout and stderr go straight to one file, appended (a resumed
         // run adds to it), so the runtime never depends on the engine to
@@ -261,6 +369,10 @@ impl Executor for ProcessExecutor {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(false);
+        if let Some((uid, gid)) = self.run_as {
+            // std drops the supplementary groups when root sets a uid.
+            cmd.uid(uid).gid(gid);
+        }
         if let Some(m) = &spec.mounts.model {
             cmd.env("ARTHA_MODEL_DIR", m);
         }

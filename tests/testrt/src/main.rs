@@ -15,8 +15,17 @@
 //! | `env NAME` | prints `NAME=value` or `NAME unset` |
 //! | `spawn-sleeper MS` | starts a child copy of itself sleeping MS, prints `child=PID` |
 //! | `exit CODE` | exits with CODE |
+//! | `checkpoint PATH STEP` | append a `checkpoint` event naming PATH (relative to the checkpoint directory) |
+//! | `symlink TARGET LINK` | create the symlink LINK -> TARGET (hostile-job tests) |
+//! | `hardlink SRC DST` | create the hard link DST of SRC, printing `hardlink DST ok|denied` |
+//! | `events-link TARGET` | replace the events file with a symlink to TARGET |
+//! | `flood MIB` | append MIB mebibytes without a newline to the events file |
+//! | `lines MIB` | append MIB mebibytes of valid `log` event lines to the events file |
 //!
-//! Runs with no arguments print usage and exit 2. Static musl builds of this
+//! An argument `$NAME/rest` is expanded from the environment (`$ARTHA_CHECKPOINT_DIR/x`).
+//! With no arguments the script comes from `$ARTHA_SCRIPT` (what the engine
+//! makes of a spec's `hyper.extra.script`), split at whitespace; with neither,
+//! it prints usage and exits 2. Static musl builds of this
 //! binary go into a `FROM scratch` image (see `tests/lib/images.sh`).
 
 use std::io::Write;
@@ -54,7 +63,19 @@ fn status_field(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `$NAME/rest` → the value of NAME followed by `/rest`.
+fn expand(arg: &str) -> String {
+    match arg.strip_prefix('$') {
+        Some(rest) => {
+            let (name, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!("{}{tail}", std::env::var(name).unwrap_or_default())
+        }
+        None => arg.to_string(),
+    }
+}
+
 fn run(args: &[String]) -> Result<Option<u8>, String> {
+    let args: Vec<String> = args.iter().map(|a| expand(a)).collect();
     let mut it = args.iter();
     let mut next = |what: &str| {
         it.next()
@@ -134,6 +155,57 @@ fn run(args: &[String]) -> Result<Option<u8>, String> {
                     .map_err(|e| format!("spawn-sleeper: {e}"))?;
                 println!("child={}", child.id());
             }
+            "checkpoint" => {
+                let path = next("checkpoint")?;
+                let step: u64 = next("checkpoint")?
+                    .parse()
+                    .map_err(|e| format!("checkpoint: {e}"))?;
+                let ev = RuntimeEvent::Checkpoint { path, step };
+                append(&serde_json::to_string(&ev).map_err(|e| e.to_string())?)
+                    .map_err(|e| format!("checkpoint: {e}"))?;
+            }
+            "symlink" => {
+                let target = next("symlink")?;
+                let link = next("symlink")?;
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&target, &link)
+                    .map_err(|e| format!("symlink {link}: {e}"))?;
+            }
+            "hardlink" => {
+                let src = next("hardlink")?;
+                let dst = next("hardlink")?;
+                match std::fs::hard_link(&src, &dst) {
+                    Ok(()) => println!("hardlink {dst} ok"),
+                    Err(_) => println!("hardlink {dst} denied"),
+                }
+            }
+            "events-link" => {
+                let target = next("events-link")?;
+                let p = events_path();
+                let _ = std::fs::remove_file(&p);
+                std::os::unix::fs::symlink(&target, &p).map_err(|e| format!("events-link: {e}"))?;
+            }
+            "flood" | "lines" => {
+                let mib: usize = next(&cmd)?.parse().map_err(|e| format!("{cmd}: {e}"))?;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(events_path())
+                    .map_err(|e| format!("{cmd}: {e}"))?;
+                let unit: Vec<u8> = if cmd == "flood" {
+                    vec![b'x'; 1 << 20]
+                } else {
+                    let line = b"{\"event\":\"log\",\"message\":\"flood\"}\n";
+                    line.iter()
+                        .copied()
+                        .cycle()
+                        .take((1 << 20) / line.len() * line.len())
+                        .collect()
+                };
+                for _ in 0..mib {
+                    f.write_all(&unit).map_err(|e| format!("{cmd}: {e}"))?;
+                }
+            }
             "exit" => {
                 let code: u8 = next("exit")?.parse().map_err(|e| format!("exit: {e}"))?;
                 return Ok(Some(code));
@@ -145,7 +217,12 @@ fn run(args: &[String]) -> Result<Option<u8>, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty()
+        && let Ok(script) = std::env::var("ARTHA_SCRIPT")
+    {
+        args = script.split_whitespace().map(str::to_string).collect();
+    }
     if args.is_empty() {
         eprintln!("usage: artha-testrt COMMAND [ARG] ... (see the crate docs)");
         return ExitCode::from(2);
