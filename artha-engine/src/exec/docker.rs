@@ -396,12 +396,9 @@ fn own_writable_mounts(cfg: &DockerConfig, spec: &LaunchSpec) -> Result<()> {
         );
     };
     for dir in [&spec.mounts.checkpoints, &spec.mounts.artha] {
-        nix::unistd::chown(
-            dir,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| {
+        // The tree, not only the directory: a resumed run appends to files
+        // the engine rewrote. Links are not followed.
+        super::process::chown_tree(dir, uid, gid).map_err(|e| {
             Error::new(
                 ErrorKind::PermissionDenied,
                 "cannot hand a writable mount to the container user",
@@ -566,12 +563,17 @@ impl Executor for DockerExecutor {
         let mut stream = self.docker.logs(&handle.backend_id, Some(opts));
         let mut out = Vec::new();
         let mut seq = 0u64;
+        let mut read = 0u64;
         while let Some(item) = stream.next().await {
+            if read > super::MAX_LOG_BYTES {
+                break; // the rest of a flood is not read (see MAX_LOG_BYTES)
+            }
             let (stderr, bytes) = match item.map_err(|e| docker_error("read the logs", e))? {
                 LogOutput::StdErr { message } => (true, message),
                 LogOutput::StdOut { message } | LogOutput::Console { message } => (false, message),
                 LogOutput::StdIn { .. } => continue,
             };
+            read += bytes.len() as u64;
             for text in String::from_utf8_lossy(&bytes).lines() {
                 if seq >= since {
                     out.push(LogLine {

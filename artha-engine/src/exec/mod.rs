@@ -82,6 +82,11 @@ pub fn check_mounts(jobs_root: &Path, job: &JobId, mounts: &Mounts) -> Result<()
     Ok(())
 }
 
+/// Most bytes of a job's output (stdout and stderr) the executors read back
+/// for `logs`; a job that prints more keeps running, and the lines past the
+/// bound are not returned.
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
+
 /// Most bytes of events one [`EventTail::poll`] reads (the rest waits for
 /// the next poll), so a runtime that writes fast cannot make one poll hold
 /// an unbounded buffer.

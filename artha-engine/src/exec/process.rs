@@ -9,7 +9,8 @@
 //! resource limits where the OS gives them to an unprivileged parent:
 //! `RLIMIT_AS` (the memory limit plus 512 MiB of headroom, since virtual
 //! reservations exceed resident use), `RLIMIT_CORE` 0 and `RLIMIT_NOFILE`
-//! 4096. A process-count limit needs cgroups (the Docker executor has one);
+//! 4096 (when the job runs as another user, util-linux's `prlimit` sets them in
+//! the child before it execs the runtime). A process-count limit needs cgroups (the Docker executor has one);
 //! `RLIMIT_NPROC` is per user and ignored for root, so it is not used.
 //!
 //! The paths of DESIGN §5 arrive as `ARTHA_MODEL_DIR`, `ARTHA_DATA_DIR`,
@@ -99,7 +100,7 @@ pub const JOB_GID: u32 = 65534;
 
 /// Gives `path` and, for a directory, everything below it (links not
 /// followed, never descended into) to `uid:gid`.
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     if std::fs::symlink_metadata(path)?.is_dir() {
         for e in std::fs::read_dir(path)? {
@@ -258,12 +259,20 @@ pub const OUTPUT_FILE: &str = "output.log";
 
 /// The lines of a job's output file from `since` (none before it exists).
 pub fn read_output_log(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
+    use std::io::Read;
     let p = job_dir.join(OUTPUT_FILE);
-    let bytes = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("read the job output", &p, e)),
+    // The file is the job's output: read without following a link, at most
+    // MAX_LOG_BYTES of it.
+    let f = match super::collect::open_in(job_dir, Path::new(OUTPUT_FILE), "the job output", u64::MAX)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
+    let mut bytes = Vec::new();
+    f.take(super::MAX_LOG_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err("read the job output", &p, e))?;
     // Complete lines only: a line still being written shows up next time.
     let complete = bytes
         .iter()
@@ -338,7 +347,38 @@ impl Executor for ProcessExecutor {
         let err = out
             .try_clone()
             .map_err(|e| io_err("open the job output", &out_path, e))?;
-        let mut cmd = tokio::process::Command::new(&rt.program);
+        let mem = (spec.limits.memory_mib + 512).saturating_mul(1 << 20);
+        let limits = [
+            (rlimit::Resource::AS, "--as", mem),
+            (rlimit::Resource::CORE, "--core", 0),
+            (rlimit::Resource::NOFILE, "--nofile", 4096),
+        ];
+        let mut cmd = match self.run_as {
+            // A process of another user can be limited from outside only
+            // with CAP_SYS_RESOURCE (not every root has it: containers and
+            // sandboxes drop it), so the job sets its own limits before it
+            // becomes the runtime: util-linux's `prlimit` lowers them and
+            // execs the program (same pid, same process group).
+            Some(_) => {
+                let prlimit = ["/usr/bin/prlimit", "/bin/prlimit"]
+                    .into_iter()
+                    .map(Path::new)
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            "running native jobs as an unprivileged user needs util-linux's `prlimit`",
+                        )
+                    })?;
+                let mut c = tokio::process::Command::new(prlimit);
+                for (_, flag, lim) in &limits {
+                    c.arg(format!("{flag}={lim}"));
+                }
+                c.arg("--").arg(&rt.program);
+                c
+            }
+            None => tokio::process::Command::new(&rt.program),
+        };
         cmd.args(&rt.args)
             .args(&spec.args)
             .env_clear()
@@ -394,12 +434,10 @@ impl Executor for ProcessExecutor {
                     "the runtime exited before it could be tracked",
                 )
             })?;
-        let mem = (spec.limits.memory_mib + 512).saturating_mul(1 << 20);
-        for (res, lim) in [
-            (rlimit::Resource::AS, mem),
-            (rlimit::Resource::CORE, 0),
-            (rlimit::Resource::NOFILE, 4096),
-        ] {
+        for (res, _, lim) in limits {
+            if self.run_as.is_some() {
+                break; // set by `prlimit` in the child
+            }
             if let Err(e) = rlimit::prlimit(pid, res, Some((lim, lim)), None) {
                 signal_group(pid, Signal::SIGKILL);
                 let _ = child.wait().await;
@@ -549,12 +587,18 @@ impl Executor for ProcessExecutor {
     }
 
     async fn remove(&self, handle: &ExecHandle) -> Result<()> {
-        if let ExecState::Running | ExecState::Starting = self.state(handle).await? {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "cannot remove a running job; stop it first",
-            )
-            .with_context("job_id", handle.job_id.to_string()));
+        match self.state(handle).await {
+            Ok(ExecState::Running | ExecState::Starting) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "cannot remove a running job; stop it first",
+                )
+                .with_context("job_id", handle.job_id.to_string()));
+            }
+            Ok(_) => {}
+            // No record: removed already (say, before a crash). Idempotent.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         self.jobs
             .lock()

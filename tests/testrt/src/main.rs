@@ -5,6 +5,7 @@
 //! | command | effect |
 //! |---|---|
 //! | `events N` | append N valid `step` events and a `complete` event to `$ARTHA_EVENTS` |
+//! | `steps N` / `complete` | append N more `step` events / the `complete` event |
 //! | `malformed` | append a line that is not a valid event |
 //! | `echo TEXT` / `eecho TEXT` | print TEXT on stdout / stderr |
 //! | `sleep MS` | sleep |
@@ -74,8 +75,19 @@ fn expand(arg: &str) -> String {
     }
 }
 
+fn complete(steps: u64, final_weights: Blake3Digest) -> Result<(), String> {
+    let done = RuntimeEvent::Complete {
+        steps,
+        final_weights,
+    };
+    append(&serde_json::to_string(&done).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("complete: {e}"))
+}
+
 fn run(args: &[String]) -> Result<Option<u8>, String> {
     let args: Vec<String> = args.iter().map(|a| expand(a)).collect();
+    // The step chain continues across `steps` commands.
+    let (mut step, mut w) = (0u64, Blake3Digest::of(b"init"));
     let mut it = args.iter();
     let mut next = |what: &str| {
         it.next()
@@ -88,12 +100,10 @@ fn run(args: &[String]) -> Result<Option<u8>, String> {
             Err(_) => return Ok(None),
         };
         match cmd.as_str() {
-            "events" => {
-                let n: u64 = next("events")?
-                    .parse()
-                    .map_err(|e| format!("events: {e}"))?;
-                let mut w = Blake3Digest::of(b"init");
-                for step in 1..=n {
+            "events" | "steps" => {
+                let n: u64 = next(&cmd)?.parse().map_err(|e| format!("{cmd}: {e}"))?;
+                for _ in 0..n {
+                    step += 1;
                     w = Blake3Digest::of(w.as_bytes());
                     let rec = StepRecord {
                         step,
@@ -105,15 +115,13 @@ fn run(args: &[String]) -> Result<Option<u8>, String> {
                     };
                     let line = serde_json::to_string(&RuntimeEvent::Step(rec))
                         .map_err(|e| e.to_string())?;
-                    append(&line).map_err(|e| format!("events: {e}"))?;
+                    append(&line).map_err(|e| format!("{cmd}: {e}"))?;
                 }
-                let done = RuntimeEvent::Complete {
-                    steps: n,
-                    final_weights: w,
-                };
-                append(&serde_json::to_string(&done).map_err(|e| e.to_string())?)
-                    .map_err(|e| format!("events: {e}"))?;
+                if cmd == "events" {
+                    complete(step, w)?;
+                }
             }
+            "complete" => complete(step, w)?,
             "malformed" => append("{\"event\":\"step\",\"step\":\"one\"}")
                 .map_err(|e| format!("malformed: {e}"))?,
             "echo" => println!("{}", next("echo")?),
