@@ -29,7 +29,7 @@ use artha_core::{Amount, Error, ErrorKind, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{io_err, write_atomic};
+use crate::fsutil::{fsync_dir, io_err, rename_noreplace, unique_suffix};
 
 /// Multicodec prefix of an Ed25519 public key (`ed25519-pub`, varint 0xed).
 const ED25519_MULTICODEC: [u8; 2] = [0xed, 0x01];
@@ -137,6 +137,52 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// Writes a secret file at `path`, created with mode 0600 from the start (a
+/// temporary file beside it, opened with that mode, never readable by
+/// others even for a moment), fsynced, and moved into place without
+/// replacing an existing file. Returns `false` (and writes nothing) when
+/// `path` already exists.
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<bool> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", unique_suffix()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let write = || -> std::io::Result<()> {
+        let mut f = options.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err("write the identity key", path, e));
+    }
+    match rename_noreplace(&tmp, path) {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return Ok(false);
+            }
+            return Err(io_err("write the identity key", path, e));
+        }
+    }
+    fsync_dir(dir).map_err(|e| io_err("write the identity key", path, e))?;
+    Ok(true)
+}
+
 impl Identity {
     /// A fresh identity from the OS random source.
     pub fn generate() -> Result<Self> {
@@ -164,14 +210,12 @@ impl Identity {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = Self::generate()?;
-                write_atomic(path, hex::encode(id.key.to_bytes()).as_bytes())?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| io_err("restrict the identity key", path, e))?;
+                if write_secret(path, hex::encode(id.key.to_bytes()).as_bytes())? {
+                    Ok(id)
+                } else {
+                    // Another process created it meanwhile: use that one.
+                    Self::load_or_create(path)
                 }
-                Ok(id)
             }
             Err(e) => Err(io_err("read the identity key", path, e)),
         }
@@ -514,6 +558,22 @@ mod tests {
     fn issue_refuses_a_foreign_issuer_field() {
         let (issuer, user, _) = setup();
         assert!(user.issue(cred(&issuer, user.did())).is_err());
+    }
+
+    #[test]
+    fn secret_files_are_0600_and_never_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("k");
+        assert!(write_secret(&p, b"one").unwrap());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!write_secret(&p, b"two").unwrap(), "an existing key stays");
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file left behind");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   [`embedded::EmbeddedEvm`] (feature `embedded-chain`, default), an EVM
 //!   inside the engine (revm) persisted under the engine home; and
 //!   `rpc::RpcChain` (feature `evm`), any JSON-RPC endpoint with local
-//!   signers.
+//!   signers, every request bounded by a connect and a request timeout,
+//!   and the endpoint URL redacted in everything it prints (its credentials
+//!   never show in errors).
 //! - [`contracts::ArthaContracts`]: the six contracts on a backend, and the
 //!   [`artha_core::ProofChain`] implementation.
 //! - [`outbox::Outbox`]: chain writes recorded before sending, retried after
@@ -69,7 +71,10 @@ pub type TxReceipt = EvmReceipt;
 
 /// What the engine needs from an EVM chain. Writes return once mined; a
 /// revert is an error of kind `Reverted` with the revert data (hex) in the
-/// `revert_data` context; an unreachable endpoint is `Unavailable`.
+/// `revert_data` context; an unreachable endpoint, or one that does not
+/// answer in time, is `Unavailable` (retryable). Backends do not retry:
+/// chain writes are retried by the outbox and the job driver, reads fail
+/// fast.
 #[async_trait]
 pub trait EvmBackend: Send + Sync {
     /// Deploys `initcode` from `from`.
