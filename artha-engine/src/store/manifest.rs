@@ -49,6 +49,181 @@ pub const MAX_DEPTH: usize = 128;
 /// Longest symlink target accepted.
 pub const MAX_TARGET_LEN: usize = 4096;
 
+// ------------------------------------------------------------------ limits
+//
+// Everything a peer could have written into a store (manifests, blobs) is
+// hostile input. A directory manifest is small, but it may name the same
+// sub-directory manifest many times, and that one many times again: five
+// manifests under 20 KB can describe millions of files. Reading a tree
+// therefore counts what it has seen while it walks, level by level, and
+// stops as soon as a running count passes one of the limits below, before
+// it allocates anything for the entries past the limit. A refused tree is
+// an `InvalidInput` error (the stored data is malformed for this reader,
+// not damaged: its blobs hash correctly) with context `limit` (the name of
+// the limit), `max` (its value), `cid` (the manifest at which the count
+// went over), and `uri` and `path` where known. The walks of pin, GC and
+// verify visit each distinct manifest once, so shared sub-trees cost
+// nothing there; a pin also checks the expanded totals of its tree (computed
+// per distinct manifest, never by expanding).
+
+/// Most entries one directory manifest may list (200 000).
+///
+/// Checked while a manifest is decoded (the entries past it are not
+/// parsed) and when one is built, so a larger directory can be neither
+/// pushed nor read. Room for real data sets (COCO's `train2017/` holds
+/// 118 287 images in one directory), and a directory of this many entries
+/// is about 20 MB of manifest, well under [`MAX_MANIFEST_BYTES`]. Refused
+/// with context `limit` = `max_dir_entries`.
+pub const MAX_DIR_ENTRIES: usize = 200_000;
+
+/// Default of [`TreeLimits::max_entries`]: 2 000 000 files, directories
+/// and symlinks (counted with repeats) in one tree read.
+///
+/// Twice the suggested million so that ImageNet-1k's training set (1.28
+/// million files) fits; a plan of this many entries holds a few hundred MB
+/// of paths and manifests. Every entry names at most one manifest, so this
+/// also bounds the manifests a read visits (fan-out).
+pub const MAX_TREE_ENTRIES: u64 = 2_000_000;
+
+/// Default of [`TreeLimits::max_bytes`]: 1 TiB of file content (logical
+/// bytes, counted with repeats) in one tree read.
+pub const MAX_TREE_BYTES: u64 = 1 << 40;
+
+/// Default of [`TreeLimits::max_path_bytes`]: 256 MiB of relative paths
+/// (the sum of every entry's path length inside the tree read, which is
+/// what a read holds in memory). Names are up to 255 bytes and trees up to
+/// [`MAX_DEPTH`] deep, so without it two million entries could need 64 GB
+/// of paths; real trees average well under 128 bytes a path.
+pub const MAX_TREE_PATH_BYTES: u64 = 256 << 20;
+
+/// Limits on one tree that [`Svdb::get`](super::Svdb::get),
+/// [`Svdb::materialize`](super::Svdb::materialize) and
+/// [`Svdb::pin`](super::Svdb::pin) accept (set them with
+/// [`Svdb::with_tree_limits`](super::Svdb::with_tree_limits)). All counts
+/// are of the tree as it would be laid out: a sub-directory referenced
+/// twice counts twice. Depth ([`MAX_DEPTH`]) and entries per directory
+/// ([`MAX_DIR_ENTRIES`]) are fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TreeLimits {
+    /// Most files, directories and symlinks below the root (default
+    /// [`MAX_TREE_ENTRIES`]); context `limit` = `max_entries`.
+    pub max_entries: u64,
+    /// Most bytes of file content (default [`MAX_TREE_BYTES`]); context
+    /// `limit` = `max_bytes`.
+    pub max_bytes: u64,
+    /// Most bytes of relative paths, summed over every entry (default
+    /// [`MAX_TREE_PATH_BYTES`]); context `limit` = `max_path_bytes`.
+    pub max_path_bytes: u64,
+}
+
+impl Default for TreeLimits {
+    /// [`MAX_TREE_ENTRIES`], [`MAX_TREE_BYTES`] and [`MAX_TREE_PATH_BYTES`].
+    fn default() -> Self {
+        TreeLimits {
+            max_entries: MAX_TREE_ENTRIES,
+            max_bytes: MAX_TREE_BYTES,
+            max_path_bytes: MAX_TREE_PATH_BYTES,
+        }
+    }
+}
+
+/// The error of a tree that passes a limit: `InvalidInput` with context
+/// `limit` and `max` (the caller adds `cid`, `uri`, `path`).
+pub(crate) fn over_limit(limit: &'static str, max: u64, what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("refusing a tree with more than {max} {what} (limit {limit})"),
+    )
+    .with_context("limit", limit)
+    .with_context("max", max.to_string())
+}
+
+impl TreeLimits {
+    /// Checks running totals against the limits.
+    pub(crate) fn check(&self, entries: u64, bytes: u64, path_bytes: u64) -> Result<()> {
+        if entries > self.max_entries {
+            return Err(over_limit(
+                "max_entries",
+                self.max_entries,
+                "entries (files, directories and symlinks)",
+            ));
+        }
+        if bytes > self.max_bytes {
+            return Err(over_limit("max_bytes", self.max_bytes, "bytes of files"));
+        }
+        if path_bytes > self.max_path_bytes {
+            return Err(over_limit(
+                "max_path_bytes",
+                self.max_path_bytes,
+                "bytes of paths",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Running totals of a tree being read, checked against [`TreeLimits`] as
+/// each directory is counted (before its entries are expanded).
+#[derive(Debug, Clone)]
+pub(crate) struct TreeBudget {
+    limits: TreeLimits,
+    /// Entries counted so far.
+    pub(crate) entries: u64,
+    /// File bytes counted so far (as the directory entries declare them;
+    /// each is checked against its file manifest later).
+    pub(crate) bytes: u64,
+    /// Path bytes counted so far.
+    pub(crate) path_bytes: u64,
+}
+
+impl TreeBudget {
+    /// An empty budget.
+    pub(crate) fn new(limits: TreeLimits) -> Self {
+        TreeBudget {
+            limits,
+            entries: 0,
+            bytes: 0,
+            path_bytes: 0,
+        }
+    }
+
+    /// Counts the entries of `dir`, a directory whose own path inside the
+    /// tree is `prefix_len` bytes long (0 for the root), and checks the
+    /// totals. Costs nothing per entry beyond adding up its name and size.
+    pub(crate) fn add_dir(&mut self, dir: &DirManifest, prefix_len: usize) -> Result<()> {
+        let n = dir.entries.len() as u64;
+        let sep = if prefix_len == 0 {
+            0
+        } else {
+            prefix_len as u64 + 1
+        };
+        let (names, bytes) = dir.entries.iter().fold((0u64, 0u64), |(names, bytes), e| {
+            let b = match e.node {
+                Node::File { .. } => e.size,
+                _ => 0,
+            };
+            (
+                names.saturating_add(e.name.len() as u64),
+                bytes.saturating_add(b),
+            )
+        });
+        self.entries = self.entries.saturating_add(n);
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.path_bytes = self
+            .path_bytes
+            .saturating_add(n.saturating_mul(sep))
+            .saturating_add(names);
+        self.limits.check(self.entries, self.bytes, self.path_bytes)
+    }
+
+    /// Counts one file of `size` bytes that is the whole read (no entry,
+    /// no path).
+    pub(crate) fn add_root_file(&mut self, size: u64) -> Result<()> {
+        self.bytes = self.bytes.saturating_add(size);
+        self.limits.check(self.entries, self.bytes, self.path_bytes)
+    }
+}
+
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -310,7 +485,12 @@ pub struct DirManifest {
 
 impl DirManifest {
     /// Builds a manifest, sorting the entries; duplicate names are an error.
+    /// More than [`MAX_DIR_ENTRIES`] entries is an `InvalidInput` error
+    /// (such a directory could not be read back).
     pub fn new(mut entries: Vec<DirEntry>) -> Result<Self> {
+        if entries.len() > MAX_DIR_ENTRIES {
+            return Err(too_many_entries(entries.len()));
+        }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::invalid("name", "duplicate name in a directory")
@@ -339,7 +519,54 @@ impl DirManifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDir {
+    #[serde(deserialize_with = "bounded_entries")]
     entries: Vec<DirEntry>,
+}
+
+/// Marks the decoding error of a directory over [`MAX_DIR_ENTRIES`], so
+/// [`Manifest::decode`] can name the limit in the error's context.
+const DIR_ENTRIES_MARKER: &str = "entries in one directory manifest (limit max_dir_entries";
+
+fn too_many_entries(n: usize) -> Error {
+    over_limit(
+        "max_dir_entries",
+        MAX_DIR_ENTRIES as u64,
+        "entries in one directory manifest",
+    )
+    .with_context("entries", n.to_string())
+}
+
+/// Deserializes a directory's entries, failing at entry
+/// `MAX_DIR_ENTRIES + 1` before it is parsed (the input's size already
+/// bounds the work, this bounds what is built from it).
+fn bounded_entries<'de, D>(d: D) -> std::result::Result<Vec<DirEntry>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<DirEntry>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of directory entries")
+        }
+        fn visit_seq<A>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error>
+        where
+            A: serde::de::SeqAccess<'de>,
+        {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(e) = seq.next_element::<DirEntry>()? {
+                if out.len() == MAX_DIR_ENTRIES {
+                    return Err(serde::de::Error::custom(format!(
+                        "refusing a directory with more than {MAX_DIR_ENTRIES} \
+                         {DIR_ENTRIES_MARKER})"
+                    )));
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
 }
 
 impl From<DirManifest> for RawDir {
@@ -363,6 +590,28 @@ impl TryFrom<RawDir> for DirManifest {
         }
         Ok(DirManifest { entries: r.entries })
     }
+}
+
+/// The shape [`Manifest::decode`] parses a directory manifest into (the
+/// type key is checked by the canonical re-encoding).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecodeDir {
+    #[serde(rename = "type")]
+    _type: serde::de::IgnoredAny,
+    #[serde(deserialize_with = "bounded_entries")]
+    entries: Vec<DirEntry>,
+}
+
+/// The shape [`Manifest::decode`] parses a file manifest into.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecodeFile {
+    #[serde(rename = "type")]
+    _type: serde::de::IgnoredAny,
+    size: u64,
+    chunk_size: u32,
+    chunks: Vec<Cid>,
 }
 
 /// A decoded manifest.
@@ -410,7 +659,38 @@ impl Manifest {
                 "it does not start with {\"type\":\"artha. (a raw chunk, or not Artha data)".into(),
             ));
         }
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let parse_err = |e: serde_json::Error| {
+            let msg = e.to_string();
+            if msg.contains(DIR_ENTRIES_MARKER) {
+                bad(msg)
+                    .with_context("limit", "max_dir_entries")
+                    .with_context("max", MAX_DIR_ENTRIES.to_string())
+            } else {
+                bad(msg)
+            }
+        };
+        // Dispatch on the (canonical, leading) type key and parse straight
+        // into the manifest's fields: serde's internally tagged enums would
+        // first buffer the whole document as a generic tree, several times
+        // the input's size.
+        let m = if bytes.starts_with(br#"{"type":"artha.dir.v1","#) {
+            let d: DecodeDir = serde_json::from_slice(bytes).map_err(parse_err)?;
+            Manifest::Dir(DirManifest::try_from(RawDir { entries: d.entries }).map_err(bad)?)
+        } else if bytes.starts_with(br#"{"type":"artha.file.v1","#) {
+            let f: DecodeFile = serde_json::from_slice(bytes).map_err(parse_err)?;
+            Manifest::File(
+                FileManifest::try_from(RawFile {
+                    size: f.size,
+                    chunk_size: f.chunk_size,
+                    chunks: f.chunks,
+                })
+                .map_err(bad)?,
+            )
+        } else {
+            return Err(bad(
+                "unknown manifest type (expected artha.dir.v1 or artha.file.v1)".into(),
+            ));
+        };
         if m.encode() != bytes {
             return Err(bad(
                 "not in canonical form (whitespace, key order or escapes differ)".into(),
@@ -527,6 +807,84 @@ mod tests {
         let bad = &bad[..bad.find("]}").unwrap() + 2];
         let e = Manifest::decode(&c, bad.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("chunks"), "{e}");
+    }
+
+    #[test]
+    fn directory_entry_limit() {
+        let entries: Vec<DirEntry> = (0..MAX_DIR_ENTRIES)
+            .map(|i| file(&format!("f{i:07}"), false))
+            .collect();
+        let at_limit = Manifest::Dir(DirManifest::new(entries.clone()).unwrap()).encode();
+        let c = Cid::of(&at_limit);
+        match Manifest::decode(&c, &at_limit).unwrap() {
+            Manifest::Dir(d) => assert_eq!(d.entries.len(), MAX_DIR_ENTRIES),
+            Manifest::File(_) => unreachable!(),
+        }
+        // One more entry, sorted last: refused while decoding, naming the
+        // limit and the CID.
+        let mut text = String::from_utf8(at_limit).unwrap();
+        text.truncate(text.len() - 2);
+        let extra = Manifest::Dir(DirManifest::new(vec![file("z", false)]).unwrap()).encode();
+        let extra = String::from_utf8(extra).unwrap();
+        let one = &extra[extra.find("[{").unwrap() + 1..extra.len() - 2];
+        text.push(',');
+        text.push_str(one);
+        text.push_str("]}");
+        let e = Manifest::decode(&c, text.as_bytes()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.context_value("limit"), Some("max_dir_entries"), "{e}");
+        assert_eq!(e.context_value("cid"), Some(c.to_string().as_str()));
+        // Nor can one be built (so a push cannot make one).
+        let mut more = entries;
+        more.push(file("z", false));
+        let e = DirManifest::new(more).unwrap_err();
+        assert_eq!(e.context_value("limit"), Some("max_dir_entries"), "{e}");
+    }
+
+    #[test]
+    fn budget_counts_before_expanding() {
+        let d = DirManifest::new(vec![
+            file("ab", false),
+            DirEntry {
+                name: "d".into(),
+                size: 7,
+                node: Node::Dir { cid: Cid::of(b"d") },
+            },
+            DirEntry {
+                name: "l".into(),
+                size: 2,
+                node: Node::Symlink {
+                    target: "ab".into(),
+                },
+            },
+        ])
+        .unwrap();
+        let limits = TreeLimits {
+            max_entries: 6,
+            max_bytes: 6,
+            max_path_bytes: 4 + 2 * (4 + 4),
+        };
+        let mut b = TreeBudget::new(limits);
+        b.add_dir(&d, 0).unwrap();
+        // Only files count as bytes; paths are "ab", "d", "l".
+        assert_eq!((b.entries, b.bytes, b.path_bytes), (3, 3, 4));
+        // The same directory again at "xyz": paths "xyz/ab" and so on.
+        b.add_dir(&d, 3).unwrap();
+        assert_eq!((b.entries, b.bytes, b.path_bytes), (6, 6, 4 + 12 + 4));
+        let e = b.clone().add_dir(&d, 0).unwrap_err();
+        assert_eq!(e.context_value("limit"), Some("max_entries"));
+        assert_eq!(e.context_value("max"), Some("6"));
+        let e = TreeBudget::new(limits).add_root_file(7).unwrap_err();
+        assert_eq!(e.context_value("limit"), Some("max_bytes"));
+        let tight = TreeLimits {
+            max_path_bytes: 19,
+            ..limits
+        };
+        let mut b = TreeBudget::new(tight);
+        b.add_dir(&d, 0).unwrap();
+        let e = b.add_dir(&d, 3).unwrap_err();
+        assert_eq!(e.context_value("limit"), Some("max_path_bytes"));
+        assert_eq!(TreeLimits::default().max_entries, MAX_TREE_ENTRIES);
     }
 
     #[test]

@@ -58,6 +58,18 @@
 //! `ResourceExhausted`; each error names the CID and path involved, and
 //! output is written under a temporary name and renamed into place only
 //! when complete.
+//!
+//! Manifests a peer wrote are hostile too: a few small directory manifests
+//! that name the same sub-directory many times can describe millions of
+//! files. Reads count as they walk and refuse, with an `InvalidInput` error
+//! whose context names the `limit`, its `max`, the `cid` and the `uri`, a
+//! tree past [`TreeLimits`] (entries, file bytes and path bytes, counted as
+//! laid out), [`MAX_DEPTH`](manifest::MAX_DEPTH) levels, or a directory of
+//! more than [`MAX_DIR_ENTRIES`](manifest::MAX_DIR_ENTRIES) entries, before
+//! allocating for what lies past the limit and before anything is written
+//! at the destination. [`Svdb::ls`] reads one manifest per path segment and
+//! never expands; pin, GC and verify visit each distinct manifest once, and
+//! [`Svdb::pin`] refuses a tree past the limits.
 
 mod ingest;
 mod local;
@@ -69,7 +81,7 @@ mod svdb;
 mod util;
 
 pub use local::LocalBlobStore;
-pub use manifest::{DirEntry, DirManifest, EntryKind, FileManifest, Manifest, Node};
+pub use manifest::{DirEntry, DirManifest, EntryKind, FileManifest, Manifest, Node, TreeLimits};
 pub use output::{LayoutReport, remove_tree};
 #[cfg(feature = "s3")]
 pub use s3::{S3BlobStore, S3Config};

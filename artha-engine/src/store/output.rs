@@ -13,6 +13,7 @@
 //! store, which the next read of that blob detects; containers mount these
 //! trees read-only). Remove a materialized tree with [`remove_tree`].
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -24,7 +25,10 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::StoreBackend;
-use super::manifest::{DirManifest, EntryKind, FileManifest, MAX_DEPTH, Node, target_stays_inside};
+use super::manifest::{
+    DirManifest, EntryKind, FileManifest, MAX_DEPTH, Node, TreeBudget, over_limit,
+    target_stays_inside,
+};
 use super::svdb::{Resolved, Svdb, inconsistent};
 use super::util::{blocking, bounded, io_err, rename_noreplace, unique_suffix};
 
@@ -61,8 +65,16 @@ enum Mode {
 struct PlanFile {
     /// Path inside the output ("" for a single-file root).
     rel: String,
-    manifest: FileManifest,
+    /// Shared by every file of the tree with the same content.
+    manifest: Arc<FileManifest>,
     executable: bool,
+}
+
+impl PlanFile {
+    /// Whether the file is laid out as a hard link to its one blob.
+    fn linkable(&self, link: bool) -> bool {
+        link && self.manifest.chunks.len() == 1 && !self.executable
+    }
 }
 
 #[derive(Debug)]
@@ -111,18 +123,30 @@ pub fn remove_tree(path: impl AsRef<Path>) -> Result<()> {
 impl<B: StoreBackend> Svdb<B> {
     /// Writes the file or tree `uri` names to `dest` as an ordinary writable
     /// copy (modes 644/755). `dest` must not exist; its parent must. Every
-    /// chunk is verified; on any error `dest` is left absent.
+    /// chunk is verified; on any error `dest` is left absent. A tree past
+    /// the store's [`TreeLimits`](super::TreeLimits), deeper than
+    /// [`MAX_DEPTH`] or with a directory of more than
+    /// [`MAX_DIR_ENTRIES`](super::manifest::MAX_DIR_ENTRIES) entries is
+    /// refused (`InvalidInput`, context `limit`) before anything is written.
     pub async fn get(&self, uri: &ArthaUri, dest: impl AsRef<Path>) -> Result<LayoutReport> {
         self.lay_out(uri, dest.as_ref(), Mode::Get).await
     }
 
     /// Lays the file or tree `uri` names out at `dir` read-only, for a job:
     /// hard links to verified local blobs where possible, copies otherwise.
-    /// `dir` must not exist; its parent must. All or nothing.
+    /// `dir` must not exist; its parent must. All or nothing. The same
+    /// limits as [`Svdb::get`] apply.
     pub async fn materialize(&self, uri: &ArthaUri, dir: impl AsRef<Path>) -> Result<LayoutReport> {
         self.lay_out(uri, dir.as_ref(), Mode::Materialize).await
     }
 
+    /// Reads the manifests of the tree `uri` names, breadth first, counting
+    /// as it goes (see [`TreeLimits`](super::manifest::TreeLimits)): each
+    /// level's directories are counted before any of their entries is
+    /// expanded, so a tree past a limit is refused after reading at most one
+    /// more level of manifests, whatever it describes. Each distinct
+    /// manifest is read once per level (a sub-tree named many times costs
+    /// one read), and each distinct file manifest once.
     async fn plan(&self, uri: &ArthaUri) -> Result<Plan> {
         let ctx = |e: Error| e.with_context("uri", uri.to_string());
         let base = uri.path().to_string();
@@ -135,19 +159,32 @@ impl<B: StoreBackend> Svdb<B> {
                 format!("{base}/{rel}")
             }
         };
-        let root = match self.resolve(uri).await? {
+        let at = |e: Error, cid: &Cid, rel: &str| {
+            let e = e.with_context("cid", cid.to_string());
+            let p = full(rel);
+            if p.is_empty() {
+                e
+            } else {
+                e.with_context("path", p)
+            }
+        };
+        let mut budget = TreeBudget::new(self.limits);
+        let (root_cid, root) = match self.resolve(uri).await? {
             Resolved::File {
+                cid,
                 manifest,
                 executable,
-                ..
             } => {
+                budget
+                    .add_root_file(manifest.size)
+                    .map_err(|e| ctx(at(e, &cid, "")))?;
                 return Ok(Plan {
                     kind: EntryKind::File,
                     dirs: Vec::new(),
                     bytes: manifest.size,
                     files: vec![PlanFile {
                         rel: String::new(),
-                        manifest,
+                        manifest: Arc::new(manifest),
                         executable,
                     }],
                     symlinks: Vec::new(),
@@ -160,8 +197,16 @@ impl<B: StoreBackend> Svdb<B> {
                 )
                 .with_context("uri", uri.to_string()));
             }
-            Resolved::Dir { manifest, .. } => manifest,
+            Resolved::Dir { cid, manifest } => (cid, manifest),
         };
+        // The declared size of the whole tree; every directory's is checked
+        // against its manifest below and every file's against its file
+        // manifest, so a tree that claims too much is refused now and one
+        // that lies about it is refused as inconsistent.
+        if root.size() > self.limits.max_bytes {
+            let e = over_limit("max_bytes", self.limits.max_bytes, "bytes of files");
+            return Err(ctx(at(e, &root_cid, "")));
+        }
         let mut plan = Plan {
             kind: EntryKind::Dir,
             dirs: Vec::new(),
@@ -171,22 +216,31 @@ impl<B: StoreBackend> Svdb<B> {
         };
         // (rel, file manifest cid, executable, size)
         let mut file_refs: Vec<(String, Cid, bool, u64)> = Vec::new();
-        let mut level: Vec<(String, DirManifest)> = vec![(String::new(), root)];
+        let mut level: Vec<(String, Cid, Arc<DirManifest>)> =
+            vec![(String::new(), root_cid, Arc::new(root))];
         let mut depth = 0usize;
         while !level.is_empty() {
-            if depth > MAX_DEPTH {
-                return Err(Error::invalid(
-                    "uri",
-                    format!("the tree is deeper than {MAX_DEPTH} levels"),
-                )
-                .with_context("uri", uri.to_string()));
+            // Level `depth` holds directories nested `depth` deep; like a
+            // push and the pin walk, at most MAX_DEPTH - 1 below the root.
+            if depth >= MAX_DEPTH
+                && let Some((rel, cid, _)) = level.first()
+            {
+                let e = over_limit("max_depth", MAX_DEPTH as u64, "directory levels");
+                return Err(ctx(at(e, cid, rel)));
             }
-            let mut next_dirs: Vec<(String, Cid)> = Vec::new();
-            for (rel, dm) in &level {
+            // Count the whole level before building anything from it.
+            for (rel, cid, dm) in &level {
+                budget
+                    .add_dir(dm, rel.len())
+                    .map_err(|e| ctx(at(e, cid, rel)))?;
+            }
+            // (rel, dir manifest cid, declared size)
+            let mut next_dirs: Vec<(String, Cid, u64)> = Vec::new();
+            for (rel, _, dm) in &level {
                 for e in &dm.entries {
                     let child = join(rel, &e.name);
                     match &e.node {
-                        Node::Dir { cid } => next_dirs.push((child, *cid)),
+                        Node::Dir { cid } => next_dirs.push((child, *cid, e.size)),
                         Node::File { cid, executable } => {
                             file_refs.push((child, *cid, *executable, e.size))
                         }
@@ -206,35 +260,83 @@ impl<B: StoreBackend> Svdb<B> {
                     }
                 }
             }
-            plan.dirs.extend(next_dirs.iter().map(|(r, _)| r.clone()));
-            level = stream::iter(next_dirs)
-                .map(|(rel, cid)| {
-                    let p = full(&rel);
-                    async move { self.load_dir_manifest(&cid, &p).await.map(|m| (rel, m)) }
+            plan.dirs.extend(next_dirs.iter().map(|(r, ..)| r.clone()));
+            // Each distinct directory manifest of the next level, read once
+            // (errors name the first path that refers to it).
+            let mut first: HashMap<Cid, String> = HashMap::new();
+            for (rel, cid, _) in &next_dirs {
+                first.entry(*cid).or_insert_with(|| full(rel));
+            }
+            let loaded: HashMap<Cid, (Arc<DirManifest>, u64)> = stream::iter(first)
+                .map(|(cid, p)| async move {
+                    let m = self.load_dir_manifest(&cid, &p).await?;
+                    let size = m.size();
+                    Ok::<_, Error>((cid, (Arc::new(m), size)))
                 })
-                .buffered(self.concurrency * 2)
+                .buffer_unordered(self.concurrency * 2)
                 .try_collect()
                 .await
                 .map_err(ctx)?;
+            level = Vec::with_capacity(next_dirs.len());
+            for (rel, cid, declared) in next_dirs {
+                let Some((m, size)) = loaded.get(&cid) else {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        "a planned directory was not read",
+                    ));
+                };
+                if *size != declared {
+                    return Err(ctx(inconsistent(
+                        &cid,
+                        &full(&rel),
+                        format!(
+                            "the directory entry says {declared} bytes, the directory manifest {size}"
+                        ),
+                    )));
+                }
+                level.push((rel, cid, m.clone()));
+            }
             depth += 1;
         }
-        plan.files = stream::iter(file_refs)
-            .map(|(rel, cid, executable, size)| {
-                let p = full(&rel);
-                async move {
-                    let manifest = self.load_file_manifest(&cid, &p, Some(size)).await?;
-                    Ok::<_, Error>(PlanFile {
-                        rel,
-                        manifest,
-                        executable,
-                    })
-                }
+        // Each distinct file manifest, read once.
+        let mut first: HashMap<Cid, String> = HashMap::new();
+        for (rel, cid, ..) in &file_refs {
+            first.entry(*cid).or_insert_with(|| full(rel));
+        }
+        let loaded: HashMap<Cid, Arc<FileManifest>> = stream::iter(first)
+            .map(|(cid, p)| async move {
+                let m = self.load_file_manifest(&cid, &p, None).await?;
+                Ok::<_, Error>((cid, Arc::new(m)))
             })
-            .buffered(self.concurrency * 2)
+            .buffer_unordered(self.concurrency * 2)
             .try_collect()
             .await
             .map_err(ctx)?;
-        plan.bytes = plan.files.iter().map(|f| f.manifest.size).sum();
+        plan.files = Vec::with_capacity(file_refs.len());
+        for (rel, cid, executable, size) in file_refs {
+            let Some(manifest) = loaded.get(&cid) else {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "a planned file was not read",
+                ));
+            };
+            if manifest.size != size {
+                return Err(ctx(inconsistent(
+                    &cid,
+                    &full(&rel),
+                    format!(
+                        "the directory entry says {size} bytes, the file manifest {}",
+                        manifest.size
+                    ),
+                )));
+            }
+            plan.bytes = plan.bytes.saturating_add(size);
+            plan.files.push(PlanFile {
+                rel,
+                manifest: manifest.clone(),
+                executable,
+            });
+        }
         Ok(plan)
     }
 
@@ -261,7 +363,7 @@ impl<B: StoreBackend> Svdb<B> {
         let parent_dev = fs::metadata(&parent)
             .map_err(|e| io_err("use the destination's directory", &parent, e))?
             .dev();
-        let plan = self.plan(uri).await?;
+        let plan = Arc::new(self.plan(uri).await?);
         let staging = parent.join(format!(".{name}.artha-{}.partial", unique_suffix()));
         let link = match (mode, self.backend.local()) {
             (Mode::Materialize, Some(local)) => local.device()? == parent_dev,
@@ -302,45 +404,42 @@ impl<B: StoreBackend> Svdb<B> {
     }
 
     /// Writes the plan under `staging`; returns (linked, copied) file counts.
+    /// Paths and work items are made one at a time from the plan, so this
+    /// holds nothing per file or chunk beyond the plan itself.
     async fn fill(
         &self,
-        plan: &Plan,
+        plan: &Arc<Plan>,
         staging: &Path,
         mode: Mode,
         link: bool,
     ) -> Result<(u64, u64)> {
-        let at = |rel: &str| {
+        fn at(staging: &Path, rel: &str) -> PathBuf {
             if rel.is_empty() {
                 staging.to_path_buf()
             } else {
                 staging.join(rel)
             }
-        };
-        let linkable = |f: &PlanFile| link && f.manifest.chunks.len() == 1 && !f.executable;
+        }
         // Directories, then every file that is not linked, created empty.
         {
-            let mut mk: Vec<PathBuf> = Vec::new();
-            if plan.kind == EntryKind::Dir {
-                mk.push(staging.to_path_buf());
-                mk.extend(plan.dirs.iter().map(|d| at(d)));
-            }
-            let create: Vec<PathBuf> = plan
-                .files
-                .iter()
-                .filter(|f| !linkable(f))
-                .map(|f| at(&f.rel))
-                .collect();
+            let plan = plan.clone();
+            let staging = staging.to_path_buf();
             blocking(move || {
-                for d in &mk {
-                    fs::create_dir(d).map_err(|e| io_err("create an output directory", d, e))?;
+                if plan.kind == EntryKind::Dir {
+                    let dirs = std::iter::once("").chain(plan.dirs.iter().map(String::as_str));
+                    for d in dirs.map(|d| at(&staging, d)) {
+                        fs::create_dir(&d)
+                            .map_err(|e| io_err("create an output directory", &d, e))?;
+                    }
                 }
-                for p in &create {
+                for f in plan.files.iter().filter(|f| !f.linkable(link)) {
+                    let p = at(&staging, &f.rel);
                     OpenOptions::new()
                         .write(true)
                         .create_new(true)
                         .mode(0o600)
-                        .open(p)
-                        .map_err(|e| io_err("create an output file", p, e))?;
+                        .open(&p)
+                        .map_err(|e| io_err("create an output file", &p, e))?;
                 }
                 Ok(())
             })
@@ -350,24 +449,34 @@ impl<B: StoreBackend> Svdb<B> {
             Link(usize),
             Chunk(usize, usize),
         }
-        let mut ops = Vec::new();
-        for (i, f) in plan.files.iter().enumerate() {
-            if linkable(f) {
-                ops.push(Op::Link(i));
+        let files = &plan.files;
+        let ops = (0..files.len()).flat_map(move |i| {
+            let linked = files[i].linkable(link);
+            let chunks = if linked {
+                0
             } else {
-                ops.extend((0..f.manifest.chunks.len()).map(|c| Op::Chunk(i, c)));
-            }
-        }
+                files[i].manifest.chunks.len()
+            };
+            linked
+                .then_some(Op::Link(i))
+                .into_iter()
+                .chain((0..chunks).map(move |c| Op::Chunk(i, c)))
+        });
         let mut linked = 0u64;
         bounded(
             ops,
             self.concurrency,
             |op| async move {
                 match op {
-                    Op::Link(i) => self.link_file(&plan.files[i], at(&plan.files[i].rel)).await,
+                    Op::Link(i) => {
+                        let f = &plan.files[i];
+                        self.link_file(f, at(staging, &f.rel)).await
+                    }
                     Op::Chunk(i, c) => {
                         let f = &plan.files[i];
-                        self.copy_chunk(f, c, at(&f.rel)).await.map(|()| false)
+                        self.copy_chunk(f, c, at(staging, &f.rel))
+                            .await
+                            .map(|()| false)
                     }
                 }
             },
@@ -379,37 +488,29 @@ impl<B: StoreBackend> Svdb<B> {
         .await?;
         let copied = plan.files.len() as u64 - linked;
         // Symlinks, then modes: files first, directories deepest first.
-        let symlinks: Vec<(PathBuf, String)> = plan
-            .symlinks
-            .iter()
-            .map(|(rel, t)| (at(rel), t.clone()))
-            .collect();
         let (ro, rw) = match mode {
             Mode::Get => ((0o644, 0o755), false),
             Mode::Materialize => ((0o444, 0o555), true),
         };
-        let file_modes: Vec<(PathBuf, u32)> = plan
-            .files
-            .iter()
-            .filter(|f| !linkable(f))
-            .map(|f| (at(&f.rel), if f.executable { ro.1 } else { ro.0 }))
-            .collect();
-        let mut dir_modes: Vec<PathBuf> = Vec::new();
-        if rw && plan.kind == EntryKind::Dir {
-            dir_modes.extend(plan.dirs.iter().rev().map(|d| at(d)));
-            dir_modes.push(staging.to_path_buf());
-        }
+        let plan = plan.clone();
+        let staging = staging.to_path_buf();
         blocking(move || {
-            for (p, t) in &symlinks {
-                std::os::unix::fs::symlink(t, p).map_err(|e| io_err("create a symlink", p, e))?;
+            for (rel, t) in &plan.symlinks {
+                let p = at(&staging, rel);
+                std::os::unix::fs::symlink(t, &p).map_err(|e| io_err("create a symlink", &p, e))?;
             }
-            for (p, m) in &file_modes {
-                fs::set_permissions(p, fs::Permissions::from_mode(*m))
-                    .map_err(|e| io_err("set a file's mode", p, e))?;
+            for f in plan.files.iter().filter(|f| !f.linkable(link)) {
+                let p = at(&staging, &f.rel);
+                let m = if f.executable { ro.1 } else { ro.0 };
+                fs::set_permissions(&p, fs::Permissions::from_mode(m))
+                    .map_err(|e| io_err("set a file's mode", &p, e))?;
             }
-            for d in &dir_modes {
-                fs::set_permissions(d, fs::Permissions::from_mode(0o555))
-                    .map_err(|e| io_err("make a directory read-only", d, e))?;
+            if rw && plan.kind == EntryKind::Dir {
+                let dirs = plan.dirs.iter().rev().map(String::as_str);
+                for d in dirs.chain(std::iter::once("")).map(|d| at(&staging, d)) {
+                    fs::set_permissions(&d, fs::Permissions::from_mode(0o555))
+                        .map_err(|e| io_err("make a directory read-only", &d, e))?;
+                }
             }
             Ok(())
         })

@@ -15,7 +15,7 @@ use super::StoreBackend;
 use super::local::{DirSync, LocalBlobStore};
 use super::manifest::{
     DirEntry, DirManifest, EntryKind, FileManifest, MAX_CHUNK_SIZE, MAX_DEPTH, MIN_CHUNK_SIZE,
-    Manifest, Node,
+    Manifest, Node, TreeLimits, over_limit,
 };
 use super::util::{blocking, io_err, lock, write_atomic};
 use crate::home::EngineHome;
@@ -267,6 +267,102 @@ pub(crate) struct Walk {
     /// Chunk → a file manifest that lists it.
     pub(crate) chunks: HashMap<Cid, Cid>,
     pub(crate) problems: Vec<Problem>,
+    /// What each directory manifest adds to a tree, when the walk was asked
+    /// to keep it (to compute a tree's expanded totals without expanding).
+    pub(crate) dirs: HashMap<Cid, DirSummary>,
+}
+
+/// One directory manifest, reduced to what its tree's totals need.
+#[derive(Debug, Default)]
+pub(crate) struct DirSummary {
+    /// Its entries.
+    entries: u64,
+    /// The declared sizes of its files.
+    file_bytes: u64,
+    /// The lengths of its entries' names.
+    name_bytes: u64,
+    /// Its sub-directories (with repeats) and the lengths of their names.
+    children: Vec<(Cid, u64)>,
+}
+
+/// A tree's totals as it would be laid out (shared sub-trees counted once
+/// per reference).
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    entries: u64,
+    bytes: u64,
+    /// Path bytes of everything below, relative to this directory.
+    path_bytes: u64,
+    /// Directory levels below this one.
+    height: usize,
+}
+
+/// The totals of the tree at `root`, from the summaries of a walk, one
+/// computation per distinct manifest (never by expanding); checks them
+/// against `limits` and [`MAX_DEPTH`]. Manifests the walk could not read
+/// count as empty (the walk reported them).
+fn check_tree(dirs: &HashMap<Cid, DirSummary>, root: &Cid, limits: &TreeLimits) -> Result<()> {
+    let mut memo: HashMap<Cid, Totals> = HashMap::new();
+    let mut on_path: HashSet<Cid> = HashSet::new();
+    let mut stack = vec![(*root, false)];
+    while let Some((cid, ready)) = stack.pop() {
+        if memo.contains_key(&cid) {
+            continue;
+        }
+        let Some(s) = dirs.get(&cid) else {
+            memo.insert(cid, Totals::default());
+            continue;
+        };
+        if !ready {
+            if !on_path.insert(cid) {
+                // A manifest that contains itself: impossible to make with
+                // BLAKE3, refused rather than looped on.
+                return Err(inconsistent(
+                    &cid,
+                    "",
+                    "a directory manifest contains itself".into(),
+                ));
+            }
+            stack.push((cid, true));
+            stack.extend(
+                s.children
+                    .iter()
+                    .filter(|(c, _)| !memo.contains_key(c))
+                    .map(|(c, _)| (*c, false)),
+            );
+            continue;
+        }
+        on_path.remove(&cid);
+        let mut t = Totals {
+            entries: s.entries,
+            bytes: s.file_bytes,
+            path_bytes: s.name_bytes,
+            height: 0,
+        };
+        for (c, name_len) in &s.children {
+            let sub = memo.get(c).copied().unwrap_or_default();
+            t.entries = t.entries.saturating_add(sub.entries);
+            t.bytes = t.bytes.saturating_add(sub.bytes);
+            t.path_bytes = t
+                .path_bytes
+                .saturating_add(sub.entries.saturating_mul(name_len.saturating_add(1)))
+                .saturating_add(sub.path_bytes);
+            t.height = t.height.max(sub.height.saturating_add(1));
+        }
+        let err = |e: Error| e.with_context("cid", cid.to_string());
+        limits
+            .check(t.entries, t.bytes, t.path_bytes)
+            .map_err(err)?;
+        if t.height >= MAX_DEPTH {
+            return Err(err(over_limit(
+                "max_depth",
+                MAX_DEPTH as u64,
+                "directory levels",
+            )));
+        }
+        memo.insert(cid, t);
+    }
+    Ok(())
 }
 
 /// Content-addressed, chunked storage over a blob backend: push, get, ls,
@@ -276,6 +372,7 @@ pub struct Svdb<B> {
     pub(super) state: PathBuf,
     pub(super) chunk_size: u32,
     pub(super) concurrency: usize,
+    pub(super) limits: TreeLimits,
 }
 
 impl<B: fmt::Debug> fmt::Debug for Svdb<B> {
@@ -285,6 +382,7 @@ impl<B: fmt::Debug> fmt::Debug for Svdb<B> {
             .field("state", &self.state)
             .field("chunk_size", &self.chunk_size)
             .field("concurrency", &self.concurrency)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -325,6 +423,7 @@ impl<B: StoreBackend> Svdb<B> {
             // Twice the cores: hashing keeps every core busy while the other
             // half of the in-flight chunks wait on fsync or the network.
             concurrency: (cores * 2).max(2),
+            limits: TreeLimits::default(),
         })
     }
 
@@ -345,6 +444,18 @@ impl<B: StoreBackend> Svdb<B> {
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
+    }
+
+    /// Sets the limits on the trees [`Svdb::get`], [`Svdb::materialize`]
+    /// and [`Svdb::pin`] accept (default: [`TreeLimits::default`]).
+    pub fn with_tree_limits(mut self, limits: TreeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits on the trees this store reads.
+    pub fn tree_limits(&self) -> TreeLimits {
+        self.limits
     }
 
     /// The backend.
@@ -519,6 +630,11 @@ impl<B: StoreBackend> Svdb<B> {
     }
 
     /// Describes what a URI names; for a directory, lists its entries.
+    /// Reads one manifest per path segment and never expands a tree (the
+    /// size of a directory is what its manifest declares), so it is cheap
+    /// on any tree; a directory of more than
+    /// [`MAX_DIR_ENTRIES`](super::manifest::MAX_DIR_ENTRIES) entries is
+    /// refused.
     pub async fn ls(&self, uri: &ArthaUri) -> Result<Listing> {
         Ok(match self.resolve(uri).await? {
             Resolved::File {
@@ -559,34 +675,45 @@ impl<B: StoreBackend> Svdb<B> {
     /// malformed manifests are recorded as problems (chunks are listed, not
     /// read). Errors other than missing/corrupted/malformed blobs (an
     /// unreachable backend) abort the walk.
-    pub(crate) async fn walk(&self, roots: &[Cid]) -> Result<Walk> {
+    ///
+    /// Bounded by what is stored, never by what it describes: each distinct
+    /// manifest is read once (a sub-tree referenced many times is queued
+    /// once), manifests are decoded as they arrive (at most a few in memory
+    /// as bytes), and directories go no deeper than [`MAX_DEPTH`]. With
+    /// `summarize`, it keeps a [`DirSummary`] per directory manifest, from
+    /// which [`check_tree`] computes the expanded totals of a tree.
+    pub(crate) async fn walk(&self, roots: &[Cid], summarize: bool) -> Result<Walk> {
         let mut walk = Walk::default();
         // (cid, expected kind, referenced by)
-        let mut frontier: Vec<(Cid, Option<EntryKind>, Option<Cid>)> =
-            roots.iter().map(|c| (*c, None, None)).collect();
+        let mut frontier: Vec<(Cid, Option<EntryKind>, Option<Cid>)> = Vec::new();
+        for r in roots {
+            if walk.manifests.insert(*r) {
+                frontier.push((*r, None, None));
+            }
+        }
         let mut depth = 0usize;
         while !frontier.is_empty() {
             depth += 1;
-            let level: Vec<_> = frontier
-                .drain(..)
-                .filter(|(c, ..)| walk.manifests.insert(*c))
-                .collect();
-            let fetched: Vec<_> = stream::iter(level)
+            let level = std::mem::take(&mut frontier);
+            let mut fetched = stream::iter(level)
                 .map(|(cid, want, parent)| async move {
-                    (cid, want, parent, self.backend.get(&cid).await)
+                    let got = self
+                        .backend
+                        .get(&cid)
+                        .await
+                        .map(|bytes| Manifest::decode(&cid, &bytes));
+                    (cid, want, parent, got)
                 })
-                .buffer_unordered(self.concurrency * 2)
-                .collect()
-                .await;
-            for (cid, want, parent, got) in fetched {
+                .buffer_unordered(self.concurrency * 2);
+            while let Some((cid, want, parent, got)) = fetched.next().await {
                 let problem = |kind, detail: String| Problem {
                     cid,
                     kind,
                     referenced_by: parent,
                     detail,
                 };
-                let bytes = match got {
-                    Ok(b) => b,
+                let decoded = match got {
+                    Ok(d) => d,
                     Err(e) => match e.kind() {
                         ErrorKind::NotFound => {
                             walk.problems
@@ -601,7 +728,7 @@ impl<B: StoreBackend> Svdb<B> {
                         _ => return Err(e),
                     },
                 };
-                let m = match Manifest::decode(&cid, &bytes) {
+                let m = match decoded {
                     Ok(m) => m,
                     Err(e) => {
                         walk.problems
@@ -623,10 +750,30 @@ impl<B: StoreBackend> Svdb<B> {
                             ));
                             continue;
                         }
-                        for e in d.entries {
-                            if let Some(c) = e.cid() {
+                        let mut summary = DirSummary::default();
+                        for e in &d.entries {
+                            if summarize {
+                                summary.entries += 1;
+                                summary.name_bytes += e.name.len() as u64;
+                                match &e.node {
+                                    Node::File { .. } => {
+                                        summary.file_bytes =
+                                            summary.file_bytes.saturating_add(e.size);
+                                    }
+                                    Node::Dir { cid } => {
+                                        summary.children.push((*cid, e.name.len() as u64));
+                                    }
+                                    Node::Symlink { .. } => {}
+                                }
+                            }
+                            if let Some(c) = e.cid()
+                                && walk.manifests.insert(*c)
+                            {
                                 frontier.push((*c, Some(e.kind()), Some(cid)));
                             }
+                        }
+                        if summarize {
+                            walk.dirs.insert(cid, summary);
                         }
                     }
                     (_, Some(k)) => walk.problems.push(problem(
@@ -641,11 +788,13 @@ impl<B: StoreBackend> Svdb<B> {
 
     /// Pins `cid` (a file or directory manifest) with deal terms. The whole
     /// tree must be stored: a missing or malformed manifest or a missing
-    /// chunk is an error naming it, and nothing is pinned. Pinning again
-    /// replaces the terms.
+    /// chunk is an error naming it, and nothing is pinned. So is a tree
+    /// that [`Svdb::get`] would refuse for its size (the store's
+    /// [`TreeLimits`], [`MAX_DEPTH`]), computed once per distinct manifest.
+    /// Pinning again replaces the terms.
     pub async fn pin(&self, cid: &Cid, deal: &Deal) -> Result<Pin> {
         deal.validate()?;
-        let walk = self.walk(&[*cid]).await?;
+        let walk = self.walk(&[*cid], true).await?;
         if let Some(p) = walk.problems.first() {
             let kind = match p.kind {
                 ProblemKind::Missing => ErrorKind::NotFound,
@@ -660,6 +809,11 @@ impl<B: StoreBackend> Svdb<B> {
             }
             return Err(e);
         }
+        // A tree no read would accept is not pinned either.
+        check_tree(&walk.dirs, cid, &self.limits).map_err(|e| {
+            e.with_context("pin", cid.to_string())
+                .with_context("uri", ArthaUri::new(*cid).to_string())
+        })?;
         let chunks: Vec<(Cid, Cid)> = walk.chunks.into_iter().collect();
         let missing = stream::iter(chunks)
             .map(|(c, m)| async move { self.backend.has(&c).await.map(|h| (c, m, h)) })
@@ -759,7 +913,7 @@ impl<B: StoreBackend> Svdb<B> {
         let _lock = lock(self.lock_path(), true).await?;
         let pins = self.pins().await?;
         let roots: Vec<Cid> = pins.iter().map(|p| p.cid).collect();
-        let walk = self.walk(&roots).await?;
+        let walk = self.walk(&roots, false).await?;
         if let Some(p) = walk.problems.first() {
             return Err(Error::new(
                 ErrorKind::Corrupted,
@@ -812,8 +966,9 @@ impl<B: StoreBackend> Svdb<B> {
     /// An `Err` means the check itself could not run (backend unreachable).
     pub async fn verify(&self) -> Result<VerifyReport> {
         let all = self.backend.list().await?;
-        let checked: Vec<(Cid, Result<Vec<u8>>)> = stream::iter(all)
-            .map(|c| async move { (c, self.backend.get(&c).await) })
+        // Only lengths are kept: the whole store need not fit in memory.
+        let checked: Vec<(Cid, Result<usize>)> = stream::iter(all)
+            .map(|c| async move { (c, self.backend.get(&c).await.map(|b| b.len())) })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
@@ -828,9 +983,9 @@ impl<B: StoreBackend> Svdb<B> {
         let mut bad = HashSet::new();
         for (cid, r) in checked {
             match r {
-                Ok(bytes) => {
+                Ok(len) => {
                     report.blobs += 1;
-                    report.bytes += bytes.len() as u64;
+                    report.bytes += len as u64;
                     present.insert(cid);
                 }
                 // Deleted by a concurrent GC between list and get.
@@ -851,7 +1006,7 @@ impl<B: StoreBackend> Svdb<B> {
         let pins = self.pins().await?;
         report.pins = pins.len();
         let roots: Vec<Cid> = pins.iter().map(|p| p.cid).collect();
-        let walk = self.walk(&roots).await?;
+        let walk = self.walk(&roots, false).await?;
         // Corrupted blobs are already reported once.
         report.problems.extend(
             walk.problems

@@ -62,12 +62,14 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// Runs `f` on every item with at most `n` futures in flight, handing the
+/// Runs `f` on every item (taken from `items` only as work starts, so a
+/// lazy iterator costs no memory per item) with at most `n` futures in
+/// flight, handing the
 /// results to `each` in item order. On the first error (from `f` or `each`)
 /// it starts no new work, waits for the work in flight (so nothing of this
 /// call still writes when it returns), and returns that error.
 pub(crate) async fn bounded<T, R, F, Fut>(
-    items: Vec<T>,
+    items: impl IntoIterator<Item = T>,
     n: usize,
     f: F,
     mut each: impl FnMut(R) -> Result<()>,

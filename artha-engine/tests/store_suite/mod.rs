@@ -14,9 +14,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use artha_core::{ArthaUri, Cid, Error, ErrorKind};
+use artha_engine::store::manifest::{
+    MAX_DEPTH, MAX_DIR_ENTRIES, MAX_TREE_BYTES, MAX_TREE_ENTRIES, MAX_TREE_PATH_BYTES,
+};
 use artha_engine::store::{
     Deal, EntryKind, FileManifest, Manifest, ProblemKind, PushOptions, StoreBackend, Svdb,
-    remove_tree,
+    TreeLimits, remove_tree,
 };
 
 /// Chunk size the suite uses, so multi-chunk files stay small.
@@ -938,6 +941,344 @@ pub async fn push_errors<B: StoreBackend>(h: Harness<B>) {
     assert!(h.svdb.pins().await.unwrap().is_empty());
 }
 
+// ------------------------------------------------------- hostile manifests
+//
+// Written by hand, byte for byte, as a peer would put them in a store:
+// nothing here goes through the store's own manifest builders.
+
+/// A file manifest of `size` bytes cut in `chunk_size` chunks, every chunk
+/// named `chunk` (which need not exist).
+fn hostile_file(size: u64, chunk_size: u32, chunk: &Cid) -> Vec<u8> {
+    let n = size.div_ceil(u64::from(chunk_size));
+    let chunks = vec![format!("\"{chunk}\""); n as usize].join(",");
+    format!(
+        r#"{{"type":"artha.file.v1","size":{size},"chunk_size":{chunk_size},"chunks":[{chunks}]}}"#
+    )
+    .into_bytes()
+}
+
+/// A directory manifest of `n` entries of `kind` (`file` or `dir`), all
+/// naming `cid` and declaring `size` bytes; names are `f000000`,
+/// `f000001`… or `d000000`… (sorted, as canonical form wants).
+fn hostile_dir(kind: &str, n: usize, cid: &Cid, size: u64) -> Vec<u8> {
+    let entries: Vec<String> = (0..n)
+        .map(|i| match kind {
+            "file" => format!(
+                r#"{{"name":"f{i:06}","kind":"file","mode":"644","size":{size},"cid":"{cid}"}}"#
+            ),
+            _ => format!(r#"{{"name":"d{i:06}","kind":"dir","size":{size},"cid":"{cid}"}}"#),
+        })
+        .collect();
+    format!(
+        r#"{{"type":"artha.dir.v1","entries":[{}]}}"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+/// Stores a fan-out tree: one directory of `fan` one-byte files, and
+/// `levels` directories above it, each with `fan` entries naming the one
+/// below. `levels + 3` blobs describe `fan^(levels+1)` files. Returns the
+/// root's CID.
+async fn store_fan_out<B: StoreBackend>(b: &B, fan: usize, levels: usize) -> Cid {
+    let chunk = b.put(b"x".to_vec()).await.unwrap();
+    let fm = b.put(hostile_file(1, CS, &chunk)).await.unwrap();
+    let mut cid = b.put(hostile_dir("file", fan, &fm, 1)).await.unwrap();
+    let mut size = fan as u64;
+    for _ in 0..levels {
+        cid = b.put(hostile_dir("dir", fan, &cid, size)).await.unwrap();
+        size *= fan as u64;
+    }
+    cid
+}
+
+/// Stores a chain of `nested` directories, one inside the other below the
+/// root (`d000000/d000000/…`), with one file at the bottom; returns the
+/// root's CID.
+async fn store_chain<B: StoreBackend>(b: &B, nested: usize) -> Cid {
+    let chunk = b.put(b"x".to_vec()).await.unwrap();
+    let fm = b.put(hostile_file(1, CS, &chunk)).await.unwrap();
+    let mut cid = b.put(hostile_dir("file", 1, &fm, 1)).await.unwrap();
+    for _ in 0..nested {
+        cid = b.put(hostile_dir("dir", 1, &cid, 1)).await.unwrap();
+    }
+    cid
+}
+
+/// Asserts `e` is the refusal of a tree past limit `limit` (of value
+/// `max`), naming a manifest, and the URI when one was read.
+fn assert_refused(e: &Error, limit: &str, max: u64, uri: Option<&ArthaUri>) {
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(e.context_value("limit"), Some(limit), "{e}");
+    assert_eq!(
+        e.context_value("max"),
+        Some(max.to_string().as_str()),
+        "{e}"
+    );
+    assert!(!ctx(e, "cid").is_empty(), "{e}");
+    if let Some(u) = uri {
+        assert!(ctx(e, "uri").contains(&u.to_string().as_str()), "{e}");
+    }
+}
+
+/// Relative paths of everything under `root`, with their total length.
+fn path_bytes(root: &Path) -> (u64, u64) {
+    fn walk(dir: &Path, prefix: &str, acc: &mut (u64, u64)) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            acc.0 += 1;
+            acc.1 += rel.len() as u64;
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &rel, acc);
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    walk(root, "", &mut acc);
+    acc
+}
+
+/// Checks that the store still works: a push and a get of a normal tree.
+async fn store_still_works<B: StoreBackend>(svdb: &Svdb<B>, work: &Path) {
+    let src = work.join("after-src");
+    make_tree(&src, 77);
+    let r = svdb.push_path(&src, &PushOptions::default()).await.unwrap();
+    let out = work.join("after-out");
+    svdb.get(&r.uri, &out).await.unwrap();
+    assert_same_tree(&src, &out);
+    let v = svdb.verify().await.unwrap();
+    assert!(v.is_ok(), "{v:?}");
+}
+
+/// Five manifests under 20 KB describing 16.7 million files (each of 64
+/// directories names the same sub-directory, four levels deep): get,
+/// materialize and pin refuse them quickly with an error naming the limit,
+/// leave nothing at the destination, and the store still works. `ls` reads
+/// one manifest and lists its 64 entries without expanding anything.
+pub async fn manifest_bomb_is_refused<B: StoreBackend>(h: Harness<B>) {
+    let b = h.svdb.backend();
+    let root = store_fan_out(b, 64, 3).await;
+    let uri = ArthaUri::new(root);
+    let out = h.work("out");
+    std::fs::create_dir(&out).unwrap();
+    let started = std::time::Instant::now();
+    let l = h.svdb.ls(&uri).await.unwrap();
+    assert_eq!((l.kind, l.entries.len()), (EntryKind::Dir, 64));
+    assert_eq!(l.size, 64u64.pow(4));
+    // The bomb as a sub-directory of an innocent-looking tree.
+    let wrapper = b
+        .put(hostile_dir("dir", 1, &root, 64u64.pow(4)))
+        .await
+        .unwrap();
+    let sub = ArthaUri::with_path(wrapper, "d000000").unwrap();
+    for (what, u, e) in [
+        (
+            "get",
+            &uri,
+            h.svdb.get(&uri, out.join("g")).await.unwrap_err(),
+        ),
+        (
+            "materialize",
+            &uri,
+            h.svdb.materialize(&uri, out.join("m")).await.unwrap_err(),
+        ),
+        (
+            "get of a sub-tree",
+            &sub,
+            h.svdb.get(&sub, out.join("s")).await.unwrap_err(),
+        ),
+    ] {
+        assert_refused(&e, "max_entries", MAX_TREE_ENTRIES, Some(u));
+        assert!(e.to_string().contains("max_entries"), "{what}: {e}");
+    }
+    let e = h.svdb.pin(&root, &Deal::default()).await.unwrap_err();
+    assert_refused(&e, "max_entries", MAX_TREE_ENTRIES, None);
+    assert_eq!(e.context_value("pin"), Some(root.to_string().as_str()));
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    no_staging_left(&out);
+    assert!(h.svdb.pins().await.unwrap().is_empty());
+
+    // The same shape claiming 1 GiB files: 4 TiB, refused on the declared
+    // size before any chunk is read (the chunk does not even exist).
+    let ghost = Cid::of(b"a chunk nobody stored");
+    let big = 1u64 << 30;
+    let fm = b.put(hostile_file(big, 16 << 20, &ghost)).await.unwrap();
+    let dir = b.put(hostile_dir("file", 64, &fm, big)).await.unwrap();
+    let top = b.put(hostile_dir("dir", 64, &dir, 64 * big)).await.unwrap();
+    let u = ArthaUri::new(top);
+    for e in [
+        h.svdb.get(&u, out.join("g")).await.unwrap_err(),
+        h.svdb.materialize(&u, out.join("m")).await.unwrap_err(),
+    ] {
+        assert_refused(&e, "max_bytes", MAX_TREE_BYTES, Some(&u));
+        assert_eq!(e.context_value("cid"), Some(top.to_string().as_str()));
+    }
+    // Lying about it (directories declaring 0 bytes) does not help.
+    let liar = b.put(hostile_dir("dir", 64, &dir, 0)).await.unwrap();
+    let u = ArthaUri::new(liar);
+    let e = h.svdb.get(&u, out.join("g")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("inconsistent"), "{e}");
+    // Pin refuses it too, before looking for the chunk.
+    let e = h.svdb.pin(&top, &Deal::default()).await.unwrap_err();
+    assert_refused(&e, "max_bytes", MAX_TREE_BYTES, None);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+
+    // Too deep: MAX_DEPTH nested directories below the root.
+    let deep = store_chain(b, MAX_DEPTH).await;
+    let u = ArthaUri::new(deep);
+    for e in [
+        h.svdb.get(&u, out.join("g")).await.unwrap_err(),
+        h.svdb.materialize(&u, out.join("m")).await.unwrap_err(),
+    ] {
+        assert_refused(&e, "max_depth", MAX_DEPTH as u64, Some(&u));
+    }
+    let e = h.svdb.pin(&deep, &Deal::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+
+    // GC drops the unpinned bombs; the store still works.
+    h.svdb.gc().await.unwrap();
+    assert!(!b.has(&root).await.unwrap());
+    store_still_works(&h.svdb, h.tmp.path()).await;
+}
+
+/// A directory manifest of more than MAX_DIR_ENTRIES entries is refused by
+/// ls, get, materialize and pin, alone or as a sub-directory.
+pub async fn oversized_directory_is_refused<B: StoreBackend>(h: Harness<B>) {
+    let b = h.svdb.backend();
+    let chunk = b.put(b"x".to_vec()).await.unwrap();
+    let fm = b.put(hostile_file(1, CS, &chunk)).await.unwrap();
+    let huge = b
+        .put(hostile_dir("file", MAX_DIR_ENTRIES + 1, &fm, 1))
+        .await
+        .unwrap();
+    let parent = b
+        .put(hostile_dir("dir", 1, &huge, MAX_DIR_ENTRIES as u64 + 1))
+        .await
+        .unwrap();
+    let out = h.work("out");
+    std::fs::create_dir(&out).unwrap();
+    let max = MAX_DIR_ENTRIES as u64;
+    for cid in [huge, parent] {
+        let u = ArthaUri::new(cid);
+        let mut errors = vec![
+            h.svdb.get(&u, out.join("g")).await.unwrap_err(),
+            h.svdb.materialize(&u, out.join("m")).await.unwrap_err(),
+        ];
+        if cid == huge {
+            errors.push(h.svdb.ls(&u).await.unwrap_err());
+        } else {
+            let sub = ArthaUri::with_path(cid, "d000000").unwrap();
+            errors.push(h.svdb.ls(&sub).await.unwrap_err());
+        }
+        for e in errors {
+            assert_refused(&e, "max_dir_entries", max, None);
+            assert!(ctx(&e, "cid").contains(&huge.to_string().as_str()), "{e}");
+        }
+        let e = h.svdb.pin(&cid, &Deal::default()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(ctx(&e, "cid").contains(&huge.to_string().as_str()), "{e}");
+    }
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    store_still_works(&h.svdb, h.tmp.path()).await;
+}
+
+/// A tree exactly at every limit is read and pinned; one unit under any
+/// limit refuses it. Also: a chain of MAX_DEPTH - 1 nested directories is
+/// read (MAX_DEPTH is refused, see `manifest_bomb_is_refused`).
+pub async fn tree_limits_are_exact<B: StoreBackend>(h: Harness<B>) {
+    let Harness { svdb, tmp, .. } = h;
+    let work = |n: &str| tmp.path().join(n);
+    assert_eq!(svdb.tree_limits(), TreeLimits::default());
+    assert_eq!(
+        TreeLimits::default(),
+        TreeLimits {
+            max_entries: MAX_TREE_ENTRIES,
+            max_bytes: MAX_TREE_BYTES,
+            max_path_bytes: MAX_TREE_PATH_BYTES,
+        }
+    );
+    // 4 directories of 4 directories of 4 one-byte files.
+    let root = store_fan_out(svdb.backend(), 4, 2).await;
+    let uri = ArthaUri::new(root);
+    let r = svdb.get(&uri, work("full")).await.unwrap();
+    assert_eq!((r.files, r.dirs, r.bytes), (64, 21, 64));
+    let (entries, paths) = path_bytes(&work("full"));
+    assert_eq!(entries, 84);
+    let exact = TreeLimits {
+        max_entries: entries,
+        max_bytes: 64,
+        max_path_bytes: paths,
+    };
+    let mut svdb = svdb.with_tree_limits(exact);
+    assert_eq!(svdb.tree_limits(), exact);
+    svdb.get(&uri, work("g")).await.unwrap();
+    svdb.materialize(&uri, work("m")).await.unwrap();
+    remove_tree(work("m")).unwrap();
+    svdb.pin(&root, &Deal::default()).await.unwrap();
+    svdb.unpin(&root).await.unwrap();
+    for (limit, under) in [
+        (
+            "max_entries",
+            TreeLimits {
+                max_entries: entries - 1,
+                ..exact
+            },
+        ),
+        (
+            "max_bytes",
+            TreeLimits {
+                max_bytes: 63,
+                ..exact
+            },
+        ),
+        (
+            "max_path_bytes",
+            TreeLimits {
+                max_path_bytes: paths - 1,
+                ..exact
+            },
+        ),
+    ] {
+        svdb = svdb.with_tree_limits(under);
+        let max = match limit {
+            "max_entries" => under.max_entries,
+            "max_bytes" => under.max_bytes,
+            _ => under.max_path_bytes,
+        };
+        let dest = work("refused");
+        for e in [
+            svdb.get(&uri, &dest).await.unwrap_err(),
+            svdb.materialize(&uri, &dest).await.unwrap_err(),
+        ] {
+            assert_refused(&e, limit, max, Some(&uri));
+        }
+        let e = svdb.pin(&root, &Deal::default()).await.unwrap_err();
+        assert_refused(&e, limit, max, None);
+        assert!(!dest.exists());
+        no_staging_left(tmp.path());
+    }
+    assert!(svdb.pins().await.unwrap().is_empty());
+    let svdb = svdb.with_tree_limits(TreeLimits::default());
+
+    // Depth: MAX_DEPTH - 1 nested directories are fine.
+    let deep = store_chain(svdb.backend(), MAX_DEPTH - 1).await;
+    let u = ArthaUri::new(deep);
+    let r = svdb.get(&u, work("deep")).await.unwrap();
+    assert_eq!((r.dirs, r.files), (MAX_DEPTH as u64, 1));
+    svdb.pin(&deep, &Deal::default()).await.unwrap();
+    store_still_works(&svdb, tmp.path()).await;
+}
+
 /// Runs every check of the suite against backends made by `$make`, an
 /// async fn returning `Option<Harness<B>>` (`None`: backend not configured
 /// outside CI; the maker prints why and the test passes without checking;
@@ -975,6 +1316,9 @@ macro_rules! behaviour_suite {
             verify_clean,
             concurrent_tasks,
             push_errors,
+            manifest_bomb_is_refused,
+            oversized_directory_is_refused,
+            tree_limits_are_exact,
         );
     };
 }
