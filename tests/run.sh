@@ -135,14 +135,14 @@ stage_runtimes() {
 stage_examples() { ws_bins && "$ROOT/target/debug/examples/proofs"; }
 stage_cli() {
   # The README's main command, on a throw-away home.
-  local home
-  home="$(mktemp -d)"
+  local tmp
+  tmp="$(mktemp -d)"
   ws_bins &&
-    "$ROOT/target/debug/arthai" --home "$home" quickstart --json >"$home/out.json" &&
-    grep -q '"status": "settled"' "$home/out.json" &&
-    "$ROOT/target/debug/arthai" --home "$home" quickstart >/dev/null
+    "$ROOT/target/debug/arthai" --home "$tmp/home" quickstart --json >"$tmp/out.json" &&
+    grep -q '"status": "settled"' "$tmp/out.json" &&
+    "$ROOT/target/debug/arthai" --home "$tmp/home" quickstart >/dev/null
   local rc=$?
-  rm -rf "$home"
+  rm -rf "$tmp"
   return $rc
 }
 

@@ -103,13 +103,11 @@ fn link_error(what: &str, rel: &Path, e: io::Error) -> Error {
         Some(n) if n == Errno::ELOOP as i32 => {
             refused(what, rel, "a symlink on the path (links are not followed)")
         }
-        Some(n) if n == Errno::ENOTDIR as i32 => {
-            refused(
-                what,
-                rel,
-                "a parent on the path is a symlink or not a directory (links are not followed)",
-            )
-        }
+        Some(n) if n == Errno::ENOTDIR as i32 => refused(
+            what,
+            rel,
+            "a parent on the path is a symlink or not a directory (links are not followed)",
+        ),
         _ if e.kind() == io::ErrorKind::NotFound => {
             Error::new(ErrorKind::NotFound, format!("{what} does not exist"))
                 .with_context("path", rel.display().to_string())

@@ -263,8 +263,12 @@ pub fn read_output_log(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
     let p = job_dir.join(OUTPUT_FILE);
     // The file is the job's output: read without following a link, at most
     // MAX_LOG_BYTES of it.
-    let f = match super::collect::open_in(job_dir, Path::new(OUTPUT_FILE), "the job output", u64::MAX)
-    {
+    let f = match super::collect::open_in(
+        job_dir,
+        Path::new(OUTPUT_FILE),
+        "the job output",
+        u64::MAX,
+    ) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),

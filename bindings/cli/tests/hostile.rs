@@ -19,6 +19,7 @@ use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
 use artha_engine::jobs::{JobPhase, JobRecord};
 
+#[allow(dead_code)]
 mod common;
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
@@ -178,7 +179,8 @@ async fn docker_checkpoint_symlink_to_a_host_file_is_not_collected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_checkpoint_behind_a_linked_directory_is_not_collected() {
-    let script = "symlink {tmp} $ARTHA_CHECKPOINT_DIR/up steps 2 checkpoint up/secret 2 steps 2 complete";
+    let script =
+        "symlink {tmp} $ARTHA_CHECKPOINT_DIR/up steps 2 checkpoint up/secret 2 steps 2 complete";
     let (e, r, tmp) = run_hostile(false, native, script).await;
     assert_contained(&e, &r, tmp.path(), "symlink").await;
 }
