@@ -196,7 +196,23 @@ pub struct JobLedger {
     conn: Mutex<Connection>,
 }
 
+/// A ledger error with its kind: busy → `Unavailable`; a full disk, a
+/// quota or a file size limit → `ResourceExhausted` (SQLite reports some of
+/// these as `SQLITE_FULL` and others, e.g. a failed write of the WAL index
+/// or a short write, as a generic `SQLITE_IOERR` "disk I/O error": the OS
+/// error left by the failed call tells them apart); corrupt →
+/// `Corrupted`; anything else `Internal`.
 fn db_error(what: &str, e: rusqlite::Error) -> Error {
+    // Read first: nothing below may touch the OS error of the failed call.
+    let os = std::io::Error::last_os_error();
+    let storage_full = |os: &std::io::Error| {
+        matches!(
+            os.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::FileTooLarge
+        )
+    };
     let kind = match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
             ErrorKind::Unavailable
@@ -204,11 +220,25 @@ fn db_error(what: &str, e: rusqlite::Error) -> Error {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
             ErrorKind::ResourceExhausted
         }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::SystemIoFailure && storage_full(&os) =>
+        {
+            ErrorKind::ResourceExhausted
+        }
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
             ErrorKind::Corrupted
         }
         _ => ErrorKind::Internal,
     };
+    if kind == ErrorKind::ResourceExhausted {
+        return Error::new(
+            kind,
+            format!(
+                "job ledger: cannot {what}: no space left (disk full, quota or file size limit)"
+            ),
+        )
+        .with_source(e);
+    }
     Error::new(kind, format!("job ledger: cannot {what}")).with_source(e)
 }
 

@@ -15,6 +15,8 @@ use artha_engine::jobs::JobRecord;
 use artha_engine::{Engine, quickstart};
 use clap::Args;
 
+use crate::input;
+use crate::out::{errln, outln};
 use crate::storage::{print_json, runtime};
 
 /// The per-GPU memory floor `--gpus` implies when `--gpu-memory` is absent.
@@ -89,26 +91,44 @@ fn parse_ref<Id: std::str::FromStr<Err = Error>>(
         .map_err(|e: Error| e.with_context("field", format!("--{field}")))
 }
 
-fn read_spec(file: &Path) -> Result<JobSpec, Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Error::new(ErrorKind::InvalidInput, "cannot read the spec file")
-            .with_context("file", file.display().to_string())
-            .with_source(e)
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::new(ErrorKind::InvalidInput, format!("malformed spec: {e}"))
-            .with_context("file", file.display().to_string())
-    })
+impl JobArgs {
+    /// Length limits of the flags (see [`crate::input`]).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        use input::{MAX_NAME_BYTES, MAX_PATH_BYTES, check_len};
+        if let Some(f) = &self.spec {
+            input::check_path("--spec", f)?;
+        }
+        check_len(
+            "--model",
+            self.model.as_deref().unwrap_or_default(),
+            MAX_PATH_BYTES,
+        )?;
+        check_len(
+            "--dataset",
+            self.dataset.as_deref().unwrap_or_default(),
+            MAX_PATH_BYTES,
+        )?;
+        check_len("--runtime", &self.runtime, MAX_NAME_BYTES)?;
+        check_len(
+            "--budget",
+            self.budget.as_deref().unwrap_or_default(),
+            MAX_NAME_BYTES,
+        )?;
+        input::check_pairs("--hyper", &self.hyper, input::MAX_EXTRA, 64)?;
+        input::check_pairs("--env", &self.env, input::MAX_ENV, input::MAX_ENV_KEY)?;
+        Ok(())
+    }
 }
 
-/// Builds the spec from a file and/or flags (flags win).
-fn build_spec(kind: JobKind, a: &JobArgs, engine: &Engine) -> Result<JobSpec, Error> {
+/// Builds the spec from a file and/or flags (flags win). The budget is
+/// zero when neither gives one (the estimate is filled in later).
+fn build_spec(kind: JobKind, a: &JobArgs) -> Result<JobSpec, Error> {
     let runtime = match a.runtime.strip_prefix("image:") {
         Some(img) => Runtime::Image(img.to_string()),
         None => Runtime::Native(a.runtime.clone()),
     };
     let mut spec = match &a.spec {
-        Some(f) => read_spec(f)?,
+        Some(f) => input::read_spec("--spec", f)?,
         None => JobSpec::new(kind, runtime.clone(), Amount::ZERO),
     };
     if a.spec.is_none() || a.runtime != "mlp" {
@@ -171,10 +191,57 @@ fn build_spec(kind: JobKind, a: &JobArgs, engine: &Engine) -> Result<JobSpec, Er
         Some(b) => b
             .parse()
             .map_err(|e: Error| e.with_context("field", "--budget"))?,
-        None if a.spec.is_some() && spec.budget > Amount::ZERO => spec.budget,
-        None => engine.cost_model().estimate(&spec)?.cost,
+        None if a.spec.is_some() => spec.budget,
+        None => Amount::ZERO,
     };
     Ok(spec)
+}
+
+/// Every problem the spec has on its own (all but the budget when none was
+/// given: the estimate fills it in), before the engine opens.
+fn precheck(spec: &JobSpec) -> Result<(), Error> {
+    let mut probe = spec.clone();
+    if probe.budget.is_zero() {
+        probe.budget = Amount::from_wei(1);
+    }
+    probe.validate().map_err(Error::from)
+}
+
+/// The budget (the estimate when none was given) against the estimate and
+/// the submitter's balance: either shortfall is insufficient funds, before
+/// anything is recorded or locked.
+async fn fund(engine: &Engine, spec: &mut JobSpec, field: &str) -> Result<(), Error> {
+    let est = engine.cost_model().estimate(spec)?;
+    if spec.budget.is_zero() {
+        spec.budget = est.cost;
+    } else if spec.budget < est.cost {
+        return Err(Error::new(
+            ErrorKind::InsufficientFunds,
+            format!(
+                "budget {} is below the cost estimate {} ({} GPU-s)",
+                spec.budget, est.cost, est.gpu_seconds
+            ),
+        )
+        .with_context("field", field.to_string()));
+    }
+    if spec.budget > engine.credential().credential.budget_cap {
+        // Over the credential's cap: the engine's policy refuses it (8).
+        return Ok(());
+    }
+    let c = engine.contracts();
+    let balance = c.balance(c.accounts.submitter).await?;
+    if spec.budget > balance {
+        return Err(Error::new(
+            ErrorKind::InsufficientFunds,
+            format!(
+                "budget {} is over the submitter's balance {}; nothing was locked",
+                spec.budget, balance
+            ),
+        )
+        .with_context("field", field.to_string())
+        .with_context("account", c.accounts.submitter.to_string()));
+    }
+    Ok(())
 }
 
 fn bar(json: bool) -> Option<indicatif::ProgressBar> {
@@ -224,7 +291,7 @@ async fn follow(
             if line != last {
                 match &pb {
                     Some(pb) => pb.set_message(line.clone()),
-                    None if !json => eprintln!("  {line}"),
+                    None if !json => errln!("  {line}")?,
                     None => {}
                 }
                 last = line;
@@ -252,55 +319,65 @@ fn print_record(r: &JobRecord, v: &serde_json::Value, json: bool) -> Result<(), 
     if json {
         return print_json(v);
     }
-    println!("job {}", r.id);
-    println!("  status:      {}", r.phase);
+    outln!("job {}", r.id)?;
+    outln!("  status:      {}", r.phase)?;
     if let Some(reason) = &r.reason {
-        println!("  reason:      {reason}");
+        outln!("  reason:      {reason}")?;
     }
     if let Some(n) = &r.node {
-        println!("  node:        {n} (GPUs {:?})", r.gpus);
+        outln!("  node:        {n} (GPUs {:?})", r.gpus)?;
     }
     if let Some(s) = r.gpu_seconds {
         let cost = v["cost"].as_str().unwrap_or("cost unknown");
-        println!(
+        outln!(
             "  measured:    {s} GPU-s → {cost} (budget {})",
             r.spec.budget
-        );
+        )?;
     } else if let Some(step) = v["progress"]["step"].as_u64().filter(|s| *s > 0) {
-        println!("  progress:    step {step}, loss {}", v["progress"]["loss"]);
+        outln!("  progress:    step {step}, loss {}", v["progress"]["loss"])?;
     }
     if !r.artifacts.is_empty() {
-        println!("  artifacts:");
+        outln!("  artifacts:")?;
         for a in &r.artifacts {
-            println!("    {:<10} {:<28} {}", a.kind, a.name, a.uri);
+            outln!("    {:<10} {:<28} {}", a.kind, a.name, a.uri)?;
         }
     }
     if !r.receipts.is_empty() {
-        println!("  receipts:");
+        outln!("  receipts:")?;
         for x in &r.receipts {
-            println!(
+            outln!(
                 "    {:<15} block {:<5} gas {:<8} tx {}",
-                x.action, x.receipt.block_number, x.receipt.gas_used, x.receipt.tx_hash
-            );
+                x.action,
+                x.receipt.block_number,
+                x.receipt.gas_used,
+                x.receipt.tx_hash
+            )?;
         }
     }
     Ok(())
 }
 
 pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result<(), Error> {
+    // Everything about the input is checked before the engine opens.
+    let mut spec = build_spec(kind, a)?;
+    precheck(&spec)?;
+    let budget_field = if a.budget.is_none() && a.spec.is_some() {
+        "budget"
+    } else {
+        "--budget"
+    };
     with_engine(o, async |engine| {
-        let spec = build_spec(kind, a, engine)?;
+        fund(engine, &mut spec, budget_field).await?;
         let epochs = spec.hyper.epochs;
         let job = engine.submit(spec).await?;
         if a.detach {
             if json {
                 return print_json(&serde_json::json!({ "job_id": job.to_string() }));
             }
-            println!("{job}");
-            return Ok(());
+            return outln!("{job}");
         }
         if !json {
-            eprintln!("submitted {job}");
+            errln!("submitted {job}")?;
         }
         follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
         let _ = engine.settle_due().await;
@@ -309,15 +386,38 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
         if matches!(r.phase, JobPhase::Failed | JobPhase::Cancelled)
             || (r.phase == JobPhase::Settled && !r.receipts.iter().any(|x| x.action == "commit"))
         {
-            return Err(Error::new(
-                ErrorKind::JobFailed,
-                r.reason
-                    .unwrap_or_else(|| "the job did not complete".into()),
-            )
-            .with_context("job_id", job.to_string()));
+            return Err(job_failed(&r));
         }
         Ok(())
     })
+}
+
+/// The error of a job that did not complete: why it failed (not only the
+/// refund that closed it); a job the chain refused for lack of funds is
+/// insufficient funds, any other failure `job_failed`.
+fn job_failed(r: &JobRecord) -> Error {
+    let failure = r
+        .history
+        .iter()
+        .rev()
+        .find(|t| matches!(t.phase, JobPhase::Failed | JobPhase::Cancelled))
+        .and_then(|t| t.reason.clone());
+    let mut reason = failure
+        .clone()
+        .or_else(|| r.reason.clone())
+        .unwrap_or_else(|| "the job did not complete".into());
+    if let Some(closing) = &r.reason
+        && !reason.contains(closing.as_str())
+    {
+        reason = format!("{reason}; {closing}");
+    }
+    let kind = match &failure {
+        Some(f) if f.starts_with(ErrorKind::InsufficientFunds.as_str()) => {
+            ErrorKind::InsufficientFunds
+        }
+        _ => ErrorKind::JobFailed,
+    };
+    Error::new(kind, reason).with_context("job_id", r.id.to_string())
 }
 
 /// How to open the engine (global options).
@@ -385,7 +485,7 @@ fn busy_home_view(o: &Opts) -> Result<Option<JobsView>, Error> {
     };
     let view = JobsView::if_busy(&home)?;
     if view.is_some() {
-        eprintln!("note: another arthai process has this home open; showing what it has recorded");
+        errln!("note: another arthai process has this home open; showing what it has recorded")?;
     }
     Ok(view)
 }
@@ -421,9 +521,9 @@ fn print_logs(lines: &[LogLine], json: bool) -> Result<(), Error> {
     }
     for l in lines {
         if l.stderr {
-            eprintln!("{}", l.text);
+            errln!("{}", l.text)?;
         } else {
-            println!("{}", l.text);
+            outln!("{}", l.text)?;
         }
     }
     Ok(())
@@ -451,13 +551,13 @@ fn print_list(jobs: Vec<JobRecord>, json: bool) -> Result<(), Error> {
             return print_json(&rows);
         }
         for r in jobs {
-            println!(
+            outln!(
                 "{}  {:<10} {:<6} {}",
                 r.id,
                 r.phase,
                 r.spec.kind,
                 r.reason.unwrap_or_default()
-            );
+            )?;
         }
         Ok(())
     }
@@ -478,21 +578,21 @@ pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
         if json {
             return print_json(&m);
         }
-        println!("proofs of job {}", m.job_id);
-        println!("  job root:      {}", m.job_root);
-        println!(
+        outln!("proofs of job {}", m.job_id)?;
+        outln!("  job root:      {}", m.job_root)?;
+        outln!(
             "  steps:         {} ({} windows of {})",
             m.steps,
             m.window_roots.len(),
             m.window
-        );
-        println!("  final weights: {}", m.final_weights);
+        )?;
+        outln!("  final weights: {}", m.final_weights)?;
         for (i, w) in m.window_roots.iter().enumerate() {
-            println!("  window {i:>4}:   {w}");
+            outln!("  window {i:>4}:   {w}")?;
         }
         for c in &m.checkpoints {
             let cid = c.cid.map(|c| c.to_string()).unwrap_or_default();
-            println!("  checkpoint step {:>6}: {} {cid}", c.step, c.path);
+            outln!("  checkpoint step {:>6}: {} {cid}", c.step, c.path)?;
         }
         Ok(())
     })
@@ -508,9 +608,14 @@ async fn content(engine: &Engine, source: &str) -> Result<ArthaUri, Error> {
     let p = Path::new(source);
     if !p.exists() {
         return Err(Error::new(ErrorKind::NotFound, "no such file or directory")
+            .with_context("field", "source")
             .with_context("path", source.to_string()));
     }
-    Ok(engine.push(p).await?.uri)
+    engine
+        .push(p)
+        .await
+        .map(|r| r.uri)
+        .map_err(|e| input::path_error(e, "source", p, false))
 }
 
 pub(crate) fn dataset_register(
@@ -526,7 +631,7 @@ pub(crate) fn dataset_register(
         if json {
             return print_json(&d);
         }
-        println!("{}  {}  {}", d.id, d.uri, d.name);
+        outln!("{}  {}  {}", d.id, d.uri, d.name)?;
         Ok(())
     })
 }
@@ -565,7 +670,7 @@ pub(crate) fn model_register(
         if json {
             return print_json(&m);
         }
-        println!("{}  {}  {}", m.id, m.uri, m.name);
+        outln!("{}  {}  {}", m.id, m.uri, m.name)?;
         Ok(())
     })
 }
@@ -576,7 +681,7 @@ pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
         if json {
             return print_json(&serde_json::json!({ "settled": n }));
         }
-        println!("settled {n} job(s)");
+        outln!("settled {n} job(s)")?;
         Ok(())
     })
 }
@@ -584,41 +689,37 @@ pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
 pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
     let started = std::time::Instant::now();
     with_engine(o, async |engine| {
-        let say = |s: String| {
-            if !json {
-                eprintln!("{s}");
-            }
-        };
+        let say = |s: String| if json { Ok(()) } else { errln!("{s}") };
         say(format!(
             "Artha quickstart (home {})",
             engine.home().display()
-        ));
-        say(format!("  identity  {}", engine.identity()));
+        ))?;
+        say(format!("  identity  {}", engine.identity()))?;
         say(format!(
             "  node      {} (registered on chain)",
             engine.node_id()
-        ));
+        ))?;
         let q = quickstart::start(engine).await?;
         say(format!(
             "  dataset   {} {} ({} bytes)",
             q.dataset.id, q.dataset.uri, q.dataset.size
-        ));
+        ))?;
         say(format!(
             "  model     {} {} (initial: mlp, hidden 16)",
             q.initial_model.id, q.initial_model.uri
-        ));
+        ))?;
         say(format!(
             "  job       {} — train native mlp, budget {} ({} GPU-s max) locked in escrow",
             q.job, q.estimate.cost, q.estimate.gpu_seconds
-        ));
+        ))?;
         follow(engine, &q.job, 3, json, JobPhase::is_terminal).await?;
         say(format!(
             "  settling  dev chain: clock advanced past the {} s challenge period",
             engine.contracts().params.challenge_period_secs
-        ));
+        ))?;
         let r = quickstart::finish(engine, &q.job).await?;
         print_status(engine, &q.job, json)?;
-        say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+        say(format!("done in {:.1} s", started.elapsed().as_secs_f64()))?;
         if r.phase != JobPhase::Settled {
             return Err(Error::new(
                 ErrorKind::JobFailed,

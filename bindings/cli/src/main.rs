@@ -3,23 +3,35 @@
 //! Thin over `artha-engine`: argument parsing, output formatting and exit
 //! codes live here; behaviour lives in the engine.
 //!
-//! Exit codes: 0 success, 1 internal error, 2 invalid input (including bad
-//! arguments), 3 not found, 4 conflict (e.g. the home is in use),
-//! 5 unavailable (retry later), 6 insufficient funds (budget below the
-//! estimate), 7 the job failed or was cancelled, 8 refused by policy
-//! (credential forged, expired, untrusted, for another subject, or a
-//! budget over its cap), 9 over a limit (rate limit, no node with room).
-//! Anything else (corrupted data, a chain revert) is 1.
+//! - Exit codes: one table, in [`exit`] (and at the end of `arthai --help`):
+//!   0 success, 1 internal error, 2 invalid input (including bad arguments
+//!   and input over its size limit), 3 not found, 4 conflict (e.g. the home
+//!   is in use), 5 unavailable (retry later), 6 insufficient funds (budget
+//!   below the estimate or above the submitter's balance), 7 the job failed
+//!   or was cancelled, 8 refused by policy (credential forged, expired,
+//!   untrusted, for another subject, or a budget over its cap), 9 over a
+//!   limit (disk full, rate limit, no node with room), 141 the output was
+//!   closed by its reader (quiet, as after `SIGPIPE`). Anything else
+//!   (corrupted data, a chain revert) is 1.
+//! - Input limits (arguments, files, `--home`): [`input`].
+//! - Output (a closed pipe, redaction of RPC credentials): [`out`].
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use artha_core::Error;
 use artha_core::JobKind;
-use artha_core::{Error, ErrorKind};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod exit;
+mod input;
 mod jobs;
+mod out;
 mod storage;
+
+use out::{errln, outln};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,15 +48,17 @@ struct Cli {
     #[arg(long, global = true, env = "ARTHA_RPC_URL", value_name = "URL")]
     rpc_url: Option<String>,
     /// With --rpc-url: admin, operator and submitter private keys,
-    /// comma-separated.
-    #[arg(
-        long,
-        global = true,
-        env = "ARTHA_RPC_KEYS",
-        value_name = "K1,K2,K3",
-        hide_env_values = true
-    )]
+    /// comma-separated. Visible to every user of this machine (`ps`), so
+    /// `arthai` warns: prefer --rpc-keys-file or $ARTHA_RPC_KEYS.
+    #[arg(long, global = true, value_name = "K1,K2,K3")]
     rpc_keys: Option<String>,
+    /// With --rpc-url: a file holding the three private keys (admin,
+    /// operator, submitter; separated by commas, spaces or lines; `#`
+    /// starts a comment line). It must be a regular file of at most 4 KiB,
+    /// not readable or writable by group or others (`chmod 600`).
+    /// Without either flag the keys come from $ARTHA_RPC_KEYS.
+    #[arg(long, global = true, env = "ARTHA_RPC_KEYS_FILE", value_name = "FILE")]
+    rpc_keys_file: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -164,66 +178,170 @@ enum Command {
     },
 }
 
-fn exit_code(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Internal => 1,
-        ErrorKind::InvalidInput => 2,
-        ErrorKind::NotFound => 3,
-        ErrorKind::Conflict | ErrorKind::AlreadyExists => 4,
-        ErrorKind::Unavailable | ErrorKind::Timeout => 5,
-        ErrorKind::InsufficientFunds => 6,
-        ErrorKind::JobFailed | ErrorKind::Cancelled => 7,
-        ErrorKind::PermissionDenied => 8,
-        ErrorKind::ResourceExhausted => 9,
-        _ => 1,
+/// Prints `e` on stderr (as JSON with `--json`), with credentials
+/// redacted, and turns it into the exit code of [`exit::EXIT_CODES`]; a
+/// closed output ends quietly with [`exit::BROKEN_PIPE`].
+fn report(e: &Error, json: bool) -> ExitCode {
+    if out::closed() {
+        return ExitCode::from(exit::BROKEN_PIPE);
     }
+    if json {
+        let ctx: Vec<_> = e
+            .context()
+            .iter()
+            .map(|(k, v)| serde_json::json!({ *k: out::redact(v) }))
+            .collect();
+        let body = serde_json::json!({
+            "error": { "kind": e.kind().as_str(), "message": out::redact(e.message()),
+                       "context": ctx, "retryable": e.is_retryable() }
+        });
+        let _ = errln!("{body}");
+    } else {
+        let _ = errln!("error: {e}");
+    }
+    if out::closed() {
+        return ExitCode::from(exit::BROKEN_PIPE);
+    }
+    ExitCode::from(exit::exit_code(e.kind()))
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
     // The runtime speaks its own protocol and exit codes (not the CLI's).
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("runtime") {
-        return artha_runtime::cli::main(&argv[2..]);
+    if argv.get(1).is_some_and(|a| a == "runtime") {
+        let args: Vec<String> = argv[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return artha_runtime::cli::main(&args);
     }
-    let cli = Cli::parse();
+    let json = argv.iter().any(|a| a == "--json");
+    if let Err(e) = input::check_raw_args(&argv) {
+        return report(&e, json);
+    }
+    let matches = Cli::command()
+        .after_long_help(exit::help())
+        .get_matches_from(&argv);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Some(url) = &cli.rpc_url {
+        out::set_rpc_url(url);
+    }
     let json = cli.json;
-    match run(cli) {
+    let keys_file_on_command_line =
+        matches.value_source("rpc_keys_file") == Some(ValueSource::CommandLine);
+    match run(cli, keys_file_on_command_line) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if json {
-                let ctx: Vec<_> = e
-                    .context()
-                    .iter()
-                    .map(|(k, v)| serde_json::json!({ *k: v }))
-                    .collect();
-                let body = serde_json::json!({
-                    "error": { "kind": e.kind().as_str(), "message": e.message(), "context": ctx,
-                               "retryable": e.is_retryable() }
-                });
-                eprintln!("{body}");
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(exit_code(e.kind()))
-        }
+        Err(e) => report(&e, json),
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// The RPC keys: `--rpc-keys` (warned about: the process list shows it),
+/// else `--rpc-keys-file`/`$ARTHA_RPC_KEYS_FILE`, else `$ARTHA_RPC_KEYS`.
+fn rpc_keys(cli: &Cli, file_on_command_line: bool) -> Result<Option<String>, Error> {
+    if let Some(keys) = &cli.rpc_keys {
+        if file_on_command_line {
+            return Err(Error::invalid(
+                "--rpc-keys",
+                "give the keys with --rpc-keys or --rpc-keys-file, not both",
+            ));
+        }
+        errln!(
+            "warning: --rpc-keys on the command line is visible to other users of this machine \
+             (ps, /proc); put the keys in a file for --rpc-keys-file (mode 0600) or in $ARTHA_RPC_KEYS"
+        )?;
+        return Ok(Some(keys.clone()));
+    }
+    if let Some(file) = &cli.rpc_keys_file {
+        return input::read_keys_file(file).map(Some);
+    }
+    Ok(std::env::var("ARTHA_RPC_KEYS").ok())
+}
+
+/// Length limits of every argument (see [`input`]).
+fn check_args(cli: &Cli) -> Result<(), Error> {
+    use input::{MAX_NAME_BYTES as NAME, MAX_PATH_BYTES as LONG, MAX_VALUE_BYTES as VALUE};
+    use input::{check_len, check_path};
+    if let Some(h) = &cli.home {
+        check_path("--home", h)?;
+    }
+    if let Some(u) = &cli.rpc_url {
+        check_len("--rpc-url", u, LONG)?;
+    }
+    if let Some(k) = &cli.rpc_keys {
+        check_len("--rpc-keys", k, LONG)?;
+    }
+    if let Some(f) = &cli.rpc_keys_file {
+        check_path("--rpc-keys-file", f)?;
+    }
+    match &cli.command {
+        Command::Train(a) | Command::Infer(a) => a.check()?,
+        Command::JobStatus { job_id, .. }
+        | Command::JobLogs { job_id, .. }
+        | Command::JobCancel { job_id }
+        | Command::Proofs { job_id } => check_len("job_id", job_id, LONG)?,
+        Command::DatasetRegister { source, name, tags } => {
+            check_len("source", source, LONG)?;
+            check_len("--name", name, NAME)?;
+            check_len("--tags", tags, VALUE)?;
+        }
+        Command::ModelRegister {
+            source,
+            name,
+            architecture,
+            version,
+            parent,
+            dataset,
+        } => {
+            check_len("source", source, LONG)?;
+            check_len("--name", name, NAME)?;
+            check_len("--architecture", architecture, NAME)?;
+            check_len("--version", version, NAME)?;
+            check_len("--parent", parent.as_deref().unwrap_or_default(), LONG)?;
+            check_len("--dataset", dataset.as_deref().unwrap_or_default(), LONG)?;
+        }
+        Command::SpecCheck { file } => check_path("file", file)?,
+        Command::StoragePush { path, .. } => check_path("path", path)?,
+        Command::StorageGet { uri, dest } => {
+            check_len("URI", uri, LONG)?;
+            check_path("dest", dest)?;
+        }
+        Command::StorageLs { uri } => check_len("URI", uri, LONG)?,
+        Command::Quickstart | Command::JobList | Command::Settle | Command::Runtime { .. } => {}
+    }
+    Ok(())
+}
+
+fn run(cli: Cli, keys_file_on_command_line: bool) -> Result<(), Error> {
+    check_args(&cli)?;
+    if let Command::SpecCheck { file } = &cli.command {
+        return spec_check(file, cli.json);
+    }
+    let rpc_keys = rpc_keys(&cli, keys_file_on_command_line)?;
+    // Every other command opens the home: check it first, and name it in
+    // errors about it.
+    let field = input::home_field(cli.home.as_deref());
+    let root = input::check_home(cli.home.as_deref())?;
     let o = jobs::Opts {
-        home: cli.home.clone(),
+        home: Some(root.clone()),
         rpc_url: cli.rpc_url.clone(),
-        rpc_keys: cli.rpc_keys.clone(),
+        rpc_keys,
     };
-    let o = &o;
+    dispatch(cli, &o).map_err(|e| input::path_error(e, field, &root, true))
+}
+
+fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
+    let home = o.home.clone();
     match cli.command {
         Command::StoragePush {
             path,
             replicas,
             months,
-        } => storage::push(cli.home, cli.json, &path, replicas, months),
-        Command::StorageGet { uri, dest } => storage::get(cli.home, cli.json, &uri, &dest),
-        Command::StorageLs { uri } => storage::ls(cli.home, cli.json, &uri),
+        } => storage::push(home, cli.json, &path, replicas, months),
+        Command::StorageGet { uri, dest } => storage::get(home, cli.json, &uri, &dest),
+        Command::StorageLs { uri } => storage::ls(home, cli.json, &uri),
         Command::Quickstart => jobs::quickstart(o, cli.json),
         Command::Train(a) => jobs::submit(o, cli.json, JobKind::Train, &a),
         Command::Infer(a) => jobs::submit(o, cli.json, JobKind::Infer, &a),
@@ -257,24 +375,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             "arguments",
             "`runtime` must be the first argument (`arthai runtime [train|infer]`)",
         )),
-        Command::SpecCheck { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, "cannot read the spec file")
-                    .with_context("file", file.display().to_string())
-                    .with_source(e)
-            })?;
-            let spec: artha_core::JobSpec = serde_json::from_str(&text).map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, format!("malformed spec: {e}"))
-                    .with_context("file", file.display().to_string())
-            })?;
-            spec.validate()
-                .map_err(|v| Error::from(v).with_context("file", file.display().to_string()))?;
-            if cli.json {
-                println!("{}", serde_json::json!({ "ok": true, "file": file }));
-            } else {
-                println!("{}: ok", file.display());
-            }
-            Ok(())
-        }
+        Command::SpecCheck { file } => spec_check(&file, cli.json),
+    }
+}
+
+/// `arthai spec-check FILE`: reads the spec (bounded, see [`input`]) and
+/// prints every problem with its field.
+fn spec_check(file: &Path, json: bool) -> Result<(), Error> {
+    let spec = input::read_spec("file", file)?;
+    spec.validate()
+        .map_err(|v| Error::from(v).with_context("file", file.display().to_string()))?;
+    if json {
+        outln!("{}", serde_json::json!({ "ok": true, "file": file }))
+    } else {
+        outln!("{}: ok", file.display())
     }
 }

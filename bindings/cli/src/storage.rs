@@ -9,6 +9,8 @@ use artha_core::{ArthaUri, Error, ErrorKind};
 use artha_engine::EngineHome;
 use artha_engine::store::{Deal, EntryKind, LayoutReport, Progress, PushOptions, Svdb};
 
+use crate::out::{errln, outln};
+
 /// A terminal progress bar: bytes, rate, ETA.
 struct Bar(indicatif::ProgressBar);
 
@@ -67,7 +69,7 @@ fn human(bytes: u64) -> String {
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode JSON").with_source(e))?;
-    println!("{text}");
+    outln!("{text}")?;
     Ok(())
 }
 
@@ -106,13 +108,13 @@ pub(crate) fn push(
     if let Some(b) = &bar {
         b.0.finish_and_clear();
     }
-    let report = report?;
+    let report = report.map_err(|e| crate::input::path_error(e, "path", path, false))?;
     if json {
         return print_json(&report);
     }
-    println!("{}", report.uri);
+    outln!("{}", report.uri)?;
     if std::io::stderr().is_terminal() {
-        eprintln!(
+        errln!(
             "pushed {} ({} files, {} chunks); {} new; pinned: {} replicas for {} months",
             human(report.size),
             report.files,
@@ -120,7 +122,7 @@ pub(crate) fn push(
             human(report.bytes_written),
             replicas,
             months
-        );
+        )?;
     }
     Ok(())
 }
@@ -133,12 +135,12 @@ pub(crate) fn get(home: Option<PathBuf>, json: bool, uri: &str, dest: &Path) -> 
     if json {
         return print_json(&r);
     }
-    println!(
+    outln!(
         "{}: {} files, {}",
         r.path.display(),
         r.files,
         human(r.bytes)
-    );
+    )?;
     Ok(())
 }
 
@@ -163,18 +165,16 @@ pub(crate) fn ls(home: Option<PathBuf>, json: bool, uri: &str) -> Result<(), Err
                 if let artha_engine::store::Node::Symlink { target } = &e.node {
                     line.push_str(&format!(" -> {target}"));
                 }
-                println!("{line}");
+                outln!("{line}")?;
             }
         }
-        EntryKind::File => println!(
+        EntryKind::File => outln!(
             "file    {:o} {:>12} {}",
             if l.executable { 0o755 } else { 0o644 },
             l.size,
             l.uri
-        ),
-        EntryKind::Symlink => {
-            println!("symlink {} -> {}", l.uri, l.target.as_deref().unwrap_or(""))
-        }
+        )?,
+        EntryKind::Symlink => outln!("symlink {} -> {}", l.uri, l.target.as_deref().unwrap_or(""))?,
     }
     Ok(())
 }
