@@ -45,7 +45,13 @@ struct Cli {
     home: Option<PathBuf>,
     /// JSON-RPC endpoint of an EVM chain (e.g. anvil) instead of the embedded
     /// chain; the contracts are deployed there on first use.
-    #[arg(long, global = true, env = "ARTHA_RPC_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "ARTHA_RPC_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     rpc_url: Option<String>,
     /// With --rpc-url: admin, operator and submitter private keys,
     /// comma-separated. Visible to every user of this machine (`ps`), so
