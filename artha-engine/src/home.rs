@@ -10,6 +10,12 @@
 //!   keys/     0700  identities (files 0600)
 //! ```
 //!
+//! An engine running as root runs native jobs as an unprivileged user, and
+//! gives the home and `jobs/` the search bit for others (`0701`: reach a
+//! known name, never list or read) so that user reaches its job directory;
+//! opening keeps that bit (a job may be running) and removes every other
+//! bit for group and others. The ledger and catalog files are `0600`.
+//!
 //! The home is `$ARTHA_HOME` when set, else `~/.artha` (like `~/.cargo` or
 //! `~/.docker`). Opening takes an exclusive lock on `engine.lock`, so a
 //! second engine on the same home gets a clear `Conflict` error instead of
@@ -250,9 +256,20 @@ impl EngineHome {
     /// versions were 0755).
     #[cfg(unix)]
     fn restrict(root: &Path) -> Result<()> {
-        set_mode(root, HOME_DIR_MODE, true)?;
+        // The search bit for others on the home and `jobs/` is kept when
+        // present: a native job running as another user (granted it by
+        // `ProcessExecutor::grant_access`) may be running now, and must not
+        // lose its way to its directory while a restarted engine opens the
+        // home. Read and write bits are always removed.
+        let search = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).map_or(0, |m| m.permissions().mode() & 0o001)
+        };
+        set_mode(root, HOME_DIR_MODE | search(root), true)?;
         for sub in SUBDIRS {
-            set_mode(&root.join(sub), subdir_mode(sub), true)?;
+            let p = root.join(sub);
+            let keep = if *sub == "jobs" { search(&p) } else { 0 };
+            set_mode(&p, subdir_mode(sub) | keep, true)?;
         }
         let keys = root.join("keys");
         let entries = std::fs::read_dir(&keys).map_err(|e| io_err("list the keys", &keys, e))?;
@@ -350,9 +367,12 @@ mod tests {
             chmod(&root.join(sub), 0o755);
         }
         let home = EngineHome::open(&root).unwrap();
-        assert_eq!(mode(home.root()), 0o700);
+        // Private: no reading or writing by others; a search bit that was
+        // there stays on the home and `jobs/` only (see `restrict`).
+        assert_eq!(mode(home.root()), 0o701);
         for sub in SUBDIRS {
-            assert_eq!(mode(&home.dir(sub)), 0o700, "{sub}");
+            let want = if *sub == "jobs" { 0o701 } else { 0o700 };
+            assert_eq!(mode(&home.dir(sub)), want, "{sub}");
         }
         assert_eq!(mode(&key), 0o600);
     }
@@ -360,7 +380,7 @@ mod tests {
     #[test]
     fn an_empty_directory_becomes_a_home() {
         let tmp = tempfile::tempdir().unwrap();
-        chmod(tmp.path(), 0o755);
+        chmod(tmp.path(), 0o750);
         let home = EngineHome::open(tmp.path()).unwrap();
         assert_eq!(mode(home.root()), 0o700);
         assert!(home.root().join(MARKER).is_file());
@@ -380,8 +400,8 @@ mod tests {
         chmod(&root, 0o755);
         let home = EngineHome::open(&root).unwrap();
         assert!(home.root().join(MARKER).is_file());
-        assert_eq!(mode(home.root()), 0o700);
-        assert_eq!(mode(&home.dir("jobs")), 0o700);
+        assert_eq!(mode(home.root()), 0o701);
+        assert_eq!(mode(&home.dir("jobs")), 0o701);
     }
 
     #[test]

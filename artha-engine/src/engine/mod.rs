@@ -323,6 +323,10 @@ impl EngineBuilder {
         for id in NATIVE_RUNTIMES {
             process = process.with_runtime(*id, &program, &args);
         }
+        // Opening the home made it private again; jobs still running from
+        // before a restart (re-attached below) must keep reaching their
+        // directories.
+        process.grant_access()?;
         let docker = open_docker(self.docker, &runs_root, gpus.inventory()).await?;
 
         let inner = Arc::new(Inner {

@@ -181,6 +181,17 @@ impl ProcessExecutor {
         self
     }
 
+    /// Lets the job user search every directory down to the jobs root
+    /// (see the module docs); a no-op when jobs run as the engine's user.
+    /// Launching does it too; an engine that re-attaches to jobs launched
+    /// before a restart calls it first.
+    pub fn grant_access(&self) -> Result<()> {
+        match self.run_as {
+            Some((uid, gid)) => make_reachable(&self.jobs_root.join("job"), uid, gid),
+            None => Ok(()),
+        }
+    }
+
     /// The user and group jobs run as (`None`: the engine's own).
     pub fn job_user(&self) -> Option<(u32, u32)> {
         self.run_as

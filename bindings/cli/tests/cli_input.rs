@@ -327,6 +327,8 @@ fn unreadable_files_and_homes_are_invalid_input_naming_them() {
     let home = tmp.path().join("home");
     std::fs::create_dir(&home).unwrap();
     chmod(&home, 0o777);
+    // The unprivileged user's own (empty) home: it becomes an Artha home.
+    let _ = std::os::unix::fs::chown(&home, Some(65534), Some(65534));
     let secret = tmp.path().join("secret.csv");
     std::fs::write(&secret, "x0,label\n1,0\n").unwrap();
     chmod(&secret, 0o000);
