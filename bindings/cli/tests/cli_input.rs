@@ -252,7 +252,15 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
             .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
-        assert_fails(&out, 141, &[]);
+        // Quiet: 141 when a write met the closed pipe. (Seen once under a
+        // loaded CI run: 0 with nothing on stderr, every write accepted; a
+        // quiet end too, so both are accepted. A panic is 101.)
+        assert!(
+            matches!(out.status.code(), Some(141) | Some(0)),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
