@@ -203,6 +203,15 @@ pub struct JobLedger {
 /// error left by the failed call tells them apart); corrupt →
 /// `Corrupted`; anything else `Internal`.
 fn db_error(what: &str, e: rusqlite::Error) -> Error {
+    sqlite_error("job ledger", what, e)
+}
+
+/// The structured error of a failed SQLite call on the database `db`: busy
+/// is `Unavailable`, a full disk (also when SQLite reports only a "disk I/O
+/// error" and the OS said ENOSPC, EDQUOT or EFBIG) `ResourceExhausted`,
+/// corruption `Corrupted`, anything else `Internal`. Call it right after the
+/// failed call (it reads the OS error).
+pub(crate) fn sqlite_error(db: &str, what: &str, e: rusqlite::Error) -> Error {
     // Read first: nothing below may touch the OS error of the failed call.
     let os = std::io::Error::last_os_error();
     let storage_full = |os: &std::io::Error| {
@@ -233,13 +242,11 @@ fn db_error(what: &str, e: rusqlite::Error) -> Error {
     if kind == ErrorKind::ResourceExhausted {
         return Error::new(
             kind,
-            format!(
-                "job ledger: cannot {what}: no space left (disk full, quota or file size limit)"
-            ),
+            format!("{db}: cannot {what}: no space left (disk full, quota or file size limit)"),
         )
         .with_source(e);
     }
-    Error::new(kind, format!("job ledger: cannot {what}")).with_source(e)
+    Error::new(kind, format!("{db}: cannot {what}")).with_source(e)
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String> {

@@ -60,7 +60,7 @@ pub struct Catalog {
 }
 
 fn db(what: &str, e: rusqlite::Error) -> Error {
-    Error::new(ErrorKind::Internal, format!("catalog: cannot {what}")).with_source(e)
+    crate::jobs::sqlite_error("catalog", what, e)
 }
 
 fn corrupt(field: &str, value: &str) -> Error {
