@@ -454,6 +454,8 @@ async fn stage_and_launch(
         }
         let inputs = resolve_inputs(inner, &r.spec).await?;
         std::fs::create_dir_all(&dir).map_err(|e| io_err("create the job directory", &dir, e))?;
+        // Others (the native job's user included) may only pass through.
+        super::private_dir(&dir, 0o711)?;
         let m = mounts(inner, &job, &r.spec);
         if let (Some(uri), Some(d)) = (&inputs.model, &m.model) {
             stage_input(inner, uri, d, "model.safetensors").await?;

@@ -314,6 +314,8 @@ impl EngineBuilder {
         let runs_root = home.dir("jobs").join("run");
         std::fs::create_dir_all(&runs_root)
             .map_err(|e| crate::fsutil::io_err("create the runs directory", &runs_root, e))?;
+        // Search only (no listing of job ids) for the native jobs' user.
+        private_dir(&runs_root, 0o711)?;
         let (program, args) = match self.native_runtime {
             Some(p) => p,
             None => (default_native_runtime(), Vec::new()),
@@ -503,6 +505,13 @@ fn private_files(dir: &Path, names: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sets the mode of the directory `dir`.
+pub(crate) fn private_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| crate::fsutil::io_err("restrict a directory", dir, e))
 }
 
 fn default_native_runtime() -> PathBuf {
