@@ -19,6 +19,7 @@ use crate::fsutil::{io_err, write_atomic};
 use crate::jobs::{Artifact, JobPhase, JobRecord, now_ms};
 use crate::proofs::{MANIFEST_FORMAT, ProofManifest, ProofRecorder};
 use crate::sched::WeightedScheduler;
+use crate::store::util::blocking;
 use crate::store::{EntryKind, PushOptions};
 
 /// Most times a job whose runtime died with the engine is resumed.
@@ -572,12 +573,8 @@ async fn store_checkpoint(inner: &Inner, r: &JobRecord, rel: &str) -> Result<Art
     let root = mounts(inner, &r.id, &r.spec).checkpoints;
     let copy = collect_dir(inner, &r.id)?.join(unique_name("checkpoint"));
     let copied = {
-        let (root, rel, copy) = (root.clone(), PathBuf::from(rel), copy.clone());
-        tokio::task::spawn_blocking(move || {
-            collect::copy_file_out(&root, &rel, "a checkpoint", &copy)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, "collection task failed").with_source(e))?
+        let (rel, copy) = (PathBuf::from(rel), copy.clone());
+        blocking(move || collect::copy_file_out(&root, &rel, "a checkpoint", &copy)).await
     };
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&copy);
@@ -1018,12 +1015,8 @@ async fn prove(inner: &Inner, r: &JobRecord, partial: Option<JobPhase>) -> Resul
         // The job's output tree, copied out without following links.
         let copy = collect_dir(inner, &job)?.join(unique_name("outputs"));
         let copied = {
-            let (dir, copy) = (dir.clone(), copy.clone());
-            tokio::task::spawn_blocking(move || collect::copy_tree_out(&dir, "outputs", &copy))
-                .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Internal, "collection task failed").with_source(e)
-                })?
+            let copy = copy.clone();
+            blocking(move || collect::copy_tree_out(&dir, "outputs", &copy)).await
         };
         if let Err(e) = copied {
             let _ = crate::store::remove_tree(&copy);

@@ -78,7 +78,7 @@ mod output;
 #[cfg(feature = "s3")]
 mod s3;
 mod svdb;
-mod util;
+pub(crate) mod util;
 
 pub use local::LocalBlobStore;
 pub use manifest::{DirEntry, DirManifest, EntryKind, FileManifest, Manifest, Node, TreeLimits};
