@@ -13,8 +13,8 @@ use artha_core::{ArthaUri, Cid, Error, ErrorKind, Result};
 use super::StoreBackend;
 use super::local::DirSync;
 use super::manifest::{
-    DirEntry, DirManifest, EntryKind, FileManifest, MAX_DEPTH, Manifest, Node, check_name,
-    target_stays_inside,
+    DirEntry, DirManifest, EntryKind, FileManifest, MAX_DEPTH, Manifest, Node, TreeLimits,
+    check_name, target_stays_inside,
 };
 use super::svdb::{PushOptions, PushReport, Svdb};
 use super::util::{blocking, bounded, io_err, lock};
@@ -42,19 +42,28 @@ struct Scan {
     files: Vec<ScanFile>,
     dirs: u64,
     total: u64,
+    /// Files, directories and symlinks below the root, and the bytes of
+    /// their relative paths: checked against `limits` as the scan goes, so
+    /// a push never stores a tree that a read would refuse.
+    entries: u64,
+    path_bytes: u64,
+    limits: TreeLimits,
 }
 
 fn invalid_path(path: &Path, msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, msg).with_context("path", path.display().to_string())
 }
 
-fn scan(root: &Path) -> Result<Scan> {
+fn scan(root: &Path, limits: TreeLimits) -> Result<Scan> {
     let meta = fs::metadata(root).map_err(|e| io_err("read the path to push", root, e))?;
     let mut s = Scan {
         root: ScanItem::Dir(Vec::new()),
         files: Vec::new(),
         dirs: 0,
         total: 0,
+        entries: 0,
+        path_bytes: 0,
+        limits,
     };
     if meta.is_file() {
         s.root = ScanItem::File(add_file(&mut s, root.to_path_buf(), &meta));
@@ -71,6 +80,13 @@ fn scan(root: &Path) -> Result<Scan> {
     Ok(s)
 }
 
+/// Refuses the push as soon as the tree passes a read limit ([`TreeLimits`]).
+fn check_limits(s: &Scan, path: &Path) -> Result<()> {
+    s.limits
+        .check(s.entries, s.total, s.path_bytes)
+        .map_err(|e| e.with_context("path", path.display().to_string()))
+}
+
 fn add_file(s: &mut Scan, path: PathBuf, meta: &fs::Metadata) -> usize {
     s.total += meta.len();
     s.files.push(ScanFile {
@@ -83,6 +99,16 @@ fn add_file(s: &mut Scan, path: PathBuf, meta: &fs::Metadata) -> usize {
 }
 
 fn scan_dir(s: &mut Scan, dir: &Path, depth: usize) -> Result<Vec<(String, ScanItem)>> {
+    scan_dir_at(s, dir, depth, 0)
+}
+
+/// `prefix`: bytes of the relative path of `dir` (0 for the root).
+fn scan_dir_at(
+    s: &mut Scan,
+    dir: &Path,
+    depth: usize,
+    prefix: u64,
+) -> Result<Vec<(String, ScanItem)>> {
     if depth >= MAX_DEPTH {
         return Err(invalid_path(
             dir,
@@ -100,15 +126,23 @@ fn scan_dir(s: &mut Scan, dir: &Path, depth: usize) -> Result<Vec<(String, ScanI
             .map_err(|_| invalid_path(&path, "cannot push: the file name is not UTF-8"))?;
         check_name(&name)
             .map_err(|e| invalid_path(&path, format!("cannot push: {}", e.message())))?;
+        let rel_len = if prefix == 0 {
+            name.len() as u64
+        } else {
+            prefix + 1 + name.len() as u64
+        };
+        s.entries += 1;
+        s.path_bytes += rel_len;
         let ft = entry
             .file_type()
             .map_err(|e| io_err("stat a file to push", &path, e))?;
         let item = if ft.is_dir() {
             s.dirs += 1;
-            ScanItem::Dir(scan_dir(s, &path, depth + 1)?)
+            check_limits(s, &path)?;
+            ScanItem::Dir(scan_dir_at(s, &path, depth + 1, rel_len)?)
         } else if ft.is_file() {
             let meta = fs::metadata(&path).map_err(|e| io_err("stat a file to push", &path, e))?;
-            ScanItem::File(add_file(s, path, &meta))
+            ScanItem::File(add_file(s, path.clone(), &meta))
         } else if ft.is_symlink() {
             let target = fs::read_link(&path)
                 .map_err(|e| io_err("read a symlink to push", &path, e))?
@@ -132,6 +166,7 @@ fn scan_dir(s: &mut Scan, dir: &Path, depth: usize) -> Result<Vec<(String, ScanI
                 "cannot push: special file (socket, FIFO or device)",
             ));
         };
+        check_limits(s, &path)?;
         out.push((name, item));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -245,7 +280,8 @@ impl<B: StoreBackend> Svdb<B> {
         let _lock = lock(self.lock_path(), false).await?;
         let scan = {
             let p = path.clone();
-            blocking(move || scan(&p)).await?
+            let limits = self.tree_limits();
+            blocking(move || scan(&p, limits)).await?
         };
         if let Some(p) = &opts.progress {
             p.start(scan.total);

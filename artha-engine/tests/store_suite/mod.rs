@@ -1266,7 +1266,15 @@ pub async fn tree_limits_are_exact<B: StoreBackend>(h: Harness<B>) {
         assert_refused(&e, limit, max, None);
         assert!(!dest.exists());
         no_staging_left(tmp.path());
+        // A push never stores a tree that a read would refuse.
+        let e = svdb.push_path(work("full"), &unpinned()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.context_value("limit"), Some(limit), "{e}");
+        assert!(!ctx(&e, "path").is_empty(), "{e}");
     }
+    // At the limits exactly, the same tree pushes.
+    svdb = svdb.with_tree_limits(exact);
+    svdb.push_path(work("full"), &unpinned()).await.unwrap();
     assert!(svdb.pins().await.unwrap().is_empty());
     let svdb = svdb.with_tree_limits(TreeLimits::default());
 
