@@ -919,7 +919,23 @@ impl Engine {
         credential: &SignedCredential,
     ) -> Result<JobId> {
         let inner = &self.inner;
-        spec.validate_with(&inner.cost)?;
+        spec.validate()?;
+        // Money problems are insufficient funds (exit 6), not invalid input:
+        // a budget below the estimate, or over what the submitter holds.
+        let estimate = inner.cost.estimate(&spec)?;
+        if spec.budget < estimate.cost {
+            return Err(Error::new(
+                ErrorKind::InsufficientFunds,
+                format!(
+                    "budget {} is below the cost estimate {} ({} GPU-s × {})",
+                    spec.budget,
+                    estimate.cost,
+                    estimate.gpu_seconds,
+                    inner.cost.rate_per_gpu_second
+                ),
+            )
+            .with_context("field", "budget"));
+        }
         if let Runtime::Native(id) = &spec.runtime
             && !NATIVE_RUNTIMES.contains(&id.as_str())
         {
@@ -939,7 +955,23 @@ impl Engine {
             .with_context("field", "runtime.image"));
         }
         driver::resolve_inputs(inner, &spec).await?;
-        let estimate = inner.cost.estimate(&spec)?;
+        // A budget the submitter cannot lock is refused before anything is
+        // recorded (one over the credential's cap is the policy's to refuse).
+        if spec.budget <= credential.credential.budget_cap {
+            let c = &inner.contracts;
+            let balance = c.balance(c.accounts.submitter).await?;
+            if spec.budget > balance {
+                return Err(Error::new(
+                    ErrorKind::InsufficientFunds,
+                    format!(
+                        "budget {} is over the submitter's balance {balance}; nothing was locked",
+                        spec.budget
+                    ),
+                )
+                .with_context("field", "budget")
+                .with_context("account", c.accounts.submitter.to_string()));
+            }
+        }
         inner.policy.admit(
             submitter,
             credential,

@@ -207,39 +207,11 @@ fn precheck(spec: &JobSpec) -> Result<(), Error> {
     probe.validate().map_err(Error::from)
 }
 
-/// The budget (the estimate when none was given) against the estimate and
-/// the submitter's balance: either shortfall is insufficient funds, before
-/// anything is recorded or locked.
-async fn fund(engine: &Engine, spec: &mut JobSpec, field: &str) -> Result<(), Error> {
-    let est = engine.cost_model().estimate(spec)?;
+/// The budget when none was given: the estimate. (The engine refuses a
+/// budget below the estimate or over the submitter's balance.)
+fn fund(engine: &Engine, spec: &mut JobSpec) -> Result<(), Error> {
     if spec.budget.is_zero() {
-        spec.budget = est.cost;
-    } else if spec.budget < est.cost {
-        return Err(Error::new(
-            ErrorKind::InsufficientFunds,
-            format!(
-                "budget {} is below the cost estimate {} ({} GPU-s)",
-                spec.budget, est.cost, est.gpu_seconds
-            ),
-        )
-        .with_context("field", field.to_string()));
-    }
-    if spec.budget > engine.credential().credential.budget_cap {
-        // Over the credential's cap: the engine's policy refuses it (8).
-        return Ok(());
-    }
-    let c = engine.contracts();
-    let balance = c.balance(c.accounts.submitter).await?;
-    if spec.budget > balance {
-        return Err(Error::new(
-            ErrorKind::InsufficientFunds,
-            format!(
-                "budget {} is over the submitter's balance {}; nothing was locked",
-                spec.budget, balance
-            ),
-        )
-        .with_context("field", field.to_string())
-        .with_context("account", c.accounts.submitter.to_string()));
+        spec.budget = engine.cost_model().estimate(spec)?.cost;
     }
     Ok(())
 }
@@ -367,9 +339,16 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
         "--budget"
     };
     with_engine(o, async |engine| {
-        fund(engine, &mut spec, budget_field).await?;
+        fund(engine, &mut spec)?;
         let epochs = spec.hyper.epochs;
-        let job = engine.submit(spec).await?;
+        let job = engine.submit(spec).await.map_err(|e| {
+            // The engine names the spec's field; the user typed the flag.
+            if e.context_value("field") == Some("budget") {
+                e.with_context("option", budget_field)
+            } else {
+                e
+            }
+        })?;
         if a.detach {
             if json {
                 return print_json(&serde_json::json!({ "job_id": job.to_string() }));

@@ -276,11 +276,12 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
 
     let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
 
-    // A budget below the estimate names the field.
+    // A budget below the estimate is insufficient funds (README: exit 6)
+    // and names the field.
     let mut spec = train_spec(ds.id, 1, 16);
     spec.budget = Amount::from_wei(1);
     let err = e.submit(spec).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), ErrorKind::InsufficientFunds);
     assert!(err.to_string().contains("budget"), "{err}");
 
     // Credentials: forged, expired, over the cap, from an untrusted issuer.
