@@ -66,8 +66,9 @@ pub use spec::{
     native_env_refusal,
 };
 pub use traits::{
-    BlobStore, ChainJobStatus, ChainSubmission, Challenge, Commitment, ExecHandle, ExecState,
-    Executor, ExitReason, LaunchSpec, Limits, LogLine, MaybeSend, MaybeSync, Mounts, NodeView,
-    Placement, PlacementRequest, ProofChain, Receipt, Scheduler,
+    BlobStore, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetRegistration,
+    Escrow, ExecHandle, ExecState, Executor, ExitReason, LaunchSpec, Limits, LogLine, MaybeSend,
+    MaybeSync, ModelRecord, Mounts, NodeRegistration, NodeStanding, NodeView, Party, Placement,
+    PlacementRequest, ProofChain, Receipt, Registry, Scheduler,
 };
 pub use uri::ArthaUri;

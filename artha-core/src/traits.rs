@@ -45,6 +45,32 @@ pub trait MaybeSync {}
 #[cfg(target_arch = "wasm32")]
 impl<T: ?Sized> MaybeSync for T {}
 
+/// Implements a trait for `&T`, `Arc<T>` and `Box<T>` by forwarding every
+/// method, so `Arc<dyn Executor>` (and the like) is an executor too:
+/// `forward_trait!(Trait, async { m(a: A) -> R; } sync { n() -> S; })`
+/// (async methods return `Result<R>`).
+macro_rules! forward_trait {
+    ($tr:ident, async $a:tt sync $s:tt) => {
+        forward_trait!(@one $tr, &T, $a, $s);
+        forward_trait!(@one $tr, std::sync::Arc<T>, $a, $s);
+        forward_trait!(@one $tr, Box<T>, $a, $s);
+    };
+    (@one $tr:ident, $ptr:ty,
+     { $($an:ident($($aa:ident: $at:ty),*) -> $ar:ty;)* },
+     { $($sn:ident($($sa:ident: $st:ty),*) -> $sr:ty;)* }) => {
+        #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+        #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+        impl<T: $tr + ?Sized> $tr for $ptr {
+            $(async fn $an(&self, $($aa: $at),*) -> Result<$ar> {
+                (**self).$an($($aa),*).await
+            })*
+            $(fn $sn(&self, $($sa: $st),*) -> $sr {
+                (**self).$sn($($sa),*)
+            })*
+        }
+    };
+}
+
 // ---------------------------------------------------------------- BlobStore
 
 /// Content-addressed storage of immutable blobs (chunks and manifests).
@@ -73,6 +99,14 @@ pub trait BlobStore: MaybeSend + MaybeSync {
     /// Every stored CID, in no particular order.
     async fn list(&self) -> Result<Vec<Cid>>;
 }
+
+forward_trait!(BlobStore, async {
+    put(data: Vec<u8>) -> Cid;
+    get(cid: &Cid) -> Vec<u8>;
+    has(cid: &Cid) -> bool;
+    delete(cid: &Cid) -> ();
+    list() -> Vec<Cid>;
+} sync {});
 
 // ----------------------------------------------------------------- Executor
 
@@ -215,7 +249,26 @@ pub trait Executor: MaybeSend + MaybeSync {
     async fn remove(&self, handle: &ExecHandle) -> Result<()>;
     /// Every job this executor knows, running or finished, found by label.
     async fn list(&self) -> Result<Vec<ExecHandle>>;
+    /// Whether this executor runs jobs of `runtime` (the engine routes each
+    /// job to the first executor that does).
+    fn supports(&self, runtime: &Runtime) -> bool;
+    /// The runtimes it offers, as a node advertises them: native runtime
+    /// ids, and `image` for an executor that runs any container image.
+    fn runtimes(&self) -> Vec<String>;
 }
+
+forward_trait!(Executor, async {
+    launch(spec: LaunchSpec) -> ExecHandle;
+    state(handle: &ExecHandle) -> ExecState;
+    wait(handle: &ExecHandle) -> ExecState;
+    stop(handle: &ExecHandle, grace: Duration) -> ();
+    logs(handle: &ExecHandle, since: u64) -> Vec<LogLine>;
+    remove(handle: &ExecHandle) -> ();
+    list() -> Vec<ExecHandle>;
+} sync {
+    supports(runtime: &Runtime) -> bool;
+    runtimes() -> Vec<String>;
+});
 
 // ---------------------------------------------------------------- Scheduler
 
@@ -284,6 +337,10 @@ pub trait Scheduler: MaybeSend + MaybeSync {
     /// Places `job` on one of `nodes`.
     async fn place(&self, job: &PlacementRequest, nodes: &[NodeView]) -> Result<Placement>;
 }
+
+forward_trait!(Scheduler, async {
+    place(job: &PlacementRequest, nodes: &[NodeView]) -> Placement;
+} sync {});
 
 // --------------------------------------------------------------- ProofChain
 
@@ -398,40 +455,201 @@ pub trait ProofChain: MaybeSend + MaybeSync {
     async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus>;
     /// The chain's current block timestamp, seconds since the Unix epoch.
     async fn block_time(&self) -> Result<u64>;
+    /// The timestamp the next block will have (what a write sent now sees).
+    async fn next_block_time(&self) -> Result<u64>;
+    /// When a committed job may be finalized (`None` before a commit).
+    async fn settles_at(&self, job: &JobId) -> Result<Option<u64>>;
+    /// The escrow a job holds.
+    async fn escrow(&self, job: &JobId) -> Result<Escrow>;
+    /// The balance of the account this chain client acts as.
+    async fn balance(&self) -> Result<Amount>;
+    /// Moves a development chain's clock forward; `Unsupported` elsewhere.
+    async fn advance_time(&self, secs: u64) -> Result<()>;
+    /// The account this chain client acts as, as text (`0x…`).
+    fn account(&self) -> String;
+    /// The challenge period after a commit, seconds.
+    fn challenge_period_secs(&self) -> u64;
+    /// The least stake a node must hold to be scheduled.
+    fn min_stake(&self) -> Amount;
 }
 
-/// Forwards every [`ProofChain`] call through a smart pointer or reference,
-/// so `Arc<dyn ProofChain>` and `&C` are chains too.
-macro_rules! forward_proof_chain {
-    ($($ptr:ty),*) => {$(
-        #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
-        #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
-        impl<T: ProofChain + ?Sized> ProofChain for $ptr {
-            async fn submit_job(&self, submission: &ChainSubmission) -> Result<Receipt> {
-                (**self).submit_job(submission).await
-            }
-            async fn assign(&self, job: &JobId, node: &NodeId) -> Result<Receipt> {
-                (**self).assign(job, node).await
-            }
-            async fn commit(&self, commitment: &Commitment) -> Result<Receipt> {
-                (**self).commit(commitment).await
-            }
-            async fn challenge(&self, challenge: &Challenge) -> Result<Receipt> {
-                (**self).challenge(challenge).await
-            }
-            async fn finalize(&self, job: &JobId) -> Result<Receipt> {
-                (**self).finalize(job).await
-            }
-            async fn fail(&self, job: &JobId) -> Result<Receipt> {
-                (**self).fail(job).await
-            }
-            async fn job_status(&self, job: &JobId) -> Result<ChainJobStatus> {
-                (**self).job_status(job).await
-            }
-            async fn block_time(&self) -> Result<u64> {
-                (**self).block_time().await
-            }
-        }
-    )*};
+/// A job's escrow on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escrow {
+    /// What it still holds.
+    pub held: Amount,
+    /// Whether it was paid out or refunded.
+    pub closed: bool,
 }
-forward_proof_chain!(&T, std::sync::Arc<T>, Box<T>);
+
+forward_trait!(ProofChain, async {
+    submit_job(submission: &ChainSubmission) -> Receipt;
+    assign(job: &JobId, node: &NodeId) -> Receipt;
+    commit(commitment: &Commitment) -> Receipt;
+    challenge(challenge: &Challenge) -> Receipt;
+    finalize(job: &JobId) -> Receipt;
+    fail(job: &JobId) -> Receipt;
+    job_status(job: &JobId) -> ChainJobStatus;
+    block_time() -> u64;
+    next_block_time() -> u64;
+    settles_at(job: &JobId) -> Option<u64>;
+    escrow(job: &JobId) -> Escrow;
+    balance() -> Amount;
+    advance_time(secs: u64) -> ();
+} sync {
+    account() -> String;
+    challenge_period_secs() -> u64;
+    min_stake() -> Amount;
+});
+
+// ----------------------------------------------------------------- Registry
+
+/// A node's registration on the chain's node registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    /// The node.
+    pub node: NodeId,
+    /// GPUs it offers.
+    pub gpus: u32,
+    /// Memory of its smallest GPU, MiB.
+    pub gpu_memory_mib: u32,
+    /// Price per GPU-second.
+    pub price_per_gpu_second: Amount,
+    /// Region label.
+    pub region: String,
+    /// Runtimes it runs (see [`Executor::runtimes`]).
+    pub runtimes: Vec<String>,
+    /// Stake it posts.
+    pub stake: Amount,
+}
+
+/// A node as the registry records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStanding {
+    /// The operator's account (paid at settlement), as text.
+    pub operator: String,
+    /// Price per GPU-second.
+    pub price_per_gpu_second: Amount,
+    /// GPUs declared.
+    pub gpu_count: u32,
+    /// Memory of its smallest GPU, MiB.
+    pub gpu_memory_mib: u32,
+    /// Certified by an attestor.
+    pub certified: bool,
+    /// Registered and not deregistered.
+    pub active: bool,
+    /// Stake posted.
+    pub stake: Amount,
+    /// Finalized jobs minus a penalty per upheld challenge.
+    pub reputation: u32,
+    /// Region label.
+    pub region: String,
+    /// Active, certified and staked: the scheduler may place jobs on it.
+    pub eligible: bool,
+}
+
+/// A dataset's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRegistration {
+    /// Its id.
+    pub id: crate::ids::DatasetId,
+    /// The stored content.
+    pub content: Cid,
+    /// Size in bytes.
+    pub size: u64,
+    /// Tags (comma separated).
+    pub tags: String,
+}
+
+/// A model's registration, with its lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// Its id.
+    pub id: crate::ids::ModelId,
+    /// The stored weights.
+    pub content: Cid,
+    /// Architecture label.
+    pub architecture: String,
+    /// The dataset it was trained on.
+    pub dataset: Option<crate::ids::DatasetId>,
+    /// keccak256 of the code that produced it.
+    pub code_hash: KeccakHash,
+    /// Version label.
+    pub version: String,
+    /// The model it derives from.
+    pub parent: Option<crate::ids::ModelId>,
+    /// The job that trained it.
+    pub job: Option<JobId>,
+}
+
+/// The chain's registries of nodes, datasets and models, as one party
+/// sees them. A registration of an id that is already taken fails with
+/// `AlreadyExists`.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
+pub trait Registry: MaybeSend + MaybeSync {
+    /// Registers (and stakes) a node operated by this party's account.
+    async fn register_node(&self, registration: &NodeRegistration) -> Result<Receipt>;
+    /// A node's record (`NotFound` for an unknown node).
+    async fn node(&self, node: &NodeId) -> Result<NodeStanding>;
+    /// Registers a dataset.
+    async fn register_dataset(&self, dataset: &DatasetRegistration) -> Result<Receipt>;
+    /// Registers a model.
+    async fn register_model(&self, model: &ModelRecord) -> Result<Receipt>;
+    /// A model's ancestors, nearest first (`NotFound` for an unknown model).
+    async fn lineage(&self, model: &crate::ids::ModelId) -> Result<Vec<crate::ids::ModelId>>;
+}
+
+/// The parties of a job, each with its own identity and chain account.
+/// None of them is the chain's admin (deployer, attestor, arbiter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    /// Submits jobs and locks their escrow.
+    Submitter,
+    /// Assigns jobs to nodes (and ends jobs that were never run).
+    Scheduler,
+    /// A node operator: runs jobs, commits their proofs, is paid.
+    Worker,
+    /// Audits committed work and challenges it.
+    Verifier,
+}
+
+impl Party {
+    /// Every party.
+    pub const ALL: [Party; 4] = [
+        Party::Submitter,
+        Party::Scheduler,
+        Party::Worker,
+        Party::Verifier,
+    ];
+
+    /// Its name: `submitter`, `scheduler`, `worker`, `verifier`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Submitter => "submitter",
+            Party::Scheduler => "scheduler",
+            Party::Worker => "worker",
+            Party::Verifier => "verifier",
+        }
+    }
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One party's client of a chain: its proof flow and its registries. Any
+/// type that is both is one.
+pub trait Chain: ProofChain + Registry {}
+impl<T: ProofChain + Registry + ?Sized> Chain for T {}
+
+forward_trait!(Registry, async {
+    register_node(registration: &NodeRegistration) -> Receipt;
+    node(node: &NodeId) -> NodeStanding;
+    register_dataset(dataset: &DatasetRegistration) -> Receipt;
+    register_model(model: &ModelRecord) -> Receipt;
+    lineage(model: &crate::ids::ModelId) -> Vec<crate::ids::ModelId>;
+} sync {});

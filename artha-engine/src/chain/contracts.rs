@@ -862,4 +862,132 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
     async fn block_time(&self) -> Result<u64> {
         self.backend.timestamp().await
     }
+
+    async fn next_block_time(&self) -> Result<u64> {
+        self.backend.next_block_time().await
+    }
+
+    async fn settles_at(&self, job: &JobId) -> Result<Option<u64>> {
+        ArthaContracts::settles_at(self, job).await
+    }
+
+    async fn escrow(&self, job: &JobId) -> Result<artha_core::Escrow> {
+        let (held, closed) = self.escrow_of(job).await?;
+        Ok(artha_core::Escrow { held, closed })
+    }
+
+    async fn balance(&self) -> Result<Amount> {
+        ArthaContracts::balance(self, self.accounts.submitter).await
+    }
+
+    async fn advance_time(&self, secs: u64) -> Result<()> {
+        self.backend.increase_time(secs).await
+    }
+
+    fn account(&self) -> String {
+        self.accounts.submitter.to_string()
+    }
+
+    fn challenge_period_secs(&self) -> u64 {
+        self.params.challenge_period_secs
+    }
+
+    fn min_stake(&self) -> Amount {
+        Amount::from_wei(self.params.min_stake)
+    }
+}
+
+/// A registration whose revert `exists` (the registry's error for a taken
+/// id) becomes `AlreadyExists`.
+fn taken(r: Result<Receipt>, exists: &str, what: &str, id: String) -> Result<Receipt> {
+    r.map_err(|e| {
+        if revert_name(&e) == Some(exists) {
+            Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{what} already registered"),
+            )
+            .with_context("id", id)
+        } else {
+            e
+        }
+    })
+}
+
+fn id16(w: &B256) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&w[..16]);
+    id
+}
+
+#[async_trait]
+impl<B: EvmBackend> artha_core::Registry for ArthaContracts<B> {
+    async fn register_node(&self, r: &artha_core::NodeRegistration) -> Result<Receipt> {
+        let runtimes: Vec<&str> = r.runtimes.iter().map(String::as_str).collect();
+        let receipt = ArthaContracts::register_node(
+            self,
+            &r.node,
+            r.gpus,
+            r.gpu_memory_mib,
+            r.price_per_gpu_second,
+            &r.region,
+            &runtimes,
+            r.stake,
+        )
+        .await;
+        taken(receipt, "NodeExists", "node", r.node.to_string())
+    }
+
+    async fn node(&self, node: &NodeId) -> Result<artha_core::NodeStanding> {
+        let n = ArthaContracts::node(self, node).await?;
+        let eligible = self.node_eligible(node).await?;
+        Ok(artha_core::NodeStanding {
+            operator: n.operator.to_string(),
+            price_per_gpu_second: n.price_per_gpu_second,
+            gpu_count: n.gpu_count,
+            gpu_memory_mib: n.gpu_memory_mib,
+            certified: n.certified,
+            active: n.active,
+            stake: n.stake,
+            reputation: n.reputation,
+            region: n.region,
+            eligible,
+        })
+    }
+
+    async fn register_dataset(&self, d: &artha_core::DatasetRegistration) -> Result<Receipt> {
+        let r =
+            ArthaContracts::register_dataset(self, &d.id, &d.content, None, d.size, &d.tags).await;
+        taken(r, "DatasetExists", "dataset", d.id.to_string())
+    }
+
+    async fn register_model(&self, m: &artha_core::ModelRecord) -> Result<Receipt> {
+        let r = ArthaContracts::register_model(
+            self,
+            &m.id,
+            &m.content,
+            &m.architecture,
+            m.dataset.as_ref(),
+            B256::from(*m.code_hash.as_bytes()),
+            &m.version,
+            m.parent.as_ref(),
+            m.job.as_ref(),
+        )
+        .await;
+        taken(r, "ModelExists", "model", m.id.to_string())
+    }
+
+    async fn lineage(&self, model: &artha_core::ModelId) -> Result<Vec<artha_core::ModelId>> {
+        let words = ArthaContracts::lineage(self, model).await.map_err(|e| {
+            if revert_name(&e) == Some("UnknownModel") {
+                Error::new(ErrorKind::NotFound, "model not registered")
+                    .with_context("model_id", model.to_string())
+            } else {
+                e
+            }
+        })?;
+        Ok(words
+            .iter()
+            .map(|w| artha_core::ModelId::from_bytes(id16(w)))
+            .collect())
+    }
 }

@@ -959,7 +959,7 @@ impl Engine {
         // recorded (one over the credential's cap is the policy's to refuse).
         if spec.budget <= credential.credential.budget_cap {
             let c = &inner.contracts;
-            let balance = c.balance(c.accounts.submitter).await?;
+            let balance = ArthaContracts::balance(c, c.accounts.submitter).await?;
             if spec.budget > balance {
                 return Err(Error::new(
                     ErrorKind::InsufficientFunds,

@@ -638,6 +638,15 @@ impl Executor for DockerExecutor {
         out.sort_by_key(|h| h.job_id);
         Ok(out)
     }
+
+    /// Any container image.
+    fn supports(&self, runtime: &Runtime) -> bool {
+        matches!(runtime, Runtime::Image(_))
+    }
+
+    fn runtimes(&self) -> Vec<String> {
+        vec!["image".into()]
+    }
 }
 
 #[cfg(test)]

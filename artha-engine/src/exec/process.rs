@@ -652,4 +652,12 @@ impl Executor for ProcessExecutor {
         out.sort_by_key(|h| h.job_id);
         Ok(out)
     }
+
+    fn supports(&self, runtime: &Runtime) -> bool {
+        matches!(runtime, Runtime::Native(id) if self.runtimes.contains_key(id))
+    }
+
+    fn runtimes(&self) -> Vec<String> {
+        self.runtimes.keys().cloned().collect()
+    }
 }
