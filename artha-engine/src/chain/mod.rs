@@ -10,6 +10,8 @@
 //!   never show in errors).
 //! - [`contracts::ArthaContracts`]: the six contracts on a backend, and the
 //!   [`artha_core::ProofChain`] implementation.
+//! - [`parties::ChainParties`]: one client per party (submitter, scheduler,
+//!   worker, verifier), routing each call to the party that makes it.
 //! - [`outbox::Outbox`]: chain writes recorded before sending, retried after
 //!   outages and restarts, never applied twice.
 
@@ -22,6 +24,7 @@ pub mod contracts;
 #[cfg(feature = "embedded-chain")]
 pub mod embedded;
 pub mod outbox;
+pub mod parties;
 #[cfg(feature = "evm")]
 pub mod rpc;
 
