@@ -46,6 +46,7 @@ macro_rules! serde_as_str {
 pub mod error;
 pub mod hash;
 pub mod ids;
+pub mod job;
 pub mod merkle;
 pub mod money;
 pub mod proof;
@@ -57,6 +58,10 @@ pub mod uri;
 pub use error::{Error, ErrorKind, FieldError, Result, ValidationErrors};
 pub use hash::{Blake3Digest, Cid, DType, KeccakHash, tensor_digest, tensor_digest_f32};
 pub use ids::{DatasetId, JobId, ModelId, NodeId};
+pub use job::{
+    Artifact, ArtifactKind, ChainAction, JobEvent, JobOutcome, JobPhase, JobProgress, JobRecord,
+    JobStatus, ReceiptRecord, Transition,
+};
 pub use merkle::{JobTree, MerkleProof, MerkleTree, StepProof};
 pub use money::{Amount, CostModel, Estimate};
 pub use proof::{CompleteRecord, InferRecord, StepRecord};

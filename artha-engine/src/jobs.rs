@@ -23,172 +23,12 @@ use std::sync::Mutex;
 use artha_core::{Error, ErrorKind};
 use artha_core::{ExecHandle, JobId, JobSpec, NodeId, Receipt, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobPhase {
-    /// Received, not yet checked.
-    Submitted,
-    /// Policy admitted it; escrow locked.
-    Accepted,
-    /// A node and GPUs were chosen.
-    Scheduled,
-    /// Inputs are being laid out for the runtime.
-    Staging,
-    /// The runtime runs.
-    Running,
-    /// The runtime finished; proofs are being built and committed.
-    Proving,
-    /// Work and proofs are done.
-    Completed,
-    /// Something failed; the reason says what.
-    Failed,
-    /// A caller cancelled it.
-    Cancelled,
-    /// Payment and refunds are done on chain.
-    Settled,
-}
-
-impl JobPhase {
-    /// All phases, in lifecycle order.
-    pub const ALL: [JobPhase; 10] = [
-        JobPhase::Submitted,
-        JobPhase::Accepted,
-        JobPhase::Scheduled,
-        JobPhase::Staging,
-        JobPhase::Running,
-        JobPhase::Proving,
-        JobPhase::Completed,
-        JobPhase::Failed,
-        JobPhase::Cancelled,
-        JobPhase::Settled,
-    ];
-
-    /// The stable lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobPhase::Submitted => "submitted",
-            JobPhase::Accepted => "accepted",
-            JobPhase::Scheduled => "scheduled",
-            JobPhase::Staging => "staging",
-            JobPhase::Running => "running",
-            JobPhase::Proving => "proving",
-            JobPhase::Completed => "completed",
-            JobPhase::Failed => "failed",
-            JobPhase::Cancelled => "cancelled",
-            JobPhase::Settled => "settled",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str).
-    pub fn parse(s: &str) -> Result<Self> {
-        JobPhase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| Error::invalid("phase", format!("unknown job phase `{s}`")))
-    }
-
-    /// Whether the engine has nothing left to do for the job but settle it
-    /// (or nothing at all, once settled).
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled | JobPhase::Settled
-        )
-    }
-
-    /// Whether `self → next` is a legal transition.
-    pub fn can_become(self, next: JobPhase) -> bool {
-        use JobPhase::*;
-        matches!(
-            (self, next),
-            (Submitted, Accepted)
-                | (Accepted, Scheduled)
-                | (Scheduled, Staging)
-                | (Staging, Running)
-                | (Running, Proving)
-                | (Proving, Completed)
-                | (
-                    Submitted | Accepted | Scheduled | Staging | Running | Proving,
-                    Failed
-                )
-                | (
-                    Submitted | Accepted | Scheduled | Staging | Running,
-                    Cancelled
-                )
-                | (Completed | Failed | Cancelled, Settled)
-        )
-    }
-}
-
-impl std::fmt::Display for JobPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One step of a job's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    /// Phase entered.
-    pub phase: JobPhase,
-    /// When, milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// Why (always set for failures and cancellations).
-    pub reason: Option<String>,
-}
-
-/// Something a job produced (a checkpoint, the final model, a proof manifest).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Artifact {
-    /// What it is: `checkpoint`, `model`, `proofs`, `outputs`, ….
-    pub kind: String,
-    /// Name inside the job (e.g. `step-100.safetensors`).
-    pub name: String,
-    /// Where it is stored (`artha://…`).
-    pub uri: String,
-}
-
-/// A chain transaction the job caused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptRecord {
-    /// What it did: `submit`, `assign`, `commit`, `finalize`, ….
-    pub action: String,
-    /// The receipt.
-    #[serde(flatten)]
-    pub receipt: Receipt,
-}
-
-/// Everything the ledger holds about a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// The job.
-    pub id: JobId,
-    /// Who submitted it (a DID).
-    pub submitter: String,
-    /// What was asked.
-    pub spec: JobSpec,
-    /// Current phase.
-    pub phase: JobPhase,
-    /// Reason of the last failure or cancellation.
-    pub reason: Option<String>,
-    /// Node it was placed on.
-    pub node: Option<NodeId>,
-    /// GPU indices it holds or held.
-    pub gpus: Vec<u32>,
-    /// Executor handle while it runs.
-    pub exec: Option<ExecHandle>,
-    /// GPU-seconds measured by the engine.
-    pub gpu_seconds: Option<u64>,
-    /// Outputs.
-    pub artifacts: Vec<Artifact>,
-    /// Chain receipts.
-    pub receipts: Vec<ReceiptRecord>,
-    /// History, oldest first.
-    pub history: Vec<Transition>,
-}
+pub use artha_core::job::{
+    Artifact, ArtifactKind, ChainAction, JobPhase, JobProgress, JobRecord, ReceiptRecord,
+    Transition,
+};
 
 /// The SQLite-backed job ledger.
 #[derive(Debug)]
@@ -312,6 +152,15 @@ impl JobLedger {
             .map_err(|e| db_error("configure", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| db_error("create the schema", e))?;
+        // Ledgers of earlier versions have no `progress` column.
+        let has_progress = conn
+            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'progress'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_error("read the schema", e))?;
+        if !has_progress {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN progress TEXT")
+                .map_err(|e| db_error("add the progress column", e))?;
+        }
         Ok(JobLedger {
             conn: Mutex::new(conn),
         })
@@ -439,6 +288,16 @@ impl JobLedger {
         )
     }
 
+    /// Records what the job's runtime has reported so far (read by status
+    /// in any process without reading the events file).
+    pub fn set_progress(&self, id: &JobId, progress: &JobProgress) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE jobs SET progress = ?1, updated_ms = ?2 WHERE id = ?3",
+            &to_json(progress)?,
+        )
+    }
+
     /// Records the GPU-seconds the engine measured.
     pub fn set_gpu_seconds(&self, id: &JobId, secs: u64) -> Result<()> {
         self.update(
@@ -457,11 +316,8 @@ impl JobLedger {
     }
 
     /// Appends a chain receipt (ignored if the same action was recorded).
-    pub fn add_receipt(&self, id: &JobId, action: &str, receipt: Receipt) -> Result<()> {
-        let record = ReceiptRecord {
-            action: action.to_string(),
-            receipt,
-        };
+    pub fn add_receipt(&self, id: &JobId, action: ChainAction, receipt: Receipt) -> Result<()> {
+        let record = ReceiptRecord { action, receipt };
         self.append_unique(id, "receipts", record, |a, b| a.action == b.action)
     }
 
@@ -505,7 +361,7 @@ impl JobLedger {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT submitter, spec, phase, reason, node, gpus, exec, gpu_seconds, artifacts, receipts FROM jobs WHERE id = ?1",
+                "SELECT submitter, spec, phase, reason, node, gpus, exec, gpu_seconds, artifacts, receipts, progress FROM jobs WHERE id = ?1",
                 params![id.to_string()],
                 |r| {
                     Ok((
@@ -519,6 +375,7 @@ impl JobLedger {
                         r.get::<_, Option<i64>>(7)?,
                         r.get::<_, String>(8)?,
                         r.get::<_, String>(9)?,
+                        r.get::<_, Option<String>>(10)?,
                     ))
                 },
             )
@@ -560,6 +417,10 @@ impl JobLedger {
             artifacts: from_json(&key, "artifacts", &row.8)?,
             receipts: from_json(&key, "receipts", &row.9)?,
             history,
+            progress: match row.10 {
+                Some(p) => from_json(&key, "progress", &p)?,
+                None => JobProgress::default(),
+            },
         })
     }
 

@@ -30,6 +30,7 @@ pub mod exec;
 mod fsutil;
 pub mod home;
 pub mod jobs;
+mod lifecycle;
 pub mod policy;
 pub mod proofs;
 pub mod quickstart;

@@ -137,7 +137,7 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
         )
         .await?;
     let (spec, estimate) = spec(initial_model.id, dataset.id, &engine.cost_model())?;
-    let job = engine.submit(spec).await?;
+    let job = engine.submit(spec).await?.id();
     Ok(QuickstartReport {
         dataset,
         initial_model,
@@ -150,15 +150,15 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
 /// moves the chain clock past the challenge period (as `anvil`'s
 /// `evm_increaseTime` would) and settles; returns the final record.
 pub async fn finish(engine: &Engine, job: &JobId) -> Result<JobRecord> {
-    let r = engine.wait(job, JobPhase::is_terminal).await?;
+    let r = engine.job(job)?.wait_for(JobPhase::is_terminal).await?;
     if r.phase == JobPhase::Completed {
         engine
-            .dev_advance_time(engine.contracts().params.challenge_period_secs + 1)
+            .dev_advance_time(artha_core::ProofChain::challenge_period_secs(engine.chain()) + 1)
             .await?;
         engine.settle_due().await?;
     }
     // Settled now, or (a failure) left as it is for the caller to report.
-    engine.status(job)
+    engine.record(job)
 }
 
 #[cfg(test)]

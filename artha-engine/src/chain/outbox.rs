@@ -64,6 +64,18 @@ impl Write {
         }
     }
 
+    /// What the write does, as recorded on the job.
+    pub fn action(&self) -> artha_core::ChainAction {
+        use artha_core::ChainAction;
+        match self {
+            Write::Submit(_) => ChainAction::Submit,
+            Write::Assign { .. } => ChainAction::Assign,
+            Write::Commit(_) => ChainAction::Commit,
+            Write::Finalize { .. } => ChainAction::Finalize,
+            Write::Fail { .. } => ChainAction::Fail,
+        }
+    }
+
     /// The action's name (`submit`, `assign`, `commit`, `finalize`).
     pub fn name(&self) -> &'static str {
         match self {

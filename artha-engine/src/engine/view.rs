@@ -3,19 +3,17 @@
 //! One engine has a home open at a time (the lock in [`crate::home`]); a
 //! second `arthai job-status` while `arthai train` runs would be refused.
 //! [`JobsView`] reads what that engine records — the job ledger (SQLite in
-//! WAL mode, which lets readers in beside the writer), the runs' events
-//! files and output — without taking the lock or writing anything, so
+//! WAL mode, which lets readers in beside the writer; progress is persisted
+//! there with each job) and the runs' output — without taking the lock or writing anything, so
 //! status, listings, progress and logs can be watched from another shell.
 //! It cannot drive, cancel or settle jobs: that needs the engine (or, once
 //! it exists, the daemon of `arthai serve`).
 
 use std::path::{Path, PathBuf};
 
-use artha_core::{Amount, CostModel, Error, ErrorKind, JobId, LogLine, Result, RuntimeEvent};
+use artha_core::{Amount, CostModel, Error, ErrorKind, JobId, JobStatus, LogLine, Result};
 use serde::{Deserialize, Serialize};
 
-use super::Progress;
-use crate::exec::{EVENTS_FILE, EventTail};
 use crate::fsutil::{io_err, write_atomic};
 use crate::jobs::{JobLedger, JobRecord};
 
@@ -81,8 +79,14 @@ impl JobsView {
     }
 
     /// A job's record.
-    pub fn status(&self, job: &JobId) -> Result<JobRecord> {
+    pub fn record(&self, job: &JobId) -> Result<JobRecord> {
         self.ledger.get(job)
+    }
+
+    /// A job's status, with the progress persisted with it (one read of
+    /// the ledger, whatever the length of the job's events).
+    pub fn status(&self, job: &JobId) -> Result<JobStatus> {
+        JobStatus::of(&self.record(job)?, self.cost.as_ref())
     }
 
     /// Every job, newest first.
@@ -90,42 +94,9 @@ impl JobsView {
         super::list_jobs(&self.ledger)
     }
 
-    /// A job's progress, from the events its runtime has written so far.
-    pub fn progress(&self, job: &JobId) -> Progress {
-        let mut events = Vec::new();
-        let _ = EventTail::new(
-            self.runs
-                .join(job.to_string())
-                .join("artha")
-                .join(EVENTS_FILE),
-        )
-        .poll_all(&mut events);
-        let mut p = Progress::default();
-        for ev in &events {
-            match ev {
-                RuntimeEvent::Step(s) => {
-                    p.step = s.step;
-                    p.epoch = s.epoch;
-                    p.loss = Some(s.loss);
-                }
-                RuntimeEvent::Checkpoint { .. } => p.checkpoints += 1,
-                RuntimeEvent::Infer(_) => p.inferences += 1,
-                _ => {}
-            }
-        }
-        p.phase = self.ledger.get(job).ok().map(|r| r.phase);
-        p
-    }
-
-    /// The job as JSON, shaped like [`super::Engine::status_json`].
-    pub fn status_json(&self, job: &JobId) -> Result<serde_json::Value> {
-        let r = self.status(job)?;
-        super::status_json_of(&r, &self.progress(job), self.cost.as_ref())
-    }
-
     /// A job's output lines from `since` (as recorded so far).
     pub fn logs(&self, job: &JobId, since: u64) -> Result<Vec<LogLine>> {
         self.ledger.get(job)?;
-        super::driver::read_output(&self.runs.join(job.to_string()), since)
+        crate::lifecycle::run::read_output(&self.runs.join(job.to_string()), since)
     }
 }

@@ -90,7 +90,7 @@ pub use svdb::{
     PushReport, Svdb, VerifyReport,
 };
 
-use artha_core::BlobStore;
+use artha_core::{BlobStore, Cid, Result};
 
 /// A [`BlobStore`] the [`Svdb`] can use, with optional capabilities.
 ///
@@ -113,3 +113,40 @@ impl StoreBackend for LocalBlobStore {
 
 #[cfg(feature = "s3")]
 impl StoreBackend for S3BlobStore {}
+
+impl<T: StoreBackend + ?Sized> StoreBackend for std::sync::Arc<T> {
+    fn local(&self) -> Option<&LocalBlobStore> {
+        (**self).local()
+    }
+}
+
+/// Any [`BlobStore`] trait object as a [`StoreBackend`] (with no local
+/// fast paths).
+pub struct DynBlobStore(pub std::sync::Arc<dyn BlobStore>);
+
+impl std::fmt::Debug for DynBlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynBlobStore")
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for DynBlobStore {
+    async fn put(&self, data: Vec<u8>) -> Result<Cid> {
+        self.0.put(data).await
+    }
+    async fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
+        self.0.get(cid).await
+    }
+    async fn has(&self, cid: &Cid) -> Result<bool> {
+        self.0.has(cid).await
+    }
+    async fn delete(&self, cid: &Cid) -> Result<()> {
+        self.0.delete(cid).await
+    }
+    async fn list(&self) -> Result<Vec<Cid>> {
+        self.0.list().await
+    }
+}
+
+impl StoreBackend for DynBlobStore {}

@@ -9,7 +9,9 @@ use artha_core::{
     Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, LogLine,
     ModelId, Runtime,
 };
-use artha_engine::engine::{JobsView, ModelRegistration, Progress};
+use artha_engine::engine::{JobsView, ModelRegistration};
+use artha_engine::core::{JobEvent, JobProgress, JobStatus};
+use futures_util::StreamExt;
 use artha_engine::jobs::JobPhase;
 use artha_engine::jobs::JobRecord;
 use artha_engine::{Engine, quickstart};
@@ -229,8 +231,7 @@ fn bar(json: bool) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-fn describe_progress(p: &Progress, epochs: u32) -> String {
-    let phase = p.phase.map_or("submitted", JobPhase::as_str);
+fn describe_progress(phase: JobPhase, p: &JobProgress, epochs: u32) -> String {
     match p.loss {
         Some(loss) => format!(
             "{phase}: epoch {}/{epochs} step {} loss {loss:.4} checkpoints {}",
@@ -242,8 +243,9 @@ fn describe_progress(p: &Progress, epochs: u32) -> String {
     }
 }
 
-/// Follows a job until `done`, with a live line on a terminal (and plain
-/// progress lines on stderr otherwise, unless `json`).
+/// Follows a job (through its event stream) until `done`, with a live
+/// line on a terminal (and plain progress lines on stderr otherwise,
+/// unless `json`).
 async fn follow(
     engine: &Engine,
     job: &JobId,
@@ -253,28 +255,27 @@ async fn follow(
 ) -> Result<(), Error> {
     let pb = bar(json);
     let mut last = String::new();
-    let mut changes = engine.progress(job);
-    loop {
-        let r = engine.status(job)?;
-        if let Some(rx) = engine.progress(job) {
-            let mut p = rx.borrow().clone();
-            p.phase = Some(r.phase);
-            let line = describe_progress(&p, epochs);
-            if line != last {
-                match &pb {
-                    Some(pb) => pb.set_message(line.clone()),
-                    None if !json => errln!("  {line}")?,
-                    None => {}
-                }
-                last = line;
-            }
+    let mut phase = JobPhase::Submitted;
+    let mut progress = JobProgress::default();
+    let mut events = std::pin::pin!(engine.job(job)?.events());
+    while let Some(ev) = events.next().await {
+        match ev? {
+            JobEvent::Phase { phase: p, .. } => phase = p,
+            JobEvent::Progress(p) => progress = p,
+            _ => continue,
         }
-        if done(r.phase) {
+        let line = describe_progress(phase, &progress, epochs);
+        if line != last {
+            match &pb {
+                Some(pb) => pb.set_message(line.clone()),
+                None if !json => errln!("  {line}")?,
+                None => {}
+            }
+            last = line;
+        }
+        if done(phase) {
             break;
         }
-        engine
-            .next_change(&mut changes, Duration::from_millis(100))
-            .await;
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
@@ -283,16 +284,16 @@ async fn follow(
 }
 
 fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
-    print_record(&engine.status(job)?, &engine.status_json(job)?, json)
+    print_record(&engine.status(job)?, json)
 }
 
-/// Prints a job: `v` as JSON, or `r` as text.
-fn print_record(r: &JobRecord, v: &serde_json::Value, json: bool) -> Result<(), Error> {
+/// Prints a job's status as JSON, or as text.
+fn print_record(r: &JobStatus, json: bool) -> Result<(), Error> {
     if json {
-        return print_json(v);
+        return print_json(r);
     }
-    outln!("job {}", r.id)?;
-    outln!("  status:      {}", r.phase)?;
+    outln!("job {}", r.job_id)?;
+    outln!("  status:      {}", r.status)?;
     if let Some(reason) = &r.reason {
         outln!("  reason:      {reason}")?;
     }
@@ -300,13 +301,16 @@ fn print_record(r: &JobRecord, v: &serde_json::Value, json: bool) -> Result<(), 
         outln!("  node:        {n} (GPUs {:?})", r.gpus)?;
     }
     if let Some(s) = r.gpu_seconds {
-        let cost = v["cost"].as_str().unwrap_or("cost unknown");
-        outln!(
-            "  measured:    {s} GPU-s → {cost} (budget {})",
-            r.spec.budget
-        )?;
-    } else if let Some(step) = v["progress"]["step"].as_u64().filter(|s| *s > 0) {
-        outln!("  progress:    step {step}, loss {}", v["progress"]["loss"])?;
+        let cost = r
+            .cost
+            .map_or_else(|| "cost unknown".to_string(), |c| c.to_string());
+        outln!("  measured:    {s} GPU-s → {cost} (budget {})", r.budget)?;
+    } else if r.progress.step > 0 {
+        let loss = r
+            .progress
+            .loss
+            .map_or_else(|| "null".to_string(), |l| l.to_string());
+        outln!("  progress:    step {}, loss {loss}", r.progress.step)?;
     }
     if !r.artifacts.is_empty() {
         outln!("  artifacts:")?;
@@ -341,7 +345,7 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
     with_engine(o, async |engine| {
         fund(engine, &mut spec)?;
         let epochs = spec.hyper.epochs;
-        let job = engine.submit(spec).await.map_err(|e| {
+        let job = engine.submit(spec).await.map(|j| j.id()).map_err(|e| {
             // The engine names the spec's field; the user typed the flag.
             if e.context_value("field") == Some("budget") {
                 e.with_context("option", budget_field)
@@ -361,42 +365,13 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
         follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
         let _ = engine.settle_due().await;
         print_status(engine, &job, json)?;
-        let r = engine.status(&job)?;
-        if matches!(r.phase, JobPhase::Failed | JobPhase::Cancelled)
-            || (r.phase == JobPhase::Settled && !r.receipts.iter().any(|x| x.action == "commit"))
-        {
-            return Err(job_failed(&r));
+        // The engine's outcome rule (a job still inside its challenge
+        // period has none yet: it completed).
+        match engine.status(&job)?.outcome {
+            Some(outcome) => outcome.into_result(&job),
+            None => Ok(()),
         }
-        Ok(())
     })
-}
-
-/// The error of a job that did not complete: why it failed (not only the
-/// refund that closed it); a job the chain refused for lack of funds is
-/// insufficient funds, any other failure `job_failed`.
-fn job_failed(r: &JobRecord) -> Error {
-    let failure = r
-        .history
-        .iter()
-        .rev()
-        .find(|t| matches!(t.phase, JobPhase::Failed | JobPhase::Cancelled))
-        .and_then(|t| t.reason.clone());
-    let mut reason = failure
-        .clone()
-        .or_else(|| r.reason.clone())
-        .unwrap_or_else(|| "the job did not complete".into());
-    if let Some(closing) = &r.reason
-        && !reason.contains(closing.as_str())
-    {
-        reason = format!("{reason}; {closing}");
-    }
-    let kind = match &failure {
-        Some(f) if f.starts_with(ErrorKind::InsufficientFunds.as_str()) => {
-            ErrorKind::InsufficientFunds
-        }
-        _ => ErrorKind::JobFailed,
-    };
-    Error::new(kind, reason).with_context("job_id", r.id.to_string())
 }
 
 /// How to open the engine (global options).
@@ -472,11 +447,11 @@ fn busy_home_view(o: &Opts) -> Result<Option<JobsView>, Error> {
 pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {
     let job = job_id(id)?;
     if !wait && let Some(view) = busy_home_view(o)? {
-        return print_record(&view.status(&job)?, &view.status_json(&job)?, json);
+        return print_record(&view.status(&job)?, json);
     }
     with_engine(o, async |engine| {
         if wait {
-            let epochs = engine.status(&job)?.spec.hyper.epochs;
+            let epochs = engine.record(&job)?.spec.hyper.epochs;
             follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
             let _ = engine.settle_due().await;
         }
@@ -545,7 +520,7 @@ fn print_list(jobs: Vec<JobRecord>, json: bool) -> Result<(), Error> {
 pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     let job = job_id(id)?;
     with_engine(o, async |engine| {
-        engine.cancel(&job).await?;
+        engine.job(&job)?.cancel().await?;
         print_status(engine, &job, json)
     })
 }
@@ -694,7 +669,7 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
         follow(engine, &q.job, 3, json, JobPhase::is_terminal).await?;
         say(format!(
             "  settling  dev chain: clock advanced past the {} s challenge period",
-            engine.contracts().params.challenge_period_secs
+            artha_engine::core::ProofChain::challenge_period_secs(engine.chain())
         ))?;
         let r = quickstart::finish(engine, &q.job).await?;
         print_status(engine, &q.job, json)?;

@@ -1,0 +1,330 @@
+//! [`EngineBuilder`]: the composition root. Every part is a slot that takes
+//! a trait object — the store ([`StoreBackend`], or any
+//! [`artha_core::BlobStore`]), executors ([`Executor`]), the scheduler
+//! ([`Scheduler`]) and the chain (one [`artha_core::Chain`] client per
+//! party, [`ChainParties`]) — and has an embedded default assembled in
+//! [`super::defaults`]. The engine never names a concrete backend outside
+//! that module.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use artha_core::{Amount, BlobStore, CostModel, Executor, NodeId, Result, Scheduler};
+
+use super::catalog::Catalog;
+use super::defaults::{self, ChainChoice, DockerChoice};
+use super::parts::Parts;
+use super::{Engine, view};
+use crate::chain::contracts::Params;
+use crate::chain::outbox::Outbox;
+use crate::chain::parties::ChainParties;
+use crate::exec::{GpuAllocator, GpuInventory};
+use crate::home::EngineHome;
+use crate::jobs::{JobLedger, now_ms};
+use crate::policy::{Did, Policy};
+use crate::store::{DynBlobStore, StoreBackend, Svdb};
+
+/// Price per GPU-second of the local node by default: 0.001 ARTH.
+pub const DEFAULT_RATE_WEI: u128 = 1_000_000_000_000_000;
+
+/// Builds an [`Engine`]; every slot has a default (see the module docs of
+/// [`crate::engine`]).
+pub struct EngineBuilder {
+    pub(super) home: Option<PathBuf>,
+    store: Option<Arc<dyn StoreBackend>>,
+    executors: Vec<Arc<dyn Executor>>,
+    default_executors: bool,
+    scheduler: Option<Arc<dyn Scheduler>>,
+    pub(super) chain: ChainChoice,
+    pub(super) native_runtime: Option<(PathBuf, Vec<String>)>,
+    pub(super) docker: DockerChoice,
+    pub(super) gpus: Option<GpuInventory>,
+    pub(super) simulated_gpus: u32,
+    rate: Amount,
+    budget_cap: Amount,
+    pub(super) params: Params,
+    poll: Duration,
+    settle_interval: Duration,
+    region: String,
+    trusted: Vec<Did>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("home", &self.home)
+            .field("executors", &self.executors.len())
+            .field("native_runtime", &self.native_runtime)
+            .field("docker", &self.docker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            home: None,
+            store: None,
+            executors: Vec::new(),
+            default_executors: true,
+            scheduler: None,
+            chain: ChainChoice::Embedded,
+            native_runtime: None,
+            docker: DockerChoice::Auto,
+            gpus: None,
+            simulated_gpus: 4,
+            rate: Amount::from_wei(DEFAULT_RATE_WEI),
+            budget_cap: Amount::from_wei(1_000_000 * 10u128.pow(18)),
+            params: Params::default(),
+            poll: Duration::from_millis(50),
+            settle_interval: Duration::from_secs(10),
+            region: "local".into(),
+            trusted: Vec::new(),
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The engine home (default: `$ARTHA_HOME`, else `~/.artha`).
+    #[must_use]
+    pub fn home(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.home = Some(dir.into());
+        self
+    }
+
+    /// The store's backend (default: the local SVDB under `<home>/store`).
+    /// Pins and the store's lock stay under the home.
+    #[must_use]
+    pub fn store(mut self, backend: Arc<dyn StoreBackend>) -> Self {
+        self.store = Some(backend);
+        self
+    }
+
+    /// Any [`BlobStore`] as the store's backend (without the local
+    /// fast paths of [`StoreBackend::local`]).
+    #[must_use]
+    pub fn blob_store(self, store: Arc<dyn BlobStore>) -> Self {
+        self.store(Arc::new(DynBlobStore(store)))
+    }
+
+    /// Adds an executor. Executors are tried in the order added, before the
+    /// defaults: a job runs on the first that
+    /// [supports](Executor::supports) its runtime.
+    #[must_use]
+    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executors.push(executor);
+        self
+    }
+
+    /// Leaves out the default executors (the process executor for native
+    /// runtimes and Docker): only those given with
+    /// [`executor`](Self::executor) run jobs.
+    #[must_use]
+    pub fn without_default_executors(mut self) -> Self {
+        self.default_executors = false;
+        self
+    }
+
+    /// The scheduler (default: the weighted scheduler of
+    /// [`crate::sched::WeightedScheduler`]).
+    #[must_use]
+    pub fn scheduler(mut self, scheduler: Arc<dyn Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// The chain, as one client per party (default: the contracts on the
+    /// embedded chain under the home).
+    #[must_use]
+    pub fn chain(mut self, parties: ChainParties) -> Self {
+        self.chain = ChainChoice::Parties(Box::new(parties));
+        self
+    }
+
+    /// Use the EVM chain at `url` (e.g. anvil) with `keys` — hex private keys
+    /// of the admin (deployer, scheduler, attestor), the node operator and
+    /// the submitter. The contracts are deployed there on first use and the
+    /// deployment is remembered in the home.
+    #[must_use]
+    pub fn rpc_chain(mut self, url: impl Into<String>, keys: [String; 3]) -> Self {
+        self.chain = ChainChoice::Rpc {
+            url: url.into(),
+            keys,
+        };
+        self
+    }
+
+    /// The program (and leading arguments) that runs native runtimes.
+    #[must_use]
+    pub fn native_runtime(mut self, program: impl Into<PathBuf>, args: &[&str]) -> Self {
+        self.native_runtime = Some((program.into(), args.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+
+    /// Whether to use Docker (default [`DockerChoice::Auto`]).
+    #[must_use]
+    pub fn docker(mut self, choice: DockerChoice) -> Self {
+        self.docker = choice;
+        self
+    }
+
+    /// The GPU inventory to allocate from (default: NVML, else simulated).
+    #[must_use]
+    pub fn gpus(mut self, inventory: GpuInventory) -> Self {
+        self.gpus = Some(inventory);
+        self
+    }
+
+    /// How many GPUs the simulated inventory has when NVML finds none
+    /// (default 4).
+    #[must_use]
+    pub fn simulated_gpus(mut self, count: u32) -> Self {
+        self.simulated_gpus = count;
+        self
+    }
+
+    /// This node's price per GPU-second (default 0.001 ARTH).
+    #[must_use]
+    pub fn rate(mut self, rate: Amount) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Contract parameters for a fresh embedded deployment.
+    #[must_use]
+    pub fn params(mut self, params: Params) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// How often a running job's events are read (default 50 ms).
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll = every;
+        self
+    }
+
+    /// Trusts `issuer`'s credentials too (the local identity is always
+    /// trusted).
+    #[must_use]
+    pub fn trust(mut self, issuer: Did) -> Self {
+        self.trusted.push(issuer);
+        self
+    }
+
+    /// The largest budget per job of the local identity's own credential
+    /// (default 1 000 000 ARTH).
+    #[must_use]
+    pub fn budget_cap(mut self, cap: Amount) -> Self {
+        self.budget_cap = cap;
+        self
+    }
+
+    /// How often due jobs are settled in the background (default 10 s).
+    #[must_use]
+    pub fn settle_interval(mut self, every: Duration) -> Self {
+        self.settle_interval = every;
+        self
+    }
+
+    /// This node's region label (default `local`).
+    #[must_use]
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Opens the engine: locks the home, opens every part, registers the
+    /// node, and resumes every unfinished job.
+    pub async fn build(mut self) -> Result<Engine> {
+        let root = match &self.home {
+            Some(h) => h.clone(),
+            None => EngineHome::default_path()?,
+        };
+        let home = EngineHome::open(&root)?;
+        let backend = match self.store.take() {
+            Some(b) => b,
+            None => defaults::local_store(&home)?,
+        };
+        let store = Svdb::new(backend, home.dir("store"))?;
+        let ledger = JobLedger::open(&home.dir("jobs").join("ledger.db"))?;
+        let catalog = Catalog::open(&home.dir("jobs").join("catalog.db"))?;
+        defaults::private_files(&home.dir("jobs"), &["ledger.db", "catalog.db"])?;
+        let now = now_ms() / 1000;
+        let (mut policy, identity, credential) =
+            Policy::local(&home.dir("keys").join("identity.key"), self.budget_cap, now)?;
+        for did in std::mem::take(&mut self.trusted) {
+            policy.trust(did);
+        }
+        let node = NodeId::derive(&[b"node", identity.did().as_str().as_bytes()]);
+
+        let chain_choice = std::mem::replace(&mut self.chain, ChainChoice::Embedded);
+        let (chain, dev, tag) =
+            defaults::chain(&home, identity.did(), chain_choice, self.params).await?;
+        let outbox_path = home.dir("chain").join(format!("outbox-{tag}.json"));
+        let outbox = Outbox::open(chain.clone(), outbox_path)?;
+
+        let inventory = match self.gpus.take() {
+            Some(inv) => inv,
+            None => GpuInventory::detect_or(GpuInventory::simulated(self.simulated_gpus, 16_384)),
+        };
+        let gpus = GpuAllocator::open(inventory, home.dir("jobs").join("gpus.json"))?;
+        let runs_root = home.dir("jobs").join("run");
+        std::fs::create_dir_all(&runs_root)
+            .map_err(|e| crate::fsutil::io_err("create the runs directory", &runs_root, e))?;
+        // Search only (no listing of job ids) for the native jobs' user.
+        super::private_dir(&runs_root, 0o711)?;
+        let mut executors = std::mem::take(&mut self.executors);
+        if self.default_executors {
+            executors.extend(
+                defaults::executors(
+                    &runs_root,
+                    self.native_runtime.take(),
+                    self.docker,
+                    gpus.inventory(),
+                )
+                .await?,
+            );
+        }
+        let scheduler = match self.scheduler.take() {
+            Some(s) => s,
+            None => defaults::scheduler(),
+        };
+
+        let parts = Arc::new(Parts {
+            home,
+            store,
+            ledger,
+            catalog,
+            chain,
+            outbox,
+            executors,
+            scheduler,
+            runs_root,
+            gpus,
+            policy,
+            identity,
+            credential,
+            node,
+            cost: CostModel::new(self.rate),
+            region: self.region,
+            poll: self.poll,
+            runs: Mutex::new(Default::default()),
+            settle: tokio::sync::Mutex::new(()),
+            tasks: Mutex::new(Vec::new()),
+            dev,
+        });
+        super::tasks::register_node(&parts).await?;
+        view::write_node_facts(
+            parts.home.root(),
+            &view::NodeFacts {
+                rate_wei: parts.cost.rate_per_gpu_second.wei(),
+            },
+        )?;
+        let engine = Engine { parts };
+        super::tasks::resume_unfinished(&engine).await?;
+        super::tasks::spawn_settler(&engine, self.settle_interval);
+        Ok(engine)
+    }
+}

@@ -1,0 +1,302 @@
+//! The embedded default of every slot of [`super::EngineBuilder`] — the only
+//! place that names concrete backends:
+//! - store: the local SVDB backend under `<home>/store`;
+//! - executors: the process executor for the native runtimes
+//!   ([`NATIVE_RUNTIMES`], served by `artha-runtime`), then Docker for
+//!   image runtimes when a daemon answers;
+//! - scheduler: [`WeightedScheduler`];
+//! - chain: the six contracts on the in-process EVM (revm) under
+//!   `<home>/chain`, or on a JSON-RPC endpoint, one client per party.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256, keccak256};
+use artha_core::{Error, Executor, NodeId, Result, Scheduler};
+#[cfg(not(all(feature = "evm", feature = "embedded-chain", feature = "docker")))]
+use artha_core::ErrorKind;
+
+use crate::chain::EvmBackend;
+use crate::chain::contracts::{Accounts, ArthaContracts, Params};
+use crate::chain::parties::ChainParties;
+use crate::exec::{GpuInventory, ProcessExecutor};
+use crate::home::EngineHome;
+use crate::policy::Did;
+use crate::sched::WeightedScheduler;
+use crate::store::{LocalBlobStore, StoreBackend};
+
+/// Native runtime ids the default process executor serves with
+/// `artha-runtime` (the id becomes `ARTHA_MODEL_KIND` unless the spec's env
+/// sets it).
+pub const NATIVE_RUNTIMES: &[&str] = &["mlp", "logreg"];
+
+/// Whether to use Docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerChoice {
+    /// Use it when a daemon answers (default).
+    Auto,
+    /// Require it: opening fails when no daemon answers.
+    Required,
+    /// Never.
+    Off,
+}
+
+/// What the chain side of an engine is.
+pub(crate) enum ChainChoice {
+    /// The in-process EVM under the home (default).
+    Embedded,
+    /// A JSON-RPC endpoint with the admin, operator and submitter keys: the
+    /// contracts are deployed on first use and the deployment is saved in
+    /// the home (one per endpoint and chain id).
+    Rpc { url: String, keys: [String; 3] },
+    /// Clients given by the caller.
+    Parties(Box<ChainParties>),
+}
+
+/// The local store backend under `<home>/store`.
+pub(crate) fn local_store(home: &EngineHome) -> Result<Arc<dyn StoreBackend>> {
+    Ok(Arc::new(LocalBlobStore::open(home.dir("store"))?))
+}
+
+/// The default scheduler.
+pub(crate) fn scheduler() -> Arc<dyn Scheduler> {
+    Arc::new(WeightedScheduler)
+}
+
+/// The default executors: the process executor for native runtimes, then
+/// Docker (as `docker` says).
+pub(crate) async fn executors(
+    runs_root: &Path,
+    native_runtime: Option<(PathBuf, Vec<String>)>,
+    docker: DockerChoice,
+    inventory: &GpuInventory,
+) -> Result<Vec<Arc<dyn Executor>>> {
+    let (program, args) = native_runtime.unwrap_or_else(|| (default_native_runtime(), Vec::new()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut process = ProcessExecutor::new(runs_root);
+    for id in NATIVE_RUNTIMES {
+        process = process.with_runtime(*id, &program, &args);
+    }
+    // Opening the home made it private again; jobs still running from
+    // before a restart (re-attached later) must keep reaching their
+    // directories.
+    process.grant_access()?;
+    let mut out: Vec<Arc<dyn Executor>> = vec![Arc::new(process)];
+    if let Some(d) = open_docker(docker, runs_root, inventory).await? {
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// The chain's clients, what keeps a development chain alive, and a tag
+/// naming the deployment (for the outbox file).
+pub(crate) type ChainAssembly = (
+    ChainParties,
+    Option<Box<dyn std::any::Any + Send + Sync>>,
+    String,
+);
+
+/// Assembles the chain side.
+pub(crate) async fn chain(
+    home: &EngineHome,
+    did: &Did,
+    choice: ChainChoice,
+    params: Params,
+) -> Result<ChainAssembly> {
+    let (contracts, dev) = match choice {
+        ChainChoice::Parties(p) => {
+            let tag = hex::encode(&keccak256(format!("{:?}", p.accounts()).as_bytes())[..8]);
+            return Ok((*p, None, tag));
+        }
+        ChainChoice::Embedded => embedded_contracts(home, did, params)?,
+        ChainChoice::Rpc { url, keys } => (rpc_contracts(home, &url, &keys, params).await?, None),
+    };
+    let contracts = match contracts {
+        DeployOrReady::Ready(c) => c,
+        DeployOrReady::Deploy(backend, accounts, params, saved) => {
+            let c = ArthaContracts::deploy(backend, accounts, params).await?;
+            c.save(&saved)?;
+            c
+        }
+    };
+    let tag = hex::encode(contracts.deployment.jobs.as_slice());
+    let parties = ChainParties::single(Arc::new(contracts));
+    Ok((parties, dev, tag))
+}
+
+enum DeployOrReady {
+    Ready(ArthaContracts<Arc<dyn EvmBackend>>),
+    Deploy(Arc<dyn EvmBackend>, Accounts, Params, PathBuf),
+}
+
+#[cfg(feature = "evm")]
+async fn rpc_contracts(
+    home: &EngineHome,
+    url: &str,
+    keys: &[String; 3],
+    params: Params,
+) -> Result<DeployOrReady> {
+    use alloy::signers::local::PrivateKeySigner;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let chain = crate::chain::rpc::RpcChain::connect(url, &refs).await?;
+    let mut addrs = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let signer: PrivateKeySigner = k
+            .trim_start_matches("0x")
+            .parse()
+            .map_err(|_| Error::invalid(format!("keys[{i}]"), "not a secp256k1 private key"))?;
+        addrs.push(signer.address());
+    }
+    let accounts = Accounts {
+        admin: addrs[0],
+        operator: addrs[1],
+        submitter: addrs[2],
+    };
+    let backend: Arc<dyn EvmBackend> = Arc::new(chain);
+    let tag = hex::encode(&keccak256(format!("{url} {}", addrs[0]).as_bytes())[..8]);
+    let saved = home.dir("chain").join(format!("deployment-rpc-{tag}.json"));
+    // A saved deployment is used only while its code is still there (a
+    // restarted anvil forgets everything).
+    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)?
+        && c.node_eligible(&NodeId::from_bytes([0; 16])).await.is_ok()
+    {
+        return Ok(DeployOrReady::Ready(c));
+    }
+    Ok(DeployOrReady::Deploy(backend, accounts, params, saved))
+}
+
+#[cfg(not(feature = "evm"))]
+async fn rpc_contracts(
+    _home: &EngineHome,
+    _url: &str,
+    _keys: &[String; 3],
+    _params: Params,
+) -> Result<DeployOrReady> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "built without `evm`: no JSON-RPC chain",
+    ))
+}
+
+/// The development accounts of an embedded chain, derived from the local
+/// identity so that each home has its own.
+fn dev_accounts(did: &Did) -> Accounts {
+    let a = |role: &str| {
+        let h = keccak256(format!("artha dev account {role} {did}").as_bytes());
+        Address::from_slice(&h[12..])
+    };
+    Accounts {
+        admin: a("admin"),
+        operator: a("operator"),
+        submitter: a("submitter"),
+    }
+}
+
+type DevChain = Option<Box<dyn std::any::Any + Send + Sync>>;
+
+#[cfg(feature = "embedded-chain")]
+fn embedded_contracts(
+    home: &EngineHome,
+    did: &Did,
+    params: Params,
+) -> Result<(DeployOrReady, DevChain)> {
+    let dir = home.dir("chain").join("evm");
+    let evm = Arc::new(crate::chain::embedded::EmbeddedEvm::open(&dir)?);
+    let backend: Arc<dyn EvmBackend> = evm.clone();
+    let saved = home.dir("chain").join("deployment.json");
+    let dev: DevChain = Some(Box::new(evm.clone()));
+    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)? {
+        return Ok((DeployOrReady::Ready(c), dev));
+    }
+    let accounts = dev_accounts(did);
+    // A development chain funds its accounts, as anvil does.
+    let million = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
+    for a in [accounts.admin, accounts.operator, accounts.submitter] {
+        evm.fund(a, million)?;
+    }
+    Ok((DeployOrReady::Deploy(backend, accounts, params, saved), dev))
+}
+
+#[cfg(not(feature = "embedded-chain"))]
+fn embedded_contracts(
+    _home: &EngineHome,
+    _did: &Did,
+    _params: Params,
+) -> Result<(DeployOrReady, DevChain)> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "built without `embedded-chain`: give the engine contracts on an RPC chain",
+    ))
+}
+
+/// Makes the SQLite databases `names` under `dir` (and their `-wal` and
+/// `-shm` files) readable by their owner only: the ledger holds specs with
+/// their `env` (secrets) and the jobs directory may be searchable by the
+/// native jobs' user.
+pub(crate) fn private_files(dir: &Path, names: &[&str]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in names {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{name}{suffix}"));
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::fsutil::io_err("restrict a database file", &p, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` next to the current
+/// executable, else `artha-runtime` (looked up on `PATH` at launch).
+fn default_native_runtime() -> PathBuf {
+    if let Some(p) = std::env::var_os("ARTHA_NATIVE_RUNTIME") {
+        return PathBuf::from(p);
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        for d in [dir.clone(), dir.join("..")] {
+            let p = d.join("artha-runtime");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from("artha-runtime")
+}
+
+#[cfg(feature = "docker")]
+async fn open_docker(
+    choice: DockerChoice,
+    runs_root: &Path,
+    inventory: &GpuInventory,
+) -> Result<Option<Arc<dyn Executor>>> {
+    if choice == DockerChoice::Off {
+        return Ok(None);
+    }
+    let mut cfg = crate::exec::DockerConfig::new(runs_root);
+    cfg.gpu_source = inventory.source;
+    match crate::exec::DockerExecutor::connect(cfg).await {
+        Ok(d) => Ok(Some(Arc::new(d))),
+        Err(e) if choice == DockerChoice::Required => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(not(feature = "docker"))]
+async fn open_docker(
+    choice: DockerChoice,
+    _runs_root: &Path,
+    _inventory: &GpuInventory,
+) -> Result<Option<Arc<dyn Executor>>> {
+    if choice == DockerChoice::Required {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "built without the `docker` feature",
+        ));
+    }
+    Ok(None)
+}
