@@ -465,6 +465,11 @@ pub trait ProofChain: MaybeSend + MaybeSync {
     async fn balance(&self) -> Result<Amount>;
     /// Moves a development chain's clock forward; `Unsupported` elsewhere.
     async fn advance_time(&self, secs: u64) -> Result<()>;
+    /// The receipt of transaction `tx` as the chain holds it (`None` when
+    /// it is not on chain) — how anyone checks a receipt a job records.
+    async fn receipt(&self, tx: &KeccakHash) -> Result<Option<Receipt>>;
+    /// The node a job is assigned to (`None` before assignment).
+    async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>>;
     /// The account this chain client acts as, as text (`0x…`).
     fn account(&self) -> String;
     /// The challenge period after a commit, seconds.
@@ -496,6 +501,8 @@ forward_trait!(ProofChain, async {
     escrow(job: &JobId) -> Escrow;
     balance() -> Amount;
     advance_time(secs: u64) -> ();
+    receipt(tx: &KeccakHash) -> Option<Receipt>;
+    job_node(job: &JobId) -> Option<NodeId>;
 } sync {
     account() -> String;
     challenge_period_secs() -> u64;
@@ -596,7 +603,11 @@ pub trait Registry: MaybeSend + MaybeSync {
     async fn register_dataset(&self, dataset: &DatasetRegistration) -> Result<Receipt>;
     /// Registers a model.
     async fn register_model(&self, model: &ModelRecord) -> Result<Receipt>;
-    /// A model's ancestors, nearest first (`NotFound` for an unknown model).
+    /// A model as registered, with its provenance (`NotFound` for an
+    /// unknown model).
+    async fn model(&self, model: &crate::ids::ModelId) -> Result<ModelRecord>;
+    /// A model and its ancestors, nearest first (`NotFound` for an unknown
+    /// model).
     async fn lineage(&self, model: &crate::ids::ModelId) -> Result<Vec<crate::ids::ModelId>>;
 }
 
@@ -651,5 +662,6 @@ forward_trait!(Registry, async {
     node(node: &NodeId) -> NodeStanding;
     register_dataset(dataset: &DatasetRegistration) -> Receipt;
     register_model(model: &ModelRecord) -> Receipt;
+    model(model: &crate::ids::ModelId) -> ModelRecord;
     lineage(model: &crate::ids::ModelId) -> Vec<crate::ids::ModelId>;
 } sync {});

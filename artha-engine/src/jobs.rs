@@ -540,10 +540,11 @@ mod tests {
                 block_number: 7,
                 gas_used: 21_000,
             };
-            l.add_receipt(&id(1), "submit", r.clone()).unwrap();
-            l.add_receipt(&id(1), "submit", r).unwrap();
+            l.add_receipt(&id(1), ChainAction::Submit, r.clone())
+                .unwrap();
+            l.add_receipt(&id(1), ChainAction::Submit, r).unwrap();
             let a = Artifact {
-                kind: "checkpoint".into(),
+                kind: ArtifactKind::Checkpoint,
                 name: "step-10".into(),
                 uri: "artha://b3:00".into(),
             };

@@ -884,6 +884,15 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
         self.backend.increase_time(secs).await
     }
 
+    async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
+        ArthaContracts::job_node(self, job).await
+    }
+
+    async fn receipt(&self, tx: &artha_core::KeccakHash) -> Result<Option<Receipt>> {
+        let r = self.backend.receipt(B256::from(*tx.as_bytes())).await?;
+        Ok(r.as_ref().map(to_receipt))
+    }
+
     fn account(&self) -> String {
         self.accounts.submitter.to_string()
     }
@@ -974,6 +983,38 @@ impl<B: EvmBackend> artha_core::Registry for ArthaContracts<B> {
         )
         .await;
         taken(r, "ModelExists", "model", m.id.to_string())
+    }
+
+    async fn model(&self, model: &artha_core::ModelId) -> Result<artha_core::ModelRecord> {
+        let m = self
+            .call(
+                self.deployment.models,
+                ModelRegistry::getCall {
+                    modelId: word16(model.as_bytes()),
+                },
+            )
+            .await
+            .map_err(|e| {
+                if revert_name(&e) == Some("UnknownModel") {
+                    Error::new(ErrorKind::NotFound, "model not registered")
+                        .with_context("model_id", model.to_string())
+                } else {
+                    e
+                }
+            })?;
+        let opt16 = |w: &B256| (*w != B256::ZERO).then(|| id16(w));
+        Ok(artha_core::ModelRecord {
+            id: *model,
+            content: artha_core::Cid::from_digest(artha_core::Blake3Digest::from_bytes(
+                m.contentId.0,
+            )),
+            architecture: m.architecture,
+            dataset: opt16(&m.datasetId).map(artha_core::DatasetId::from_bytes),
+            code_hash: artha_core::KeccakHash::from_bytes(m.codeHash.0),
+            version: m.version,
+            parent: opt16(&m.parent).map(artha_core::ModelId::from_bytes),
+            job: opt16(&m.jobId).map(JobId::from_bytes),
+        })
     }
 
     async fn lineage(&self, model: &artha_core::ModelId) -> Result<Vec<artha_core::ModelId>> {

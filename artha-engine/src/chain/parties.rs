@@ -124,6 +124,12 @@ impl ProofChain for ChainParties {
     async fn advance_time(&self, secs: u64) -> Result<()> {
         self.worker.advance_time(secs).await
     }
+    async fn receipt(&self, tx: &artha_core::KeccakHash) -> Result<Option<Receipt>> {
+        self.worker.receipt(tx).await
+    }
+    async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
+        self.worker.job_node(job).await
+    }
     fn account(&self) -> String {
         self.submitter.account()
     }
@@ -152,6 +158,9 @@ impl Registry for ChainParties {
         } else {
             self.submitter.register_model(m).await
         }
+    }
+    async fn model(&self, model: &ModelId) -> Result<ModelRecord> {
+        self.worker.model(model).await
     }
     async fn lineage(&self, model: &ModelId) -> Result<Vec<ModelId>> {
         self.worker.lineage(model).await

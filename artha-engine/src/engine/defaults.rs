@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256, keccak256};
-use artha_core::{Error, Executor, NodeId, Result, Scheduler};
 #[cfg(not(all(feature = "evm", feature = "embedded-chain", feature = "docker")))]
 use artha_core::ErrorKind;
+use artha_core::{Error, Executor, NodeId, Result, Scheduler};
 
 use crate::chain::EvmBackend;
 use crate::chain::contracts::{Accounts, ArthaContracts, Params};

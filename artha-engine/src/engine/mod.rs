@@ -169,6 +169,11 @@ impl Engine {
         self.parts.cost
     }
 
+    /// How many of this node's GPUs no job holds now.
+    pub fn free_gpus(&self) -> u32 {
+        self.parts.gpus.free_count()
+    }
+
     /// The GPU inventory this node allocates from.
     pub fn gpu_inventory(&self) -> &crate::exec::GpuInventory {
         self.parts.gpus.inventory()

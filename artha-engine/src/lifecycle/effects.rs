@@ -54,7 +54,10 @@ pub(crate) fn add_receipt(
 /// and recording it (such a write has no receipt to show).
 pub(crate) async fn committed(parts: &Parts, r: &JobRecord) -> bool {
     r.receipts.iter().any(|x| x.action == ChainAction::Commit)
-        || parts.outbox.is_done(&r.id, ChainAction::Commit.as_str()).await
+        || parts
+            .outbox
+            .is_done(&r.id, ChainAction::Commit.as_str())
+            .await
 }
 
 pub(crate) fn add_artifact(

@@ -4,8 +4,8 @@
 //! lineage.
 
 use artha_core::{
-    ArthaUri, ArtifactKind, ChainAction, Error, ErrorKind, InputRef, JobId, JobKind, KeccakHash, MerkleTree, ModelRecord,
-    Registry, Result, Runtime, RuntimeEvent,
+    ArthaUri, ArtifactKind, ChainAction, Error, ErrorKind, InputRef, JobId, JobKind, KeccakHash,
+    MerkleTree, ModelRecord, Registry, Result, Runtime, RuntimeEvent,
 };
 
 use super::effects::{

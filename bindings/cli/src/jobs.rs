@@ -9,13 +9,13 @@ use artha_core::{
     Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, LogLine,
     ModelId, Runtime,
 };
-use artha_engine::engine::{JobsView, ModelRegistration};
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
-use futures_util::StreamExt;
+use artha_engine::engine::{JobsView, ModelRegistration};
 use artha_engine::jobs::JobPhase;
 use artha_engine::jobs::JobRecord;
 use artha_engine::{Engine, quickstart};
 use clap::Args;
+use futures_util::StreamExt;
 
 use crate::input;
 use crate::out::{errln, outln};

@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use artha_core::{
-    Amount, ChainJobStatus, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain,
+    Amount, ChainJobStatus, ErrorKind, Escrow, InputRef, JobId, JobKind, JobSpec, ProofChain,
+    Registry,
 };
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
@@ -142,21 +143,18 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     // The CLI has exited: the library opens the same home.
     let e = engine(&home).await;
     check_settled_job(&e, &job, tmp.path()).await;
-    let r = e.status(&job).unwrap();
+    let r = e.record(&job).unwrap();
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
-    let c = e.contracts();
+    let c = e.chain();
     let million = 1_000_000u128 * 10u128.pow(18);
     let paid = secs as u128 * artha_engine::engine::DEFAULT_RATE_WEI;
     // Gas is free on the development chain, so balances are exact.
     assert_eq!(
-        c.balance(c.accounts.operator).await.unwrap().wei(),
-        million - c.params.min_stake + paid
+        c.worker.balance().await.unwrap().wei(),
+        million - c.worker.min_stake().wei() + paid
     );
-    assert_eq!(
-        c.balance(c.accounts.submitter).await.unwrap().wei(),
-        million - paid
-    );
+    assert_eq!(c.submitter.balance().await.unwrap().wei(), million - paid);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
     // The assignment is on AIJobManager; the node's record on
     // NodeCertRegistry (what placement scores) gained the finalized job.
@@ -164,8 +162,8 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     assert_eq!(r.node, Some(e.node_id()));
     let node = c.node(&e.node_id()).await.unwrap();
     assert!(node.active && node.certified);
-    assert_eq!(node.operator, c.accounts.operator);
-    assert_eq!(node.stake.wei(), c.params.min_stake);
+    assert_eq!(node.operator, c.worker.account());
+    assert_eq!(node.stake, c.worker.min_stake());
     assert_eq!(
         node.price_per_gpu_second.wei(),
         artha_engine::engine::DEFAULT_RATE_WEI
@@ -183,21 +181,21 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     let parent = trained.parent.unwrap();
     let chain_lineage = c.lineage(&trained.id).await.unwrap();
     assert_eq!(chain_lineage.len(), 2);
-    assert_eq!(
-        chain_lineage[1],
-        artha_engine::chain::contracts::word16(parent.as_bytes())
-    );
+    assert_eq!(chain_lineage[1], parent);
     // … and it names the dataset and the job that produced it.
-    use artha_engine::chain::contracts::word16;
-    let p = c.model_provenance(&trained.id).await.unwrap();
+    let p = c.model(&trained.id).await.unwrap();
     let dataset = trained.dataset.expect("trained on a registered dataset");
-    assert_eq!(p.dataset, word16(dataset.as_bytes()));
-    assert_eq!(p.job, word16(job.as_bytes()));
-    assert_eq!(p.parent, word16(parent.as_bytes()));
+    assert_eq!(p.dataset, Some(dataset));
+    assert_eq!(p.job, Some(job));
+    assert_eq!(p.parent, Some(parent));
     assert_eq!(trained.job, Some(job));
-    let model_artifact = r.artifacts.iter().find(|a| a.kind == "model").unwrap();
+    let model_artifact = r
+        .artifacts
+        .iter()
+        .find(|a| a.kind.as_str() == "model")
+        .unwrap();
     let model_uri: artha_core::ArthaUri = model_artifact.uri.parse().unwrap();
-    assert_eq!(p.content.0, *model_uri.cid().as_bytes());
+    assert_eq!(p.content, *model_uri.cid());
     drop(e);
 
     // Inference with the trained model over the same rows.
@@ -356,14 +354,20 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
     let job = e
         .submit_as(train_spec(ds.id, 1, 16), me.did(), &once)
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let err = e
         .submit_as(train_spec(ds.id, 1, 16), me.did(), &once)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
     assert!(err.is_retryable() && err.to_string().contains("rate limit"));
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     assert_eq!(r.submitter, me.did().as_str());
     assert_eq!(e.list().unwrap().len(), 1, "only the admitted job");
@@ -401,53 +405,55 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
     spec.hyper
         .extra
         .insert("optimizer".into(), serde_json::json!("sgd"));
-    let job = e.submit(spec).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(spec).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Failed, "{r:?}");
     let reason = r.reason.clone().unwrap();
     assert!(reason.contains("not finite"), "{reason}");
-    assert_eq!(e.gpus().free_count(), 4, "GPU freed");
+    assert_eq!(e.free_gpus(), 4, "GPU freed");
     let m = e.proofs(&job).await.unwrap();
     assert!(m.steps >= 1 && m.steps < 80, "{}", m.steps);
     assert_eq!(
-        e.contracts().job_status(&job).await.unwrap(),
+        e.chain().job_status(&job).await.unwrap(),
         ChainJobStatus::Committed
     );
     // The partial work is kept: the proof manifest and every checkpoint it
     // names are artifacts of the failed job.
-    assert!(r.artifacts.iter().any(|a| a.kind == "proofs"));
+    assert!(r.artifacts.iter().any(|a| a.kind.as_str() == "proofs"));
     for c in &m.checkpoints {
         assert!(
             r.artifacts
                 .iter()
-                .any(|a| a.kind == "checkpoint" && a.name == c.path),
+                .any(|a| a.kind.as_str() == "checkpoint" && a.name == c.path),
             "{c:?} kept"
         );
     }
 
     assert!(common::outbox_mentions(&e, &job), "its writes are recorded");
     // Read before the period ends, so no settlement can slip in between.
-    let c = e.contracts();
-    let op_before = c.balance(c.accounts.operator).await.unwrap().wei();
-    let sub_before = c.balance(c.accounts.submitter).await.unwrap().wei();
-    e.dev_advance_time(c.params.challenge_period_secs + 1)
+    let c = e.chain();
+    let op_before = c.worker.balance().await.unwrap().wei();
+    let sub_before = c.submitter.balance().await.unwrap().wei();
+    e.dev_advance_time(c.challenge_period_secs() + 1)
         .await
         .unwrap();
     assert_eq!(e.settle_due().await.unwrap(), 1);
     let tmp2 = tmp.path().join("check");
     std::fs::create_dir_all(&tmp2).unwrap();
     check_settled_job(&e, &job, &tmp2).await;
-    let r = e.status(&job).unwrap();
+    let r = e.record(&job).unwrap();
     assert!(r.history.iter().any(|t| t.phase == JobPhase::Failed));
     // Only the measured time is paid (gas is free on the development chain).
     let paid = u128::from(r.gpu_seconds.unwrap()) * artha_engine::engine::DEFAULT_RATE_WEI;
     assert!(paid > 0 && paid < r.spec.budget.wei());
+    assert_eq!(c.worker.balance().await.unwrap().wei() - op_before, paid);
     assert_eq!(
-        c.balance(c.accounts.operator).await.unwrap().wei() - op_before,
-        paid
-    );
-    assert_eq!(
-        c.balance(c.accounts.submitter).await.unwrap().wei() - sub_before,
+        c.submitter.balance().await.unwrap().wei() - sub_before,
         r.spec.budget.wei() - paid
     );
 }
@@ -459,8 +465,13 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
     let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
-    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
-    let r = e.wait(&job, |p| p == JobPhase::Settled).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(|p| p == JobPhase::Settled)
+        .await
+        .unwrap();
     assert!(
         r.history.iter().any(|t| t.phase == JobPhase::Failed),
         "{:?}",
@@ -484,18 +495,18 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
         ["submit", "assign", "fail"]
     );
     assert_eq!(
-        e.contracts().job_status(&job).await.unwrap(),
+        e.chain().job_status(&job).await.unwrap(),
         ChainJobStatus::Failed
     );
-    let (held, closed) = e.escrow(&job).await.unwrap();
+    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
     assert!(closed && held == Amount::ZERO);
-    let c = e.contracts();
+    let c = e.chain();
     assert_eq!(
-        c.balance(c.accounts.submitter).await.unwrap().wei(),
+        c.submitter.balance().await.unwrap().wei(),
         1_000_000u128 * 10u128.pow(18),
         "refunded in full"
     );
-    assert_eq!(e.gpus().free_count(), 4);
+    assert_eq!(e.free_gpus(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,10 +515,15 @@ async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
     let (e, ds) = engine_with_blobs(&tmp.path().join("home"), tmp.path()).await;
 
     // Cancelled before it runs: no step, escrow refunded in full.
-    let early = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
-    let r = e.cancel(&early).await.unwrap();
+    let early = e.submit(train_spec(ds.id, 400, 64)).await.unwrap().id();
+    e.job(&early).unwrap().cancel().await.unwrap();
+    let r = e.record(&early).unwrap();
     let r = if r.phase == JobPhase::Cancelled {
-        e.wait(&early, |p| p == JobPhase::Settled).await.unwrap()
+        e.job(&early)
+            .unwrap()
+            .wait_for(|p| p == JobPhase::Settled)
+            .await
+            .unwrap()
     } else {
         r
     };
@@ -517,39 +533,43 @@ async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
         r.history
     );
     assert_eq!(r.phase, JobPhase::Settled);
-    assert!(!r.receipts.iter().any(|x| x.action == "commit"));
-    let (held, closed) = e.escrow(&early).await.unwrap();
+    assert!(!r.receipts.iter().any(|x| x.action.as_str() == "commit"));
+    let Escrow { held, closed } = e.chain().escrow(&early).await.unwrap();
     assert_eq!(held, Amount::ZERO);
-    if r.receipts.iter().any(|x| x.action == "submit") {
+    if r.receipts.iter().any(|x| x.action.as_str() == "submit") {
         // It reached the chain: escrow was locked, then refunded in full.
         assert!(closed);
         assert_eq!(
-            e.contracts().job_status(&early).await.unwrap(),
+            e.chain().job_status(&early).await.unwrap(),
             ChainJobStatus::Failed
         );
     } else {
         // Cancelled before the chain heard of it: nothing was locked.
-        assert!(e.contracts().job_status(&early).await.is_err());
+        assert!(e.chain().job_status(&early).await.is_err());
     }
 
     // Cancelled while running: its steps are committed.
-    let job = e.submit(train_spec(ds.id, 400, 64)).await.unwrap();
-    let mut rx = e.progress(&job).unwrap();
-    tokio::time::timeout(Duration::from_secs(120), rx.wait_for(|p| p.step >= 70))
-        .await
-        .unwrap()
-        .unwrap();
-    let r = e.cancel(&job).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 400, 64)).await.unwrap().id();
+    let handle = e.job(&job).unwrap();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while handle.status().unwrap().progress.step < 70 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    e.job(&job).unwrap().cancel().await.unwrap();
+    let r = e.record(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Cancelled, "{:?}", r.history);
-    assert_eq!(e.gpus().free_count(), 4);
+    assert_eq!(e.free_gpus(), 4);
     let m = e.proofs(&job).await.unwrap();
     assert!(m.steps >= 70 && m.steps < 400 * 16, "{}", m.steps);
     assert!(
-        r.artifacts.iter().any(|a| a.kind == "checkpoint"),
+        r.artifacts.iter().any(|a| a.kind.as_str() == "checkpoint"),
         "partial checkpoints kept"
     );
     assert_eq!(
-        e.contracts().job_status(&job).await.unwrap(),
+        e.chain().job_status(&job).await.unwrap(),
         ChainJobStatus::Committed
     );
 }
@@ -562,13 +582,18 @@ async fn one_engine_runs_many_jobs_at_once() {
     for i in 0..6 {
         let mut s = train_spec(ds.id, 2, 8);
         s.hyper.seed = i;
-        jobs.push(e.submit(s).await.unwrap());
+        jobs.push(e.submit(s).await.unwrap().id());
     }
     for j in &jobs {
-        let r = e.wait(j, JobPhase::is_terminal).await.unwrap();
+        let r = e
+            .job(&j)
+            .unwrap()
+            .wait_for(JobPhase::is_terminal)
+            .await
+            .unwrap();
         assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     }
-    assert_eq!(e.gpus().free_count(), 4);
+    assert_eq!(e.free_gpus(), 4);
     let roots: std::collections::BTreeSet<_> = {
         let mut v = Vec::new();
         for j in &jobs {
@@ -586,8 +611,13 @@ async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
-    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     e.shutdown().await;
 
@@ -610,15 +640,15 @@ async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     drop(db);
 
     let e = engine(&home).await;
-    let r = e.status(&job).unwrap();
-    assert!(!r.receipts.iter().any(|x| x.action == "commit"));
-    e.dev_advance_time(e.contracts().params.challenge_period_secs + 1)
+    let r = e.record(&job).unwrap();
+    assert!(!r.receipts.iter().any(|x| x.action.as_str() == "commit"));
+    e.dev_advance_time(e.chain().challenge_period_secs() + 1)
         .await
         .unwrap();
     assert_eq!(e.settle_due().await.unwrap(), 1);
-    assert_eq!(e.status(&job).unwrap().phase, JobPhase::Settled);
+    assert_eq!(e.record(&job).unwrap().phase, JobPhase::Settled);
     assert_eq!(
-        e.contracts().job_status(&job).await.unwrap(),
+        e.chain().job_status(&job).await.unwrap(),
         ChainJobStatus::Finalized
     );
 }
@@ -633,8 +663,13 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
     let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
-    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
     e.shutdown().await;
 
@@ -649,7 +684,7 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
     let e = engine(&home).await;
     let r = tokio::time::timeout(
         Duration::from_secs(60),
-        e.wait(&job, |p| p == JobPhase::Settled),
+        e.job(&job).unwrap().wait_for(|p| p == JobPhase::Settled),
     )
     .await
     .expect("closed on open")
@@ -658,7 +693,7 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
         r.history.last().and_then(|t| t.reason.as_deref()),
         Some("nothing computed: escrow refunded")
     );
-    let (held, closed) = e.escrow(&job).await.unwrap();
+    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
     assert!(closed && held == Amount::ZERO);
 }
 
@@ -849,12 +884,12 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
-    let job = e.submit(train_spec(ds.id, 150, 64)).await.unwrap();
+    let job = e.submit(train_spec(ds.id, 150, 64)).await.unwrap().id();
     // Checkpoints reach the store as the runtime writes them, while it runs.
     let ckpt = loop {
-        let r = e.status(&job).unwrap();
+        let r = e.record(&job).unwrap();
         assert!(!r.phase.is_terminal(), "finished too soon: {r:?}");
-        if let Some(a) = r.artifacts.iter().find(|a| a.kind == "checkpoint") {
+        if let Some(a) = r.artifacts.iter().find(|a| a.kind.as_str() == "checkpoint") {
             assert_eq!(r.phase, JobPhase::Running);
             break a.clone();
         }
@@ -868,11 +903,16 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
     assert!(std::fs::metadata(&dest).unwrap().len() > 0);
     e.shutdown().await;
     let e = engine(&home).await;
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     assert_eq!(e.proofs(&job).await.unwrap().steps, 150 * 16);
     assert!(!home.join(format!("jobs/run/{job}/resumes")).exists());
-    assert_eq!(e.gpus().free_count(), 4, "its GPU was freed");
+    assert_eq!(e.free_gpus(), 4, "its GPU was freed");
 }
 
 /// `arthai train` on a long job as a child process; returns it and the job
@@ -945,12 +985,12 @@ async fn check_recovered_job(home: &Path, job: &JobId) {
 
     let e = engine(home).await;
     assert_eq!(
-        e.contracts().job_status(job).await.unwrap(),
+        e.chain().job_status(job).await.unwrap(),
         ChainJobStatus::Committed
     );
     // Exactly one escrow was locked for the job (no second submission).
-    let (held, closed) = e.escrow(job).await.unwrap();
-    assert!(!closed && held == e.status(job).unwrap().spec.budget);
+    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
+    assert!(!closed && held == e.record(job).unwrap().spec.budget);
     let resumed = e.proofs(job).await.unwrap();
     assert_eq!(resumed.steps, 150 * 16);
     let ckpt_steps: Vec<u64> = resumed.checkpoints.iter().map(|c| c.step).collect();
@@ -958,9 +998,14 @@ async fn check_recovered_job(home: &Path, job: &JobId) {
     dedup.dedup();
     assert_eq!(ckpt_steps, dedup, "no checkpoint recorded twice");
 
-    let spec = e.status(job).unwrap().spec;
-    let again = e.submit(spec).await.unwrap();
-    let r = e.wait(&again, JobPhase::is_terminal).await.unwrap();
+    let spec = e.record(job).unwrap().spec;
+    let again = e.submit(spec).await.unwrap().id();
+    let r = e
+        .job(&again)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Completed);
     let clean = e.proofs(&again).await.unwrap();
     assert_eq!(clean.job_root, resumed.job_root);

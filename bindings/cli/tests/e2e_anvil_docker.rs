@@ -58,7 +58,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
     let tmp = tempfile::tempdir().unwrap();
     let e = Engine::builder()
         .home(tmp.path().join("home"))
-        .rpc_chain(url, KEYS.map(String::from))
+        .rpc_chain(url.clone(), KEYS.map(String::from))
         .docker(DockerChoice::Required)
         .native_runtime(ARTHAI, &["runtime"])
         // Settlement only when the test asks (it measures balances around it).
@@ -66,8 +66,24 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .build()
         .await
         .unwrap();
-    let c = e.contracts();
-    let market_before = c.balance(c.deployment.market).await.unwrap();
+    let c = e.chain();
+    // The escrow holder (DealMarket), from the deployment saved in the home.
+    let market_balance = async || {
+        use artha_engine::chain::EvmBackend;
+        let dir = e.home().join("chain");
+        let saved = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("deployment-rpc-"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+        let market = v["deployment"]["market"].as_str().unwrap().parse().unwrap();
+        let rpc = artha_engine::chain::rpc::RpcChain::connect(&url, &[])
+            .await
+            .unwrap();
+        rpc.balance(market).await.unwrap()
+    };
+    let market_before = market_balance().await;
 
     let ds = e
         .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "torch")
@@ -88,8 +104,13 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .estimate(&spec)
         .unwrap()
         .cost;
-    let job = e.submit(spec).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(spec).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     let logs = e.logs(&job, 0).await.unwrap();
     assert_eq!(
         r.phase,
@@ -110,15 +131,15 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Committed);
 
     // anvil's evm_increaseTime past the challenge period, then settle.
-    e.dev_advance_time(c.params.challenge_period_secs + 1)
+    e.dev_advance_time(c.challenge_period_secs() + 1)
         .await
         .unwrap();
     // `finalize` is sent by the admin, so the operator's and submitter's
     // balance changes across it are the payout and the refund exactly.
-    let op_before = c.balance(c.accounts.operator).await.unwrap().wei();
-    let sub_before = c.balance(c.accounts.submitter).await.unwrap().wei();
+    let op_before = c.worker.balance().await.unwrap().wei();
+    let sub_before = c.submitter.balance().await.unwrap().wei();
     assert_eq!(e.settle_due().await.unwrap(), 1);
-    let r = e.status(&job).unwrap();
+    let r = e.record(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
     // Every artifact retrievable and verified, every receipt mined on anvil,
@@ -139,12 +160,12 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
     // node was paid the measured GPU-seconds × rate.
-    assert_eq!(c.balance(c.deployment.market).await.unwrap(), market_before);
+    assert_eq!(market_balance().await, market_before);
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
     let paid = u128::from(secs) * DEFAULT_RATE_WEI;
-    let op_after = c.balance(c.accounts.operator).await.unwrap().wei();
-    let sub_after = c.balance(c.accounts.submitter).await.unwrap().wei();
+    let op_after = c.worker.balance().await.unwrap().wei();
+    let sub_after = c.submitter.balance().await.unwrap().wei();
     assert_eq!(
         op_after - op_before,
         paid,

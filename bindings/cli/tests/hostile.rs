@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use artha_core::{Amount, ErrorKind, InputRef, JobId, JobKind, JobSpec, Runtime};
+use artha_core::{Amount, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain, Runtime};
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
 use artha_engine::jobs::{JobPhase, JobRecord};
@@ -98,8 +98,17 @@ async fn run_hostile(
     // The host secret a link points at: created by the test, outside the home.
     std::fs::write(tmp.path().join("secret"), SECRET).unwrap();
     let script = script.replace("{tmp}", tmp.path().to_str().unwrap());
-    let job = e.submit(spec(&e, ds.id, runtime(), &script)).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e
+        .submit(spec(&e, ds.id, runtime(), &script))
+        .await
+        .unwrap()
+        .id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     (e, r, tmp)
 }
 
@@ -198,7 +207,7 @@ async fn native_events_linked_to_dev_zero_fail_the_job_within_bounds() {
         peak_rss_mib()
     );
     // Every later read of the job is bounded too (no repeat of the flood).
-    assert!(e.status(&r.id).is_ok());
+    assert!(e.record(&r.id).is_ok());
     assert!(e.proofs(&r.id).await.is_err() || r.phase == JobPhase::Failed);
 }
 
@@ -263,8 +272,13 @@ async fn native_loader_variables_are_refused_at_submission() {
     // A user variable still passes.
     let mut s = spec(&e, ds.id, native(), "env OMP_NUM_THREADS events 2");
     s.env.insert("OMP_NUM_THREADS".into(), "1".into());
-    let job = e.submit(s).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(s).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     let logs = e.logs(&job, 0).await.unwrap();
     assert!(
@@ -385,7 +399,12 @@ async fn kill_9_in_the_run_end_gap_never_loses_a_finished_job() {
             let jobs = e.list().unwrap();
             assert_eq!(jobs.len(), 1, "{point}");
             let job: JobId = jobs[0].id;
-            let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+            let r = e
+                .job(&job)
+                .unwrap()
+                .wait_for(JobPhase::is_terminal)
+                .await
+                .unwrap();
             assert_eq!(r.phase, JobPhase::Completed, "{point}: {r:?}");
             let steps = e.proofs(&job).await.unwrap().steps;
             // 128 rows / batch 32 = 4 steps an epoch.
@@ -399,8 +418,7 @@ async fn kill_9_in_the_run_end_gap_never_loses_a_finished_job() {
                 !e.logs(&job, 0).await.unwrap().is_empty(),
                 "{point}: logs kept"
             );
-            let c = e.contracts();
-            e.dev_advance_time(c.params.challenge_period_secs + 1)
+            e.dev_advance_time(e.chain().challenge_period_secs() + 1)
                 .await
                 .unwrap();
             e.settle_due().await.unwrap();

@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use alloy_primitives::B256;
-use artha_core::{Amount, JobId};
+use artha_core::{Amount, Escrow, JobId, ProofChain};
 use artha_engine::Engine;
 use artha_engine::jobs::JobPhase;
 
@@ -13,7 +12,7 @@ use artha_engine::jobs::JobPhase;
 /// nothing left in it. (Exact balances are the caller's to check: they
 /// depend on what gas costs on the chain at hand.)
 pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
-    let r = e.status(job).unwrap();
+    let r = e.record(job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
     for (i, a) in r.artifacts.iter().enumerate() {
         let dest = tmp.join(format!("artifact-{i}"));
@@ -22,12 +21,11 @@ pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
     }
     assert!(e.store().verify().await.unwrap().is_ok());
     for x in &r.receipts {
-        let tx = B256::from(*x.receipt.tx_hash.as_bytes());
-        let mined = e.contracts().backend().receipt(tx).await.unwrap();
+        let mined = e.chain().receipt(&x.receipt.tx_hash).await.unwrap();
         let mined = mined.unwrap_or_else(|| panic!("{} not on chain", x.action));
         assert_eq!(mined.block_number, x.receipt.block_number, "{}", x.action);
     }
-    let (held, closed) = e.escrow(job).await.unwrap();
+    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
     assert_eq!(held, Amount::ZERO);
     assert!(closed);
     assert!(!outbox_mentions(e, job), "a settled job leaves the outbox");
