@@ -31,9 +31,9 @@ pub use artha_core::job::{
 };
 
 /// The SQLite-backed job ledger.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JobLedger {
-    conn: Mutex<Connection>,
+    conn: std::sync::Arc<Mutex<Connection>>,
 }
 
 /// A ledger error with its kind: busy → `Unavailable`; a full disk, a
@@ -162,8 +162,19 @@ impl JobLedger {
                 .map_err(|e| db_error("add the progress column", e))?;
         }
         Ok(JobLedger {
-            conn: Mutex::new(conn),
+            conn: std::sync::Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Runs `f` on this ledger on tokio's blocking pool, off the async
+    /// workers (for writes on a job's hot path, e.g. progress per poll).
+    pub(crate) async fn off_worker<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&JobLedger) -> Result<T> + Send + 'static,
+    {
+        let ledger = self.clone();
+        crate::store::util::blocking(move || f(&ledger)).await
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

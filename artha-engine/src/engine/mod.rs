@@ -278,9 +278,17 @@ impl Engine {
         self.parts.ledger.get(job)
     }
 
-    /// A job's status (its record with progress, cost and outcome).
+    /// A job's status (its record with progress, cost and outcome); the
+    /// progress of a job this engine drives is live.
     pub fn status(&self, job: &JobId) -> Result<JobStatus> {
-        JobStatus::of(&self.record(job)?, Some(&self.parts.cost))
+        let mut r = self.record(job)?;
+        if let Some(ctl) = self.parts.runs().get(job) {
+            let live = ctl.progress.borrow();
+            if live.step > r.progress.step || live.inferences > r.progress.inferences {
+                r.progress = live.clone();
+            }
+        }
+        JobStatus::of(&r, Some(&self.parts.cost))
     }
 
     /// Every job, newest first.

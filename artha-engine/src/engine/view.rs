@@ -11,7 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use artha_core::{Amount, CostModel, Error, ErrorKind, JobId, JobStatus, LogLine, Result};
+use artha_core::{
+    Amount, CostModel, Error, ErrorKind, JobId, JobPhase, JobStatus, LogLine, Result, RuntimeEvent,
+    StepRecord,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{io_err, write_atomic};
@@ -83,10 +86,20 @@ impl JobsView {
         self.ledger.get(job)
     }
 
-    /// A job's status, with the progress persisted with it (one read of
-    /// the ledger, whatever the length of the job's events).
+    /// A job's status, with the progress persisted with it and, for a
+    /// running job, the last step in the tail of its events file: a
+    /// bounded read whatever the length of the job's events.
     pub fn status(&self, job: &JobId) -> Result<JobStatus> {
-        JobStatus::of(&self.record(job)?, self.cost.as_ref())
+        let mut r = self.record(job)?;
+        if r.phase == JobPhase::Running
+            && let Some(s) = last_step(&self.runs.join(job.to_string()))
+            && s.step > r.progress.step
+        {
+            r.progress.step = s.step;
+            r.progress.epoch = s.epoch;
+            r.progress.loss = Some(s.loss);
+        }
+        JobStatus::of(&r, self.cost.as_ref())
     }
 
     /// Every job, newest first.
@@ -99,4 +112,38 @@ impl JobsView {
         self.ledger.get(job)?;
         crate::lifecycle::run::read_output(&self.runs.join(job.to_string()), since)
     }
+}
+
+/// How much of the end of an events file [`last_step`] reads.
+const TAIL_BYTES: u64 = 256 * 1024;
+
+/// The last step a job's runtime reported, from the last [`TAIL_BYTES`] of
+/// its events file (opened without following links; the job controls the
+/// file, so anything unreadable or malformed is simply no answer).
+fn last_step(job_dir: &Path) -> Option<StepRecord> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = crate::exec::collect::open_in(
+        &job_dir.join("artha"),
+        Path::new(crate::exec::EVENTS_FILE),
+        "the events file",
+        u64::MAX,
+    )
+    .ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.take(TAIL_BYTES).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut mid-line
+    }
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| match RuntimeEvent::parse_line(0, l) {
+            Ok(RuntimeEvent::Step(s)) => Some(s),
+            _ => None,
+        })
 }

@@ -58,7 +58,11 @@ pub(crate) async fn take_events(
         }
     }
     let now = ctl.progress.borrow().clone();
-    let _ = parts.ledger.set_progress(&r.id, &now);
+    let job = r.id;
+    let _ = parts
+        .ledger
+        .off_worker(move |l| l.set_progress(&job, &now))
+        .await;
 }
 
 pub(crate) fn resumes_path(parts: &Parts, job: &JobId) -> PathBuf {
