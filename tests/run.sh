@@ -132,7 +132,10 @@ stage_runtimes() {
       "$ARTHA_VENV/bin/python" -m pytest -q runtimes/python/tests &&
     native_image_test "${CARGO_FLAGS[@]}"
 }
-stage_examples() { ws_bins && "$ROOT/target/debug/examples/proofs"; }
+stage_examples() {
+  ws_bins && "$ROOT/target/debug/examples/proofs" &&
+    "$ROOT/target/debug/examples/embed" && "$ROOT/target/debug/examples/custom_parts"
+}
 stage_cli() {
   # The README's main command, on a throw-away home.
   local tmp

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use artha_core::{
-    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LogLine, Result, Runtime,
+    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LogLine, Result,
     RuntimeEvent,
 };
 
@@ -227,8 +227,11 @@ pub(crate) async fn after_run(
     failpoint("run-billed");
     if let Some(handle) = parts.ledger.get(&job)?.exec {
         let exec = executor(parts, &r.spec.runtime)?;
-        if matches!(r.spec.runtime, Runtime::Image(_)) {
-            // Container logs go with the container; keep them with the job.
+        let dir = job_dir(parts, &job);
+        if !dir.join(crate::exec::process::OUTPUT_FILE).exists() {
+            // Logs that live with the run (a container's, a custom
+            // executor's) go with it: keep them with the job. (The process
+            // executor writes its output file into the job directory.)
             save_logs(parts, exec, &handle).await;
         }
         exec.remove(&handle).await?;
