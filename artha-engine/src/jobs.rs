@@ -25,14 +25,13 @@ use artha_core::{ExecHandle, JobId, JobSpec, NodeId, Receipt, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-pub use artha_core::job::{
-    Artifact, ArtifactKind, ChainAction, JobPhase, JobProgress, JobRecord, ReceiptRecord,
-    Transition,
+pub(crate) use artha_core::job::{
+    Artifact, ChainAction, JobPhase, JobProgress, JobRecord, ReceiptRecord, Transition,
 };
 
 /// The SQLite-backed job ledger.
 #[derive(Debug, Clone)]
-pub struct JobLedger {
+pub(crate) struct JobLedger {
     conn: std::sync::Arc<Mutex<Connection>>,
 }
 
@@ -105,7 +104,7 @@ fn from_json<T: serde::de::DeserializeOwned>(job: &str, field: &str, text: &str)
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -141,7 +140,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 
 impl JobLedger {
     /// Opens (creating if needed) the ledger at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)
             .map_err(|e| db_error("open", e).with_context("path", path.display().to_string()))?;
         conn.execute_batch(
@@ -185,7 +184,7 @@ impl JobLedger {
 
     /// Records a new job in phase `Submitted`. `AlreadyExists` if the id is
     /// taken (submissions are idempotent by job id).
-    pub fn insert(&self, id: &JobId, submitter: &str, spec: &JobSpec) -> Result<()> {
+    pub(crate) fn insert(&self, id: &JobId, submitter: &str, spec: &JobSpec) -> Result<()> {
         let now = now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
@@ -212,7 +211,7 @@ impl JobLedger {
     /// Moves `id` from `from` to `to`, recording `reason`. `Conflict` when
     /// the job is not in `from` (someone else moved it) or the transition is
     /// illegal; `NotFound` for an unknown job. Nothing changes on error.
-    pub fn transition(
+    pub(crate) fn transition(
         &self,
         id: &JobId,
         from: JobPhase,
@@ -276,7 +275,7 @@ impl JobLedger {
     }
 
     /// Records the node and GPUs a job was placed on.
-    pub fn set_placement(&self, id: &JobId, node: &NodeId, gpus: &[u32]) -> Result<()> {
+    pub(crate) fn set_placement(&self, id: &JobId, node: &NodeId, gpus: &[u32]) -> Result<()> {
         self.update(
             id,
             "UPDATE jobs SET node = ?1, updated_ms = ?2 WHERE id = ?3",
@@ -290,7 +289,7 @@ impl JobLedger {
     }
 
     /// Records (or clears) the executor handle.
-    pub fn set_exec(&self, id: &JobId, exec: Option<&ExecHandle>) -> Result<()> {
+    pub(crate) fn set_exec(&self, id: &JobId, exec: Option<&ExecHandle>) -> Result<()> {
         let v = exec.map(to_json).transpose()?;
         self.update(
             id,
@@ -301,7 +300,7 @@ impl JobLedger {
 
     /// Records what the job's runtime has reported so far (read by status
     /// in any process without reading the events file).
-    pub fn set_progress(&self, id: &JobId, progress: &JobProgress) -> Result<()> {
+    pub(crate) fn set_progress(&self, id: &JobId, progress: &JobProgress) -> Result<()> {
         self.update(
             id,
             "UPDATE jobs SET progress = ?1, updated_ms = ?2 WHERE id = ?3",
@@ -310,7 +309,7 @@ impl JobLedger {
     }
 
     /// Records the GPU-seconds the engine measured.
-    pub fn set_gpu_seconds(&self, id: &JobId, secs: u64) -> Result<()> {
+    pub(crate) fn set_gpu_seconds(&self, id: &JobId, secs: u64) -> Result<()> {
         self.update(
             id,
             "UPDATE jobs SET gpu_seconds = ?1, updated_ms = ?2 WHERE id = ?3",
@@ -320,14 +319,14 @@ impl JobLedger {
 
     /// Appends an artifact (ignored if one with the same kind and name exists,
     /// so re-recording after a restart is harmless).
-    pub fn add_artifact(&self, id: &JobId, artifact: Artifact) -> Result<()> {
+    pub(crate) fn add_artifact(&self, id: &JobId, artifact: Artifact) -> Result<()> {
         self.append_unique(id, "artifacts", artifact, |a, b| {
             a.kind == b.kind && a.name == b.name
         })
     }
 
     /// Appends a chain receipt (ignored if the same action was recorded).
-    pub fn add_receipt(&self, id: &JobId, action: ChainAction, receipt: Receipt) -> Result<()> {
+    pub(crate) fn add_receipt(&self, id: &JobId, action: ChainAction, receipt: Receipt) -> Result<()> {
         let record = ReceiptRecord { action, receipt };
         self.append_unique(id, "receipts", record, |a, b| a.action == b.action)
     }
@@ -368,7 +367,7 @@ impl JobLedger {
     }
 
     /// The job's record; `NotFound` if unknown.
-    pub fn get(&self, id: &JobId) -> Result<JobRecord> {
+    pub(crate) fn get(&self, id: &JobId) -> Result<JobRecord> {
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -436,7 +435,7 @@ impl JobLedger {
     }
 
     /// Ids of jobs in `phases` (all jobs when empty), oldest first.
-    pub fn list(&self, phases: &[JobPhase]) -> Result<Vec<JobId>> {
+    pub(crate) fn list(&self, phases: &[JobPhase]) -> Result<Vec<JobId>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT id, phase FROM jobs ORDER BY created_ms, id")
@@ -455,7 +454,7 @@ impl JobLedger {
     }
 
     /// Jobs the engine must reconcile after a restart (not terminal).
-    pub fn unfinished(&self) -> Result<Vec<JobId>> {
+    pub(crate) fn unfinished(&self) -> Result<Vec<JobId>> {
         let live: Vec<JobPhase> = JobPhase::ALL
             .into_iter()
             .filter(|p| !p.is_terminal())
@@ -555,7 +554,7 @@ mod tests {
                 .unwrap();
             l.add_receipt(&id(1), ChainAction::Submit, r).unwrap();
             let a = Artifact {
-                kind: ArtifactKind::Checkpoint,
+                kind: artha_core::ArtifactKind::Checkpoint,
                 name: "step-10".into(),
                 uri: "artha://b3:00".into(),
             };

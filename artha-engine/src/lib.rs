@@ -29,7 +29,7 @@ pub mod engine;
 pub mod exec;
 mod fsutil;
 pub mod home;
-pub mod jobs;
+pub(crate) mod jobs;
 mod lifecycle;
 pub mod policy;
 pub mod proofs;

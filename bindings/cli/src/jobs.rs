@@ -11,8 +11,8 @@ use artha_core::{
 };
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
 use artha_engine::engine::{JobsView, ModelRegistration};
-use artha_engine::jobs::JobPhase;
-use artha_engine::jobs::JobRecord;
+use artha_core::JobPhase;
+use artha_core::JobRecord;
 use artha_engine::{Engine, quickstart};
 use clap::Args;
 use futures_util::StreamExt;

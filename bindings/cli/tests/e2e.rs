@@ -16,7 +16,7 @@ use artha_core::{
 };
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
-use artha_engine::jobs::JobPhase;
+use artha_core::JobPhase;
 use artha_engine::policy::{Credential, Identity};
 
 mod common;
@@ -586,7 +586,7 @@ async fn one_engine_runs_many_jobs_at_once() {
     }
     for j in &jobs {
         let r = e
-            .job(&j)
+            .job(j)
             .unwrap()
             .wait_for(JobPhase::is_terminal)
             .await
@@ -989,7 +989,7 @@ async fn check_recovered_job(home: &Path, job: &JobId) {
         ChainJobStatus::Committed
     );
     // Exactly one escrow was locked for the job (no second submission).
-    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
+    let Escrow { held, closed } = e.chain().escrow(job).await.unwrap();
     assert!(!closed && held == e.record(job).unwrap().spec.budget);
     let resumed = e.proofs(job).await.unwrap();
     assert_eq!(resumed.steps, 150 * 16);

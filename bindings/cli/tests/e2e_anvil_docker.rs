@@ -13,7 +13,7 @@ use artha_core::{
 };
 use artha_engine::Engine;
 use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
-use artha_engine::jobs::JobPhase;
+use artha_core::JobPhase;
 
 mod common;
 use common::check_settled_job;

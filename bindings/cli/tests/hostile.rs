@@ -17,7 +17,7 @@ use std::process::Command;
 use artha_core::{Amount, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain, Runtime};
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
-use artha_engine::jobs::{JobPhase, JobRecord};
+use artha_core::{JobPhase, JobRecord};
 
 #[allow(dead_code)]
 mod common;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use artha_core::{Amount, Escrow, JobId, ProofChain};
 use artha_engine::Engine;
-use artha_engine::jobs::JobPhase;
+use artha_core::JobPhase;
 
 /// Every artifact is retrievable and verifies; every receipt is a mined
 /// transaction at the block recorded; the job's escrow is closed with
@@ -25,7 +25,7 @@ pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
         let mined = mined.unwrap_or_else(|| panic!("{} not on chain", x.action));
         assert_eq!(mined.block_number, x.receipt.block_number, "{}", x.action);
     }
-    let Escrow { held, closed } = e.chain().escrow(&job).await.unwrap();
+    let Escrow { held, closed } = e.chain().escrow(job).await.unwrap();
     assert_eq!(held, Amount::ZERO);
     assert!(closed);
     assert!(!outbox_mentions(e, job), "a settled job leaves the outbox");
