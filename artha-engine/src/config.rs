@@ -143,7 +143,7 @@ impl FromStr for StoreUrl {
 }
 
 impl Serialize for StoreUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: Serializer>(&self, s: S) -> Res<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
@@ -306,6 +306,9 @@ impl Default for PolicyConfig {
     }
 }
 
+/// A value parser's result; the message names no key (callers add it).
+type Res<T, E = String> = std::result::Result<T, E>;
+
 // ---- the file as written ----
 
 #[derive(Deserialize, Default)]
@@ -383,29 +386,25 @@ struct RawPolicy {
 
 fn de_parsed<'de, D: Deserializer<'de>, T>(
     d: D,
-    parse: fn(&str) -> std::result::Result<T, String>,
-) -> std::result::Result<Option<T>, D::Error> {
+    parse: fn(&str) -> Res<T>,
+) -> Res<Option<T>, D::Error> {
     let s = String::deserialize(d)?;
     parse(&s).map(Some).map_err(de::Error::custom)
 }
 
-fn de_store_url<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<StoreUrl>, D::Error> {
+fn de_store_url<'de, D: Deserializer<'de>>(d: D) -> Res<Option<StoreUrl>, D::Error> {
     de_parsed(d, parse_store_url)
 }
 
-fn de_http_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+fn de_http_url<'de, D: Deserializer<'de>>(d: D) -> Res<Option<String>, D::Error> {
     de_parsed(d, parse_http_url)
 }
 
-fn de_docker<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<DockerChoice>, D::Error> {
+fn de_docker<'de, D: Deserializer<'de>>(d: D) -> Res<Option<DockerChoice>, D::Error> {
     de_parsed(d, parse_docker)
 }
 
-fn ser_docker<S: Serializer>(d: &DockerChoice, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn ser_docker<S: Serializer>(d: &DockerChoice, s: S) -> Res<S::Ok, S::Error> {
     s.serialize_str(match d {
         DockerChoice::Auto => "auto",
         DockerChoice::Required => "required",
@@ -413,22 +412,22 @@ fn ser_docker<S: Serializer>(d: &DockerChoice, s: S) -> std::result::Result<S::O
     })
 }
 
-fn de_wei<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Amount>, D::Error> {
+fn de_wei<'de, D: Deserializer<'de>>(d: D) -> Res<Option<Amount>, D::Error> {
     struct Wei;
     impl Visitor<'_> for Wei {
         type Value = Amount;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a non-negative integer number of wei (a TOML integer, or a string of decimal digits)")
         }
-        fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Amount, E> {
+        fn visit_i64<E: de::Error>(self, v: i64) -> Res<Amount, E> {
             u128::try_from(v)
                 .map(Amount::from_wei)
                 .map_err(|_| E::custom(format!("{v} is negative; wei must be ≥ 0")))
         }
-        fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Amount, E> {
+        fn visit_u64<E: de::Error>(self, v: u64) -> Res<Amount, E> {
             Ok(Amount::from_wei(v.into()))
         }
-        fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Amount, E> {
+        fn visit_str<E: de::Error>(self, v: &str) -> Res<Amount, E> {
             parse_wei(v).map_err(E::custom)
         }
     }
@@ -437,7 +436,7 @@ fn de_wei<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Amount>
 
 // ---- value parsers (the message names no key; callers add it) ----
 
-fn parse_wei(s: &str) -> std::result::Result<Amount, String> {
+fn parse_wei(s: &str) -> Res<Amount> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
             "`{s}` is not a non-negative integer number of wei (decimal digits only)"
@@ -448,7 +447,7 @@ fn parse_wei(s: &str) -> std::result::Result<Amount, String> {
         .map_err(|_| format!("`{s}` is above the largest amount (2^128 - 1 wei)"))
 }
 
-fn parse_docker(s: &str) -> std::result::Result<DockerChoice, String> {
+fn parse_docker(s: &str) -> Res<DockerChoice> {
     match s {
         "auto" => Ok(DockerChoice::Auto),
         "required" => Ok(DockerChoice::Required),
@@ -457,7 +456,7 @@ fn parse_docker(s: &str) -> std::result::Result<DockerChoice, String> {
     }
 }
 
-fn parse_http_url(s: &str) -> std::result::Result<String, String> {
+fn parse_http_url(s: &str) -> Res<String> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"));
@@ -482,7 +481,7 @@ fn parse_http_url(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_store_url(s: &str) -> std::result::Result<StoreUrl, String> {
+fn parse_store_url(s: &str) -> Res<StoreUrl> {
     if s == "local" {
         return Ok(StoreUrl::Local);
     }
@@ -505,7 +504,7 @@ fn parse_store_url(s: &str) -> std::result::Result<StoreUrl, String> {
 }
 
 /// S3 bucket naming rules (general purpose buckets).
-fn check_bucket(b: &str) -> std::result::Result<(), String> {
+fn check_bucket(b: &str) -> Res<()> {
     let bad = |why: &str| Err(format!("bucket `{b}`: {why}"));
     let alnum = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !(3..=63).contains(&b.len()) {
@@ -536,7 +535,7 @@ fn check_bucket(b: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn check_prefix(p: &str) -> std::result::Result<(), String> {
+fn check_prefix(p: &str) -> Res<()> {
     if p.is_empty() {
         return Ok(());
     }
@@ -556,7 +555,7 @@ fn check_prefix(p: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn parse_gpus(s: &str) -> std::result::Result<(GpuSource, Option<u32>, Option<u64>), String> {
+fn parse_gpus(s: &str) -> Res<(GpuSource, Option<u32>, Option<u64>)> {
     let mut parts = s.split(':');
     let source = match parts.next() {
         Some("auto") => GpuSource::Auto,
@@ -594,15 +593,15 @@ fn parse_gpus(s: &str) -> std::result::Result<(GpuSource, Option<u32>, Option<u6
     Ok((source, count, mem))
 }
 
-fn check_count(n: u32) -> std::result::Result<(), String> {
+fn check_count(n: u32) -> Res<()> {
     if (1..=MAX_SIMULATED_GPUS).contains(&n) {
         Ok(())
     } else {
-        Err(format!("{n} GPUs: must be 1 to {MAX_SIMULATED_GPUS}"))
+        Err(format!("must be 1 to {MAX_SIMULATED_GPUS}, not {n}"))
     }
 }
 
-fn check_memory(m: u64) -> std::result::Result<(), String> {
+fn check_memory(m: u64) -> Res<()> {
     if m == 0 {
         Err("must be at least 1 MiB".into())
     } else {
@@ -610,7 +609,7 @@ fn check_memory(m: u64) -> std::result::Result<(), String> {
     }
 }
 
-fn check_region(r: &str) -> std::result::Result<(), String> {
+fn check_region(r: &str) -> Res<()> {
     if r.is_empty() || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "`{r}` must be 1 to 64 printable ASCII characters without spaces"
