@@ -468,11 +468,20 @@ fn parse_http_url(s: &str) -> Res<String> {
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || host_port.starts_with('[') => (h, Some(p)),
-        _ => (host_port, None),
+    // `[v6]` or `[v6]:port`, else `host` or `host:port`.
+    let (host, port) = match host_port.strip_prefix('[').and_then(|r| r.find(']')) {
+        Some(end) => {
+            let (h, rest) = host_port.split_at(end + 2);
+            (
+                h,
+                (!rest.is_empty()).then(|| rest.strip_prefix(':').unwrap_or("-")),
+            )
+        }
+        None => host_port
+            .split_once(':')
+            .map_or((host_port, None), |(h, p)| (h, Some(p))),
     };
-    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
+    if host.is_empty() || host == "[]" || (host.contains(':') && !host.starts_with('[')) {
         return Err(format!("`{s}` has no valid host"));
     }
     if port.is_some_and(|p| p.parse::<u16>().is_err()) {
@@ -1240,6 +1249,9 @@ mod tests {
             &[("ARTHA_STORE", "file:///tmp")],
             &[("ARTHA_S3_ENDPOINT", "127.0.0.1:9000")],
             &[("ARTHA_CHAIN_RPC", "ws://127.0.0.1:8545")],
+            &[("ARTHA_CHAIN_RPC", "http://[::1]8545")],
+            &[("ARTHA_CHAIN_RPC", "http://:8545")],
+            &[("ARTHA_CHAIN_RPC", "http://a:b:8545")],
             &[("ARTHA_GPUS", "simulated:0")],
             &[("ARTHA_GPUS", "simulated:65")],
             &[("ARTHA_GPUS", "simulated:2:0")],
@@ -1267,6 +1279,16 @@ mod tests {
                 vars.last().map(|v| v.0),
                 "{vars:?}: {e}"
             );
+        }
+        for ok in [
+            "http://[::1]:8545",
+            "http://[::1]/rpc",
+            "https://u:p@rpc.example.com",
+            "http://a:1?x#y",
+        ] {
+            Config::default()
+                .apply_env(env(&[("ARTHA_CHAIN_RPC", ok)]))
+                .unwrap();
         }
         // AWS variables are not read for a local store.
         Config::default()
