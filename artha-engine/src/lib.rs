@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+pub mod config;
 pub mod engine;
 pub mod exec;
 mod fsutil;
