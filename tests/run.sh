@@ -93,7 +93,7 @@ FEATURES=(--features "artha-engine/gpu,artha-engine/s3")
 CARGO_FLAGS=(--workspace --locked "${FEATURES[@]}")
 # The S3 suite needs a server on loopback (stage store-s3); the other test
 # stages leave it out.
-S3_TESTS='binary(store_s3) | test(store::s3::)'
+S3_TESTS='binary(store_s3) | test(store::s3::) | binary(config_store)'
 
 # ws_bins: the workspace's binaries and examples (arthai, artha-runtime,
 # artha-testrt, examples) from the one shared build; a no-op when built.

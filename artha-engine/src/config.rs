@@ -5,7 +5,7 @@
 //! defaults < file < environment. Unknown keys, wrong types and bad values are
 //! refused with an [`ErrorKind::InvalidInput`] error whose context names the
 //! key (`field: gpus.count`) and the file (`file: /home/artha.toml:3:9`), or
-//! the environment variable (`env: ARTHA_GPUS`). The keys, defaults and
+//! the environment variable (`env: ARTHA_GPU_INVENTORY`). The keys, defaults and
 //! variables are documented with a full example in `docs/CONFIG.md`:
 //!
 //! | key | default | meaning |
@@ -30,7 +30,7 @@
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, chain
 //! keys from key files (see [`read_key_file`]). Environment overrides (an
 //! empty value counts as unset): `ARTHA_STORE`, `ARTHA_S3_ENDPOINT`,
-//! `ARTHA_CHAIN_RPC` (a URL, or `embedded`), `ARTHA_GPUS` (`nvml`, `auto`,
+//! `ARTHA_CHAIN_RPC` (a URL, or `embedded`), `ARTHA_GPU_INVENTORY` (`nvml`, `auto`,
 //! `simulated`, `simulated:N` or `simulated:N:MEM`), `ARTHA_DOCKER`,
 //! `ARTHA_RATE_WEI`.
 
@@ -843,8 +843,8 @@ impl Config {
                 },
             };
         }
-        if let Some(v) = get("ARTHA_GPUS") {
-            let (source, count, mem) = parse_gpus(&v).map_err(bad("ARTHA_GPUS"))?;
+        if let Some(v) = get("ARTHA_GPU_INVENTORY") {
+            let (source, count, mem) = parse_gpus(&v).map_err(bad("ARTHA_GPU_INVENTORY"))?;
             self.gpus.source = source;
             self.gpus.count = count.unwrap_or(self.gpus.count);
             self.gpus.memory_mib = mem.unwrap_or(self.gpus.memory_mib);
@@ -1170,7 +1170,7 @@ mod tests {
         )
         .unwrap();
         let vars = [
-            ("ARTHA_GPUS", "simulated:2:1024"),
+            ("ARTHA_GPU_INVENTORY", "simulated:2:1024"),
             ("AWS_ACCESS_KEY_ID", "AKIA"),
             ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
         ];
@@ -1203,7 +1203,7 @@ mod tests {
             ("ARTHA_STORE", "s3://bkt/a/b/"),
             ("ARTHA_S3_ENDPOINT", "https://s3.example.com:9000"),
             ("ARTHA_CHAIN_RPC", "https://rpc.example.com/v3/abc"),
-            ("ARTHA_GPUS", "simulated:16"),
+            ("ARTHA_GPU_INVENTORY", "simulated:16"),
             ("ARTHA_DOCKER", "required"),
             ("ARTHA_RATE_WEI", "340282366920938463463374607431768211455"),
         ];
@@ -1230,7 +1230,7 @@ mod tests {
         );
         let vars = [
             ("ARTHA_CHAIN_RPC", "embedded"),
-            ("ARTHA_GPUS", "nvml"),
+            ("ARTHA_GPU_INVENTORY", "nvml"),
             ("ARTHA_STORE", ""),
         ];
         c.apply_env(env(&vars)).unwrap();
@@ -1252,11 +1252,11 @@ mod tests {
             &[("ARTHA_CHAIN_RPC", "http://[::1]8545")],
             &[("ARTHA_CHAIN_RPC", "http://:8545")],
             &[("ARTHA_CHAIN_RPC", "http://a:b:8545")],
-            &[("ARTHA_GPUS", "simulated:0")],
-            &[("ARTHA_GPUS", "simulated:65")],
-            &[("ARTHA_GPUS", "simulated:2:0")],
-            &[("ARTHA_GPUS", "nvml:2")],
-            &[("ARTHA_GPUS", "0,1")],
+            &[("ARTHA_GPU_INVENTORY", "simulated:0")],
+            &[("ARTHA_GPU_INVENTORY", "simulated:65")],
+            &[("ARTHA_GPU_INVENTORY", "simulated:2:0")],
+            &[("ARTHA_GPU_INVENTORY", "nvml:2")],
+            &[("ARTHA_GPU_INVENTORY", "0,1")],
             &[("ARTHA_DOCKER", "yes")],
             &[("ARTHA_RATE_WEI", "-1")],
             &[("ARTHA_RATE_WEI", "1.5")],

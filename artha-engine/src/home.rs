@@ -106,6 +106,12 @@ enum Found {
 
 /// Looks at `root` without changing anything; refuses what must not become
 /// a home.
+/// Whether `root` is an Artha home already (its marker or lock is there);
+/// nothing is created.
+pub(crate) fn is_home(root: &Path) -> bool {
+    matches!(inspect(root), Ok(Found::Home))
+}
+
 fn inspect(root: &Path) -> Result<Found> {
     let refuse = |why: &str| {
         Error::new(
@@ -125,14 +131,18 @@ fn inspect(root: &Path) -> Result<Found> {
     if root.join(MARKER).exists() || root.join(LOCK).exists() {
         return Ok(Found::Home);
     }
-    let mut entries =
-        std::fs::read_dir(root).map_err(|e| io_err("list the engine home", root, e))?;
-    if entries.next().is_none() {
+    let entries = std::fs::read_dir(root).map_err(|e| io_err("list the engine home", root, e))?;
+    // A new home may hold its configuration already (written before the
+    // first command); anything else means it is someone else's directory.
+    let mut others = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != crate::config::FILE_NAME);
+    if others.next().is_none() {
         return Ok(Found::Empty);
     }
     Err(refuse(
         "it is not empty and not an Artha home (no `artha-home` marker or `engine.lock`); \
-         pass a new or empty directory",
+         pass a new or empty directory (it may hold only `artha.toml`)",
     ))
 }
 

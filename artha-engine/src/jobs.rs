@@ -326,7 +326,12 @@ impl JobLedger {
     }
 
     /// Appends a chain receipt (ignored if the same action was recorded).
-    pub(crate) fn add_receipt(&self, id: &JobId, action: ChainAction, receipt: Receipt) -> Result<()> {
+    pub(crate) fn add_receipt(
+        &self,
+        id: &JobId,
+        action: ChainAction,
+        receipt: Receipt,
+    ) -> Result<()> {
         let record = ReceiptRecord { action, receipt };
         self.append_unique(id, "receipts", record, |a, b| a.action == b.action)
     }

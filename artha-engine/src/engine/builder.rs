@@ -19,11 +19,22 @@ use super::{Engine, view};
 use crate::chain::contracts::Params;
 use crate::chain::outbox::Outbox;
 use crate::chain::parties::ChainParties;
+use crate::config::Config;
 use crate::exec::{GpuAllocator, GpuInventory};
 use crate::home::EngineHome;
 use crate::jobs::{JobLedger, now_ms};
 use crate::policy::{Did, Policy};
 use crate::store::{DynBlobStore, StoreBackend, Svdb};
+
+/// The configuration of the home at `root`, with `store_url` (when given)
+/// in place of `ARTHA_STORE`: what the builder is told wins over the
+/// environment, which wins over the file.
+pub(crate) fn load_config(root: &std::path::Path, store_url: Option<&str>) -> Result<Config> {
+    Config::load_with_env(root, |k| match (k, store_url) {
+        ("ARTHA_STORE", Some(u)) => Some(u.to_string()),
+        _ => std::env::var(k).ok(),
+    })
+}
 
 /// Price per GPU-second of the local node by default: 0.001 ARTH.
 pub const DEFAULT_RATE_WEI: u128 = 1_000_000_000_000_000;
@@ -36,18 +47,20 @@ pub struct EngineBuilder {
     executors: Vec<Arc<dyn Executor>>,
     default_executors: bool,
     scheduler: Option<Arc<dyn Scheduler>>,
-    pub(super) chain: ChainChoice,
-    pub(super) native_runtime: Option<(PathBuf, Vec<String>)>,
-    pub(super) docker: DockerChoice,
-    pub(super) gpus: Option<GpuInventory>,
-    pub(super) simulated_gpus: u32,
-    rate: Amount,
-    budget_cap: Amount,
-    pub(super) params: Params,
+    chain: Option<ChainChoice>,
+    native_runtime: Option<(PathBuf, Vec<String>)>,
+    docker: Option<DockerChoice>,
+    gpus: Option<GpuInventory>,
+    simulated_gpus: Option<u32>,
+    rate: Option<Amount>,
+    budget_cap: Option<Amount>,
+    params: Params,
     poll: Duration,
     settle_interval: Duration,
-    region: String,
+    region: Option<String>,
     trusted: Vec<Did>,
+    config: Option<Config>,
+    store_url: Option<String>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -69,18 +82,20 @@ impl Default for EngineBuilder {
             executors: Vec::new(),
             default_executors: true,
             scheduler: None,
-            chain: ChainChoice::Embedded,
+            chain: None,
             native_runtime: None,
-            docker: DockerChoice::Auto,
+            docker: None,
             gpus: None,
-            simulated_gpus: 4,
-            rate: Amount::from_wei(DEFAULT_RATE_WEI),
-            budget_cap: Amount::from_wei(1_000_000 * 10u128.pow(18)),
+            simulated_gpus: None,
+            rate: None,
+            budget_cap: None,
             params: Params::default(),
             poll: Duration::from_millis(50),
             settle_interval: Duration::from_secs(10),
-            region: "local".into(),
+            region: None,
             trusted: Vec::new(),
+            config: None,
+            store_url: None,
         }
     }
 }
@@ -138,7 +153,7 @@ impl EngineBuilder {
     /// embedded chain under the home).
     #[must_use]
     pub fn chain(mut self, parties: ChainParties) -> Self {
-        self.chain = ChainChoice::Parties(Box::new(parties));
+        self.chain = Some(ChainChoice::Parties(Box::new(parties)));
         self
     }
 
@@ -148,10 +163,10 @@ impl EngineBuilder {
     /// deployment is remembered in the home.
     #[must_use]
     pub fn rpc_chain(mut self, url: impl Into<String>, keys: [String; 3]) -> Self {
-        self.chain = ChainChoice::Rpc {
+        self.chain = Some(ChainChoice::Rpc {
             url: url.into(),
             keys,
-        };
+        });
         self
     }
 
@@ -165,7 +180,7 @@ impl EngineBuilder {
     /// Whether to use Docker (default [`DockerChoice::Auto`]).
     #[must_use]
     pub fn docker(mut self, choice: DockerChoice) -> Self {
-        self.docker = choice;
+        self.docker = Some(choice);
         self
     }
 
@@ -180,14 +195,14 @@ impl EngineBuilder {
     /// (default 4).
     #[must_use]
     pub fn simulated_gpus(mut self, count: u32) -> Self {
-        self.simulated_gpus = count;
+        self.simulated_gpus = Some(count);
         self
     }
 
     /// This node's price per GPU-second (default 0.001 ARTH).
     #[must_use]
     pub fn rate(mut self, rate: Amount) -> Self {
-        self.rate = rate;
+        self.rate = Some(rate);
         self
     }
 
@@ -217,7 +232,7 @@ impl EngineBuilder {
     /// (default 1 000 000 ARTH).
     #[must_use]
     pub fn budget_cap(mut self, cap: Amount) -> Self {
-        self.budget_cap = cap;
+        self.budget_cap = Some(cap);
         self
     }
 
@@ -231,7 +246,24 @@ impl EngineBuilder {
     /// This node's region label (default `local`).
     #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.region = region.into();
+        self.region = Some(region.into());
+        self
+    }
+
+    /// The configuration to fill in what the builder was not told (default:
+    /// [`Config::load`] of the home: `<home>/artha.toml` and the `ARTHA_*`
+    /// variables). What the builder is told wins over the configuration.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Replaces the configured store URL (`local` or `s3://bucket/prefix`;
+    /// endpoint and credentials still come from the configuration).
+    #[must_use]
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store_url = Some(url.into());
         self
     }
 
@@ -242,24 +274,38 @@ impl EngineBuilder {
             Some(h) => h.clone(),
             None => EngineHome::default_path()?,
         };
+        let cfg = match (self.config.take(), self.store_url.take()) {
+            (Some(mut c), url) => {
+                if let Some(u) = url {
+                    c.store.url = u.parse()?;
+                    c.validate()?;
+                }
+                c
+            }
+            (None, url) => load_config(&root, url.as_deref())?,
+        };
         let home = EngineHome::open(&root)?;
         let backend = match self.store.take() {
             Some(b) => b,
-            None => defaults::local_store(&home)?,
+            None => defaults::store(&home, &cfg.store).await?,
         };
         let store = Svdb::new(backend, home.dir("store"))?;
         let ledger = JobLedger::open(&home.dir("jobs").join("ledger.db"))?;
         let catalog = Catalog::open(&home.dir("jobs").join("catalog.db"))?;
         defaults::private_files(&home.dir("jobs"), &["ledger.db", "catalog.db"])?;
         let now = now_ms() / 1000;
+        let budget_cap = self.budget_cap.unwrap_or(cfg.policy.budget_cap_wei);
         let (mut policy, identity, credential) =
-            Policy::local(&home.dir("keys").join("identity.key"), self.budget_cap, now)?;
+            Policy::local(&home.dir("keys").join("identity.key"), budget_cap, now)?;
         for did in std::mem::take(&mut self.trusted) {
             policy.trust(did);
         }
         let node = NodeId::derive(&[b"node", identity.did().as_str().as_bytes()]);
 
-        let chain_choice = std::mem::replace(&mut self.chain, ChainChoice::Embedded);
+        let chain_choice = match self.chain.take() {
+            Some(c) => c,
+            None => defaults::chain_choice(&cfg.chain)?,
+        };
         let (chain, dev, tag) =
             defaults::chain(&home, identity.did(), chain_choice, self.params).await?;
         let outbox_path = home.dir("chain").join(format!("outbox-{tag}.json"));
@@ -267,7 +313,7 @@ impl EngineBuilder {
 
         let inventory = match self.gpus.take() {
             Some(inv) => inv,
-            None => GpuInventory::detect_or(GpuInventory::simulated(self.simulated_gpus, 16_384)),
+            None => defaults::gpu_inventory(&cfg.gpus, self.simulated_gpus)?,
         };
         let gpus = GpuAllocator::open(inventory, home.dir("jobs").join("gpus.json"))?;
         let runs_root = home.dir("jobs").join("run");
@@ -280,8 +326,13 @@ impl EngineBuilder {
             executors.extend(
                 defaults::executors(
                     &runs_root,
-                    self.native_runtime.take(),
-                    self.docker,
+                    self.native_runtime.take().or_else(|| {
+                        cfg.executors
+                            .native_runtime
+                            .clone()
+                            .map(|p| (p, Vec::new()))
+                    }),
+                    self.docker.unwrap_or(cfg.executors.docker),
                     gpus.inventory(),
                 )
                 .await?,
@@ -307,8 +358,8 @@ impl EngineBuilder {
             identity,
             credential,
             node,
-            cost: CostModel::new(self.rate),
-            region: self.region,
+            cost: CostModel::new(self.rate.unwrap_or(cfg.node.rate_wei_per_gpu_second)),
+            region: self.region.unwrap_or(cfg.node.region),
             poll: self.poll,
             runs: Mutex::new(Default::default()),
             settle: tokio::sync::Mutex::new(()),

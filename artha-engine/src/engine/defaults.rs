@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256, keccak256};
-#[cfg(not(all(feature = "evm", feature = "embedded-chain", feature = "docker")))]
-use artha_core::ErrorKind;
-use artha_core::{Error, Executor, NodeId, Result, Scheduler};
+use artha_core::{Error, ErrorKind, Executor, NodeId, Result, Scheduler};
 
 use crate::chain::EvmBackend;
 use crate::chain::contracts::{Accounts, ArthaContracts, Params};
 use crate::chain::parties::ChainParties;
+use crate::config::{ChainConfig, ChainMode, GpuConfig, GpuSource, StoreConfig, StoreUrl};
 use crate::exec::{GpuInventory, ProcessExecutor};
 use crate::home::EngineHome;
 use crate::policy::Did;
@@ -53,9 +52,116 @@ pub(crate) enum ChainChoice {
     Parties(Box<ChainParties>),
 }
 
-/// The local store backend under `<home>/store`.
-pub(crate) fn local_store(home: &EngineHome) -> Result<Arc<dyn StoreBackend>> {
-    Ok(Arc::new(LocalBlobStore::open(home.dir("store"))?))
+/// The store's backend as configured: the local one under
+/// `<home>/store`, or an S3 bucket (checked to answer, so a refused or
+/// silent endpoint is an `Unavailable` error before anything is opened).
+pub(crate) async fn store(home: &EngineHome, cfg: &StoreConfig) -> Result<Arc<dyn StoreBackend>> {
+    match &cfg.url {
+        StoreUrl::Local => Ok(Arc::new(LocalBlobStore::open(home.dir("store"))?)),
+        StoreUrl::S3 { bucket, prefix } => s3_store(cfg, bucket, prefix).await,
+    }
+}
+
+#[cfg(feature = "s3")]
+async fn s3_store(cfg: &StoreConfig, bucket: &str, prefix: &str) -> Result<Arc<dyn StoreBackend>> {
+    use artha_core::BlobStore;
+    let mut c = crate::store::S3Config::new(bucket);
+    c.prefix = prefix.to_string();
+    c.endpoint = cfg.endpoint.clone();
+    c.region = cfg.region.clone();
+    c.allow_http = cfg.allows_http();
+    if let Some(k) = &cfg.credentials {
+        c.access_key_id = Some(k.access_key_id.clone());
+        c.secret_access_key = Some(k.secret_access_key.clone());
+    }
+    let store = crate::store::S3BlobStore::new(c)?;
+    let where_ = cfg.endpoint.clone().unwrap_or_else(|| "AWS".into());
+    let unavailable = |why: String| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("the S3 store does not answer: {why}"),
+        )
+        .with_context("store", format!("s3://{bucket}/{prefix}"))
+        .with_context("endpoint", scheme_and_host(&where_))
+    };
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        store.has(&artha_core::Cid::of(b"")),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(Arc::new(store)),
+        Ok(Err(e)) if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Timeout => {
+            Err(unavailable(e.to_string()))
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(unavailable("no answer within 15 s".into())),
+    }
+}
+
+/// `scheme://host[:port]` of an endpoint URL (no user info, path or query:
+/// what an error may show).
+#[cfg(feature = "s3")]
+fn scheme_and_host(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+async fn s3_store(_: &StoreConfig, _: &str, _: &str) -> Result<Arc<dyn StoreBackend>> {
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "built without the `s3` feature: no S3 store",
+    )
+    .with_context("field", "store.url"))
+}
+
+/// The chain as configured: embedded, or a JSON-RPC endpoint with the
+/// parties' key files.
+pub(crate) fn chain_choice(cfg: &ChainConfig) -> Result<ChainChoice> {
+    match &cfg.mode {
+        ChainMode::Embedded => Ok(ChainChoice::Embedded),
+        ChainMode::Rpc { url } => {
+            let key = |name: &str, p: Option<&Path>| -> Result<String> {
+                let p = p.ok_or_else(|| {
+                    Error::invalid(
+                        format!("chain.{name}_key_file"),
+                        "required with an RPC chain",
+                    )
+                })?;
+                crate::config::read_key_file(p)
+            };
+            let k = &cfg.keys;
+            Ok(ChainChoice::Rpc {
+                url: url.clone(),
+                keys: [
+                    key("admin", k.admin.as_deref())?,
+                    key("operator", k.operator.as_deref())?,
+                    key("submitter", k.submitter.as_deref())?,
+                ],
+            })
+        }
+    }
+}
+
+/// The GPU inventory as configured (`simulated` overrides the configured
+/// count of a simulated inventory).
+pub(crate) fn gpu_inventory(cfg: &GpuConfig, simulated: Option<u32>) -> Result<GpuInventory> {
+    let count = simulated.unwrap_or(cfg.count);
+    let fake = GpuInventory::simulated(count, cfg.memory_mib);
+    Ok(match cfg.source {
+        GpuSource::Auto => GpuInventory::detect_or(fake),
+        GpuSource::Simulated => fake,
+        GpuSource::Nvml => {
+            GpuInventory::from_nvml().map_err(|e| e.with_context("field", "gpus.source"))?
+        }
+    })
 }
 
 /// The default scheduler.

@@ -369,6 +369,17 @@ pub(crate) fn job_deal(job: &JobId) -> Deal {
     }
 }
 
+/// The store of the home at `root` as its configuration names it
+/// (`<home>/artha.toml`, `ARTHA_*`; `url`, when given, replaces the
+/// configured store URL: `local` or `s3://bucket/prefix`) — for tools that
+/// use the store without opening the engine.
+pub async fn open_store(root: &Path, url: Option<&str>) -> Result<EngineStore> {
+    let cfg = builder::load_config(root, url)?;
+    let home = crate::home::EngineHome::open(root)?;
+    let backend = defaults::store(&home, &cfg.store).await?;
+    crate::store::Svdb::new(backend, home.dir("store"))
+}
+
 /// Every job in `ledger`, newest first.
 pub(crate) fn list_jobs(ledger: &crate::jobs::JobLedger) -> Result<Vec<JobRecord>> {
     let mut out = Vec::new();

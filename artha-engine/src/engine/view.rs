@@ -74,6 +74,9 @@ impl JobsView {
     /// The view of `home` when another process's engine holds it; `None`
     /// when the home is free (open the [`super::Engine`] then).
     pub fn if_busy(home: impl AsRef<Path>) -> Result<Option<JobsView>> {
+        if !crate::home::is_home(home.as_ref()) {
+            return Ok(None); // not a home yet: nobody holds it
+        }
         match crate::home::EngineHome::open(home.as_ref()) {
             Ok(_free) => Ok(None),
             Err(e) if e.kind() == ErrorKind::Conflict => JobsView::open(home).map(Some),

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use artha_core::JobPhase;
+use artha_core::JobRecord;
 use artha_core::{
     Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, LogLine,
     ModelId, Runtime,
 };
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
 use artha_engine::engine::{JobsView, ModelRegistration};
-use artha_core::JobPhase;
-use artha_core::JobRecord;
 use artha_engine::{Engine, quickstart};
 use clap::Args;
 use futures_util::StreamExt;
@@ -380,6 +380,7 @@ pub(crate) struct Opts {
     pub home: Option<PathBuf>,
     pub rpc_url: Option<String>,
     pub rpc_keys: Option<String>,
+    pub store: Option<String>,
 }
 
 /// Opens the engine, runs `f`, and shuts the engine down before the
@@ -399,6 +400,9 @@ async fn open_engine(o: &Opts) -> Result<Engine, Error> {
     let mut b = Engine::builder();
     if let Some(h) = &o.home {
         b = b.home(h);
+    }
+    if let Some(s) = &o.store {
+        b = b.store_url(s.clone());
     }
     if let Some(url) = &o.rpc_url {
         let keys: Vec<String> = o

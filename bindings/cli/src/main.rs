@@ -65,6 +65,12 @@ struct Cli {
     /// Without either flag the keys come from $ARTHA_RPC_KEYS.
     #[arg(long, global = true, env = "ARTHA_RPC_KEYS_FILE", value_name = "FILE")]
     rpc_keys_file: Option<PathBuf>,
+    /// The store: `local` (the home's) or `s3://bucket[/prefix]`, with the
+    /// endpoint from `artha.toml` or $ARTHA_S3_ENDPOINT and credentials from
+    /// $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY (default: `artha.toml`'s
+    /// `store.url`, $ARTHA_STORE, else `local`).
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -334,20 +340,20 @@ fn run(cli: Cli, keys_file_on_command_line: bool) -> Result<(), Error> {
         home: Some(root.clone()),
         rpc_url: cli.rpc_url.clone(),
         rpc_keys,
+        store: cli.store.clone(),
     };
     dispatch(cli, &o).map_err(|e| input::path_error(e, field, &root, true))
 }
 
 fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
-    let home = o.home.clone();
     match cli.command {
         Command::StoragePush {
             path,
             replicas,
             months,
-        } => storage::push(home, cli.json, &path, replicas, months),
-        Command::StorageGet { uri, dest } => storage::get(home, cli.json, &uri, &dest),
-        Command::StorageLs { uri } => storage::ls(home, cli.json, &uri),
+        } => storage::push(o, cli.json, &path, replicas, months),
+        Command::StorageGet { uri, dest } => storage::get(o, cli.json, &uri, &dest),
+        Command::StorageLs { uri } => storage::ls(o, cli.json, &uri),
         Command::Quickstart => jobs::quickstart(o, cli.json),
         Command::Train(a) => jobs::submit(o, cli.json, JobKind::Train, &a),
         Command::Infer(a) => jobs::submit(o, cli.json, JobKind::Infer, &a),

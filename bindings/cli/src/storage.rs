@@ -2,12 +2,14 @@
 //! over `artha_engine::store` (all behaviour is in the engine).
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use artha_core::{ArthaUri, Error, ErrorKind};
 use artha_engine::EngineHome;
-use artha_engine::store::{Deal, EntryKind, LayoutReport, Progress, PushOptions, Svdb};
+use artha_engine::store::{Deal, EntryKind, LayoutReport, Progress, PushOptions};
+
+use crate::jobs::Opts;
 
 use crate::out::{errln, outln};
 
@@ -33,16 +35,14 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-fn open(
-    home: Option<PathBuf>,
-) -> Result<(EngineHome, Svdb<artha_engine::store::LocalBlobStore>), Error> {
-    let root = match home {
-        Some(h) => h,
+/// The home's store, as its configuration (or `--store`) names it.
+fn open(o: &Opts) -> Result<((), artha_engine::engine::EngineStore), Error> {
+    let root = match &o.home {
+        Some(h) => h.clone(),
         None => EngineHome::default_path()?,
     };
-    let home = EngineHome::open(&root)?;
-    let svdb = Svdb::open(&home)?;
-    Ok((home, svdb))
+    let svdb = runtime()?.block_on(artha_engine::engine::open_store(&root, o.store.as_deref()))?;
+    Ok(((), svdb))
 }
 
 fn parse_uri(text: &str) -> Result<ArthaUri, Error> {
@@ -75,7 +75,7 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
 
 /// `arthai storage-push PATH [--replicas N] [--months N]`.
 pub(crate) fn push(
-    home: Option<PathBuf>,
+    home: &Opts,
     json: bool,
     path: &Path,
     replicas: u32,
@@ -128,7 +128,7 @@ pub(crate) fn push(
 }
 
 /// `arthai storage-get URI DEST`.
-pub(crate) fn get(home: Option<PathBuf>, json: bool, uri: &str, dest: &Path) -> Result<(), Error> {
+pub(crate) fn get(home: &Opts, json: bool, uri: &str, dest: &Path) -> Result<(), Error> {
     let uri = parse_uri(uri)?;
     let (_home, svdb) = open(home)?;
     let r: LayoutReport = runtime()?.block_on(svdb.get(&uri, dest))?;
@@ -145,7 +145,7 @@ pub(crate) fn get(home: Option<PathBuf>, json: bool, uri: &str, dest: &Path) -> 
 }
 
 /// `arthai storage-ls URI`.
-pub(crate) fn ls(home: Option<PathBuf>, json: bool, uri: &str) -> Result<(), Error> {
+pub(crate) fn ls(home: &Opts, json: bool, uri: &str) -> Result<(), Error> {
     let uri = parse_uri(uri)?;
     let (_home, svdb) = open(home)?;
     let l = runtime()?.block_on(svdb.ls(&uri))?;

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use artha_core::JobPhase;
 use artha_core::{
     Amount, ChainJobStatus, ErrorKind, Escrow, InputRef, JobId, JobKind, JobSpec, ProofChain,
     Registry,
 };
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
-use artha_core::JobPhase;
 use artha_engine::policy::{Credential, Identity};
 
 mod common;

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
+use artha_core::JobPhase;
 use artha_core::{
     Amount, ChainJobStatus, CostModel, InputRef, JobKind, JobSpec, ProofChain, Runtime,
 };
 use artha_engine::Engine;
 use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
-use artha_core::JobPhase;
 
 mod common;
 use common::check_settled_job;

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use artha_core::{Amount, ErrorKind, InputRef, JobId, JobKind, JobSpec, ProofChain, Runtime};
+use artha_core::{JobPhase, JobRecord};
 use artha_engine::Engine;
 use artha_engine::engine::DockerChoice;
-use artha_core::{JobPhase, JobRecord};
 
 #[allow(dead_code)]
 mod common;

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use artha_core::JobPhase;
 use artha_core::{Amount, Escrow, JobId, ProofChain};
 use artha_engine::Engine;
-use artha_core::JobPhase;
 
 /// Every artifact is retrievable and verifies; every receipt is a mined
 /// transaction at the block recorded; the job's escrow is closed with
