@@ -32,6 +32,8 @@ pub const FUNDING: U256 = U256::from_limbs([0x35c9_adc5_dea0_0000, 0x36, 0, 0]);
 
 /// The job [`job_settles`] runs to finalization.
 pub const SETTLED_JOB: [u8; 16] = [7; 16];
+/// The job [`proof_chain_contract`] fails after assignment.
+pub const FAILED_JOB: [u8; 16] = [9; 16];
 /// The job [`challenge_is_upheld`] gets slashed.
 pub const SLASHED_JOB: [u8; 16] = [8; 16];
 
@@ -151,6 +153,12 @@ pub async fn run_all<B: EvmBackend>(backend: B, accounts: Accounts) -> ArthaCont
     )
     .await;
     super::scenario("chain", "job_settles", job_settles(&c)).await;
+    super::scenario(
+        "chain",
+        "proof_chain_contract",
+        proof_chain_contract(&c, &node()),
+    )
+    .await;
     super::scenario("chain", "challenge_is_upheld", challenge_is_upheld(&c)).await;
     c
 }
@@ -344,6 +352,68 @@ pub async fn job_settles<B: EvmBackend>(c: &ArthaContracts<B>) {
         revert_name(&c.finalize(&job).await.expect_err("finalize should fail")),
         Some("AlreadyFinalized")
     );
+}
+
+/// The [`ProofChain`] contract through the trait alone, on job
+/// [`FAILED_JOB`] (so any `ProofChain` over a deployment where `node` is
+/// registered and eligible can run it): every write returns a receipt of
+/// an included transaction, each with its own hash; `job_status` follows
+/// Submitted → Assigned → Failed; a second submission, a second `fail`
+/// and a commitment of the failed job are errors of kind `Reverted`;
+/// `block_time` is set and never goes back.
+pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
+    let job = JobId::from_bytes(FAILED_JOB);
+    let t0 = chain.block_time().await.expect("block_time");
+    assert!(t0 > 0, "a block time is set");
+    let submitted = chain
+        .submit_job(&submission(job, arth(10)))
+        .await
+        .expect("submit_job");
+    assert!(submitted.block_number > 0, "{submitted:?}");
+    assert!(submitted.gas_used > 0, "{submitted:?}");
+    assert_eq!(
+        chain.job_status(&job).await.expect("job_status"),
+        ChainJobStatus::Submitted
+    );
+    let e = chain
+        .submit_job(&submission(job, arth(10)))
+        .await
+        .expect_err("a second submission of one job should revert");
+    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+    let assigned = chain.assign(&job, node).await.expect("assign");
+    assert_eq!(
+        chain.job_status(&job).await.expect("job_status"),
+        ChainJobStatus::Assigned
+    );
+    let failed = chain.fail(&job).await.expect("fail an assigned job");
+    assert_eq!(
+        chain.job_status(&job).await.expect("job_status"),
+        ChainJobStatus::Failed
+    );
+    let hashes = [submitted.tx_hash, assigned.tx_hash, failed.tx_hash];
+    assert!(
+        hashes[0] != hashes[1] && hashes[1] != hashes[2] && hashes[0] != hashes[2],
+        "one transaction per write: {hashes:?}"
+    );
+    assert!(
+        failed.block_number >= assigned.block_number
+            && assigned.block_number >= submitted.block_number,
+        "receipts in block order"
+    );
+    let e = chain
+        .fail(&job)
+        .await
+        .expect_err("failing a failed job should revert");
+    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+    let recs = records(10, "failed");
+    let tree = JobTree::build(&recs, 100).expect("a job tree");
+    let e = chain
+        .commit(&commitment(job, &tree, 10, 10))
+        .await
+        .expect_err("committing a failed job should revert");
+    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+    let t1 = chain.block_time().await.expect("block_time");
+    assert!(t1 >= t0, "block time went back: {t0} then {t1}");
 }
 
 /// Job [`SLASHED_JOB`] commits a faked step; a challenge with the wrong

@@ -238,12 +238,10 @@ async fn listed(ex: &dyn Executor) -> Vec<ExecHandle> {
         .unwrap_or_else(|e| panic!("list failed: {e}"))
 }
 
-fn with_timeout<F: Future>(what: &'static str, f: F) -> impl Future<Output = F::Output> {
-    async move {
-        tokio::time::timeout(FINISH_TIMEOUT, f)
-            .await
-            .unwrap_or_else(|_| panic!("{what} did not return within {FINISH_TIMEOUT:?}"))
-    }
+async fn with_timeout<F: Future>(what: &'static str, f: F) -> F::Output {
+    tokio::time::timeout(FINISH_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not return within {FINISH_TIMEOUT:?}"))
 }
 
 // -------------------------------------------------------------- scenarios
@@ -442,6 +440,6 @@ pub async fn second_launch_is_refused(ex: &dyn Executor, fx: &ExecutorFixture) {
         .into_iter()
         .filter(|x| x.job_id == jd.job)
         .collect();
-    assert_eq!(mine, [h.clone()], "one job listed for the id");
+    assert_eq!(mine, std::slice::from_ref(&h), "one job listed for the id");
     stop_and_remove(ex, &h).await;
 }

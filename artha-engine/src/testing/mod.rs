@@ -20,17 +20,21 @@
 //! - [`chain`]: the Artha contracts on an
 //!   [`EvmBackend`](crate::chain::EvmBackend), driven through
 //!   [`ProofChain`](artha_core::ProofChain) and the contract bindings
-//!   (registries, submission, commitment and settlement, challenges). Run
-//!   against the embedded EVM and a real anvil.
+//!   (registries, submission, commitment and settlement, failure,
+//!   challenges). Run against the embedded EVM and a real anvil. Its
+//!   [`proof_chain_contract`](chain::proof_chain_contract) scenario uses
+//!   only the [`ProofChain`](artha_core::ProofChain) trait, for a chain
+//!   that is not an EVM backend.
 //!
 //! Each scenario is a public async function taking the implementation
 //! under test; each module has a `run_all` that runs every scenario. A
 //! scenario **panics** on the first failed check, as a test does, with a
 //! message saying what was checked; `run_all` (and `run_scenario` in
-//! [`store`] and [`executor`]) re-raise that panic as
-//! `<suite> scenario `<name>` failed: <message>`, so the failing scenario
-//! is named. Call them from `#[tokio::test]` functions (a multi-threaded
-//! runtime: some scenarios run tasks concurrently).
+//! [`store`] and [`executor`]) re-raise that panic with the suite's and
+//! the scenario's names in front, e.g. ``store scenario `pins_and_gc`
+//! failed: …``, so the failing scenario is named. Call them from
+//! `#[tokio::test]` functions (a multi-threaded runtime: some scenarios
+//! run tasks concurrently).
 //!
 //! The suites use real files under a temporary directory
 //! ([`tempfile`], re-exported so your harness can use the same version),
