@@ -84,12 +84,14 @@ prereqs() {
 }
 
 # One feature set for every cargo command of this script: the features that
-# only add code (NVML inventory, S3 backend) are enabled together, so clippy,
-# the tests, the doc tests, the binaries and the examples share one build of
-# the workspace and no stage recompiles the engine with another set. The one
+# only add code (NVML inventory, S3 backend, the public test suites of
+# `artha_engine::testing`, which the integration tests run) are enabled
+# together, so clippy, the tests, the doc tests, the binaries and the examples
+# share one build of the workspace and no stage recompiles the engine with
+# another set. The one
 # other build is the wasm32 target (stage wasm) and the static musl images
 # (tests/lib/images.sh), which need another target.
-FEATURES=(--features "artha-engine/gpu,artha-engine/s3")
+FEATURES=(--features "artha-engine/gpu,artha-engine/s3,artha-engine/testing")
 CARGO_FLAGS=(--workspace --locked "${FEATURES[@]}")
 # The S3 suite needs a server on loopback (stage store-s3); the other test
 # stages leave it out.

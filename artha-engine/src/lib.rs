@@ -21,7 +21,8 @@
 //!
 //! Feature flags: `docker` (default; the bollard-based Docker executor) and
 //! `gpu` (NVML inventory; without it, or without a driver, the inventory is
-//! configured), `s3` (the S3-compatible SVDB backend).
+//! configured), `s3` (the S3-compatible SVDB backend), `testing` (the
+//! public conformance suites in `testing`, for custom backends).
 #![deny(missing_docs)]
 
 pub mod chain;
@@ -37,6 +38,8 @@ pub mod proofs;
 pub mod quickstart;
 pub mod sched;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use artha_core as core;
 pub use engine::{Engine, EngineBuilder};

@@ -1,14 +1,12 @@
-//! The chain suite on a real anvil over JSON-RPC (started on loopback by
-//! tests/run.sh, which exports `ARTHA_TEST_ANVIL_URL`).
+//! The public chain suite (`artha_engine::testing::chain`) on a real anvil
+//! over JSON-RPC (started on loopback by tests/run.sh, which exports
+//! `ARTHA_TEST_ANVIL_URL`).
 #![cfg(feature = "evm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod chain_suite;
 
 use artha_core::ErrorKind;
 use artha_engine::chain::contracts::Accounts;
 use artha_engine::chain::rpc::RpcChain;
-use chain_suite::*;
 
 /// anvil's first three development keys (from its well-known test mnemonic).
 const KEYS: [&str; 3] = [
@@ -43,7 +41,7 @@ async fn suite_runs_on_anvil() {
                 .address()
         })
         .collect();
-    run(
+    artha_engine::testing::chain::run_all(
         chain,
         Accounts {
             admin: addrs[0],

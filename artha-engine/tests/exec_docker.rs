@@ -1,5 +1,7 @@
 //! The Docker executor against a real dockerd and the `FROM scratch`
-//! `artha-testrt` image (built by tests/run.sh; see tests/lib/images.sh).
+//! `artha-testrt` image (built by tests/run.sh; see tests/lib/images.sh):
+//! the public executor suite (`artha_engine::testing::executor`, one test
+//! per scenario), plus hardening, failure reasons, GPUs and rediscovery.
 #![cfg(feature = "docker")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +17,7 @@ use artha_engine::exec::{
     DockerConfig, DockerExecutor, EVENTS_FILE, GpuAllocator, GpuInventory, InventorySource,
     supervise,
 };
+use artha_engine::testing::ExecutorFixture;
 use bollard::Docker;
 use exec_support::*;
 
@@ -26,6 +29,18 @@ async fn setup() -> Option<(tempfile::TempDir, DockerExecutor, Runtime)> {
         .unwrap();
     Some((tmp, ex, Runtime::Image(image)))
 }
+
+async fn suite_setup() -> Option<(tempfile::TempDir, DockerExecutor, ExecutorFixture)> {
+    let (tmp, ex, runtime) = setup().await?;
+    let fx = ExecutorFixture {
+        runtime,
+        jobs_root: tmp.path().to_path_buf(),
+        stop_grace: Duration::from_secs(1),
+    };
+    Some((tmp, ex, fx))
+}
+
+executor_scenarios!(suite_setup);
 
 async fn run(ex: &DockerExecutor, spec: artha_core::LaunchSpec) -> artha_engine::exec::Supervised {
     let events = spec.mounts.artha.join(EVENTS_FILE);

@@ -1,11 +1,12 @@
-//! The SVDB on the local filesystem: the shared behaviour suite, plus what
+//! The SVDB on the local filesystem: the public store suite
+//! (`artha_engine::testing::store`, one test per scenario), plus what
 //! only a local store can show: on-disk layout, `kill -9` during a push,
 //! several processes pushing at once, a full disk, hard links vs copies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_suite;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,35 +14,41 @@ use std::time::{Duration, Instant};
 use artha_core::{ArthaUri, Cid, ErrorKind};
 use artha_engine::EngineHome;
 use artha_engine::store::{LocalBlobStore, PushOptions, Svdb};
-use store_suite::{CS, Harness, Tamper, assert_same_tree, bytes, ctx};
-
-impl Tamper for LocalBlobStore {
-    async fn overwrite(&self, cid: &Cid, data: Vec<u8>) {
-        let p = self.blob_path(cid);
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        std::fs::write(&p, data).unwrap();
-    }
-}
+use artha_engine::testing::store::{
+    self as suite, CS, Harness, Tamper, assert_same_tree, bytes, ctx,
+};
 
 async fn make() -> Option<Harness<LocalBlobStore>> {
     let tmp = tempfile::tempdir().unwrap();
-    let svdb = Svdb::open_dir(tmp.path().join("store"))
-        .unwrap()
-        .with_chunk_size(CS)
-        .unwrap();
+    let dir = tmp.path().join("store");
+    let reopen = move || open(&dir);
     Some(Harness {
-        svdb,
+        svdb: reopen(),
         tmp,
         links: true,
+        reopen: Box::new(reopen),
     })
 }
 
-fn reopen(h: &Harness<LocalBlobStore>) -> impl Fn() -> Svdb<LocalBlobStore> + use<> {
-    let dir = h.svdb.backend().root().to_path_buf();
-    move || Svdb::open_dir(&dir).unwrap().with_chunk_size(CS).unwrap()
+store_scenarios!(make);
+
+/// The whole suite through its public entry point, as a user would run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_the_local_store() {
+    suite::run_all(|| async { make().await.unwrap() }).await;
 }
 
-behaviour_suite!(make, reopen);
+/// A failing scenario is reported by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "store scenario `blob_contract` failed")]
+async fn a_failing_scenario_is_named() {
+    // Not empty: the blob contract's `list` check fails.
+    let h = make().await.unwrap();
+    artha_core::BlobStore::put(h.svdb.backend(), b"left over".to_vec())
+        .await
+        .unwrap();
+    suite::run_scenario("blob_contract", h).await;
+}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -364,7 +371,7 @@ fn materialize_copies_across_filesystems_and_verifies_links() {
     let tmp = tempfile::tempdir().unwrap();
     let svdb = open(&tmp.path().join("store"));
     let src = tmp.path().join("tree");
-    store_suite::make_tree(&src, 12);
+    suite::make_tree(&src, 12);
     let r = rt
         .block_on(svdb.push_path(&src, &PushOptions::default()))
         .unwrap();

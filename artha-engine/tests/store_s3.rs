@@ -1,4 +1,5 @@
-//! The SVDB on an S3-compatible store: the shared behaviour suite against a
+//! The SVDB on an S3-compatible store: the public store suite
+//! (`artha_engine::testing::store`, one test per scenario) against a
 //! real server on loopback (`tests/lib/s3.sh` starts `moto_server` and sets
 //! `ARTHA_TEST_S3_ENDPOINT` and `ARTHA_TEST_S3_BUCKET`), plus an unreachable
 //! endpoint and configuration errors. Without an endpoint the suite is
@@ -13,17 +14,7 @@ use std::time::{Duration, Instant};
 
 use artha_core::{BlobStore, Cid, ErrorKind};
 use artha_engine::store::{PushOptions, S3BlobStore, S3Config, Svdb};
-use object_store::ObjectStoreExt;
-use store_suite::{CS, Harness, Tamper};
-
-impl Tamper for S3BlobStore {
-    async fn overwrite(&self, cid: &Cid, data: Vec<u8>) {
-        self.object_store()
-            .put(&self.key(cid), data.into())
-            .await
-            .unwrap();
-    }
-}
+use artha_engine::testing::store::{CS, Harness};
 
 fn endpoint() -> Option<String> {
     match std::env::var("ARTHA_TEST_S3_ENDPOINT") {
@@ -66,30 +57,24 @@ async fn make() -> Option<Harness<S3BlobStore>> {
             .unwrap()
             .as_nanos()
     );
-    let store = S3BlobStore::new(config(&ep, prefix)).unwrap();
-    let svdb = Svdb::new(store, tmp.path().join("state"))
-        .unwrap()
-        .with_chunk_size(CS)
-        .unwrap();
-    Some(Harness {
-        svdb,
-        tmp,
-        links: false,
-    })
-}
-
-fn reopen(h: &Harness<S3BlobStore>) -> impl Fn() -> Svdb<S3BlobStore> + use<> {
-    let backend = h.svdb.backend().clone();
-    let state = h.svdb.state_dir().to_path_buf();
-    move || {
+    let backend = S3BlobStore::new(config(&ep, prefix)).unwrap();
+    let state = tmp.path().join("state");
+    // A second handle: the same bucket and prefix, the same pin state.
+    let reopen = move || {
         Svdb::new(backend.clone(), &state)
             .unwrap()
             .with_chunk_size(CS)
             .unwrap()
-    }
+    };
+    Some(Harness {
+        svdb: reopen(),
+        tmp,
+        links: false,
+        reopen: Box::new(reopen),
+    })
 }
 
-behaviour_suite!(make, reopen);
+store_scenarios!(make);
 
 #[tokio::test]
 async fn unreachable_endpoint_is_a_retryable_error_naming_it() {

@@ -1,11 +1,9 @@
 //! Shared set-up for the executor tests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use artha_core::{JobId, LaunchSpec, Limits, Mounts, NodeId, Runtime};
+pub use artha_engine::testing::executor::{job_dir, launch_spec};
 
 /// The `artha-testrt` binary built next to this test binary.
 pub fn testrt_bin() -> PathBuf {
@@ -37,48 +35,41 @@ pub fn testrt_image() -> Option<String> {
     }
 }
 
-/// A job directory with data, checkpoints and artha subdirectories.
-pub struct JobDir {
-    pub job: JobId,
-    pub dir: PathBuf,
-    pub mounts: Mounts,
-}
+/// Defines one `#[tokio::test]` per scenario of the public executor suite
+/// (`artha_engine::testing::executor`), each on a fresh executor from
+/// `$setup` (an async fn returning `Option<(TempDir, Executor,
+/// ExecutorFixture)>`; `None`: not configured here, the test passes
+/// without checking), and a test that the list is the suite's.
+#[macro_export]
+macro_rules! executor_scenarios {
+    ($setup:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some((_tmp, ex, fx)) = $setup().await {
+                    artha_engine::testing::executor::run_scenario(stringify!($name), &ex, &fx)
+                        .await;
+                }
+            }
+        )*
 
-pub fn job_dir(root: &Path, n: u64) -> JobDir {
-    let job = JobId::derive(&[
-        b"exec-test",
-        &n.to_le_bytes(),
-        root.to_string_lossy().as_bytes(),
-    ]);
-    let dir = root.join(job.to_string());
-    for d in ["data", "checkpoints", "artha"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(dir.join("data/input.csv"), "x,y\n1,2\n").unwrap();
-    let mounts = Mounts {
-        model: None,
-        data: Some(dir.join("data")),
-        checkpoints: dir.join("checkpoints"),
-        artha: dir.join("artha"),
+        #[test]
+        fn every_executor_scenario_has_a_test() {
+            assert_eq!(
+                [$(stringify!($name)),*].as_slice(),
+                artha_engine::testing::executor::SCENARIOS
+            );
+        }
     };
-    JobDir { job, dir, mounts }
-}
-
-pub fn launch_spec(jd: &JobDir, runtime: Runtime, args: &[&str]) -> LaunchSpec {
-    LaunchSpec {
-        job_id: jd.job,
-        node_id: NodeId::from_bytes([9; 16]),
-        runtime,
-        args: args.iter().map(|s| s.to_string()).collect(),
-        env: BTreeMap::from([("EPOCHS".to_string(), "2".to_string())]),
-        mounts: jd.mounts.clone(),
-        gpus: vec![],
-        limits: Limits {
-            cpu_millis: 1000,
-            memory_mib: 256,
-            pids: 64,
-            max_duration: Duration::from_secs(60),
-        },
-        network: false,
-    }
+    ($setup:path) => {
+        $crate::executor_scenarios!($setup;
+            launch_writes_events_and_exits_zero,
+            failing_program_exits_non_zero,
+            stop_ends_a_sleeping_job,
+            logs_in_order_and_since_skips,
+            remove_is_idempotent,
+            list_contains_a_launched_handle,
+            second_launch_is_refused,
+        );
+    };
 }
