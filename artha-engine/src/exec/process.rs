@@ -482,17 +482,21 @@ impl Executor for ProcessExecutor {
         tokio::spawn(async move {
             let mut stopped = false;
             let mut timed_out = false;
+            // Biased: a stop request (its SIGTERM is sent right after it)
+            // and the exit it causes are often ready together; the run was
+            // stopped, not an exit with 143.
             let status = tokio::select! {
-                s = child.wait() => s,
+                biased;
+                _ = stop_rx => {
+                    stopped = true;
+                    child.wait().await
+                }
                 () = tokio::time::sleep(max) => {
                     timed_out = true;
                     signal_group(pid, Signal::SIGKILL);
                     child.wait().await
                 }
-                _ = stop_rx => {
-                    stopped = true;
-                    child.wait().await
-                }
+                s = child.wait() => s,
             };
             // Whatever the leader's fate, no process of the job may outlive it.
             signal_group(pid, Signal::SIGKILL);

@@ -34,10 +34,8 @@
 //! - [`failing_program_exits_non_zero`]: a program exiting with 3 finishes
 //!   as `Exited { code: 3 }`.
 //! - [`stop_ends_a_sleeping_job`]: a running job stops within the grace
-//!   period plus a margin, finishes as `Stopped`; `stop` again succeeds.
-//!   (For now `Exited { code: 143 }`, death by the polite SIGTERM, is
-//!   accepted too: the process executor reports it when the job's exit
-//!   wins a race against the stop request.)
+//!   period plus a margin, finishes as `Stopped` (not as the exit its
+//!   SIGTERM caused); `stop` again succeeds.
 //! - [`logs_in_order_and_since_skips`]: `logs(h, 0)` returns the job's
 //!   lines in order with `seq` 0, 1, 2…; `logs(h, n)` returns the same
 //!   lines from the n-th.
@@ -225,16 +223,9 @@ fn reason(state: &ExecState) -> Option<&ExitReason> {
     }
 }
 
-/// Whether `state` is what a stopped job ends as: `Stopped`, or
-/// `Exited { code: 143 }` (killed by the polite SIGTERM), which the
-/// process executor reports now and then: its supervisor races the job's
-/// exit against the stop request (an unbiased `select!`). Tolerated until
-/// that is fixed; then only `Stopped` is the contract.
+/// Whether `state` is what a stopped job ends as: `Stopped`.
 fn stopped(state: &ExecState) -> bool {
-    matches!(
-        reason(state),
-        Some(ExitReason::Stopped | ExitReason::Exited { code: 143 })
-    )
+    matches!(reason(state), Some(ExitReason::Stopped))
 }
 
 async fn stop_and_remove(ex: &dyn Executor, h: &ExecHandle) {
@@ -323,7 +314,7 @@ pub async fn failing_program_exits_non_zero(ex: &dyn Executor, fx: &ExecutorFixt
 
 /// A job sleeping for a minute is `Running`; `stop` with the fixture's
 /// grace period ends it well before (grace plus 30 s at most), as
-/// `Stopped` (or, for now, `Exited { code: 143 }`: see the module docs);
+/// `Stopped`;
 /// `wait` and `state` agree; a second `stop` succeeds.
 pub async fn stop_ends_a_sleeping_job(ex: &dyn Executor, fx: &ExecutorFixture) {
     let jd = scenario_dir(fx, 3);
