@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use artha_core::{
     Amount, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetRegistration,
-    Escrow, JobId, ModelId, ModelRecord, NodeId, NodeRegistration, NodeStanding, Party,
-    ProofChain, Receipt, Registry, Result,
+    Escrow, JobId, ModelId, ModelRecord, NodeId, NodeRegistration, NodeStanding, Party, ProofChain,
+    Receipt, Registry, Result,
 };
 use async_trait::async_trait;
 

@@ -1106,7 +1106,7 @@ async fn register_trained_model(inner: &Inner, r: &JobRecord) -> Result<()> {
     if inner.catalog.model(&id)?.is_none() {
         let code = alloy_primitives::keccak256(architecture.as_bytes());
         let receipt = inner
-            .contracts
+            .scheduler
             .register_model(
                 &id,
                 uri.cid(),
@@ -1182,7 +1182,8 @@ async fn close(inner: &Inner, r: &JobRecord) -> Result<()> {
     }
     let status = match artha_core::ProofChain::job_status(&*inner.contracts, &job).await {
         Ok(s) => Some(s),
-        Err(e) if e.kind() == ErrorKind::Reverted => None, // never submitted
+        // Never submitted (UnknownJob).
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Reverted) => None,
         Err(e) => return Err(e),
     };
     match status {

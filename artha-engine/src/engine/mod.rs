@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{Address, U256, keccak256};
+use alloy_primitives::keccak256;
 use artha_core::{
     Amount, ArthaUri, CostModel, DatasetId, Error, ErrorKind, InputRef, JobId, JobSpec, LogLine,
     ModelId, NodeId, ProofChain, Result, Runtime,
@@ -73,8 +73,10 @@ pub use catalog::{Catalog, DatasetEntry, ModelEntry};
 pub use view::JobsView;
 
 use crate::chain::EvmBackend;
-use crate::chain::contracts::{Accounts, ArthaContracts, Params};
+use crate::chain::contracts::{ArthaContracts, Attestor, Params};
 use crate::chain::outbox::Outbox;
+use crate::chain::parties::ChainParties;
+use crate::chain::setup::{ChainSetup, PartyKeys};
 use crate::exec::{GpuAllocator, GpuInventory, ProcessExecutor};
 use crate::home::EngineHome;
 use crate::jobs::{JobLedger, JobPhase, JobRecord, now_ms};
@@ -96,12 +98,11 @@ pub const NATIVE_RUNTIMES: &[&str] = &["mlp", "logreg"];
 enum ChainChoice {
     /// The in-process EVM under the home (default).
     Embedded,
-    /// A JSON-RPC endpoint with the admin, operator and submitter keys: the
-    /// contracts are deployed on first use and the deployment is saved in
-    /// the home (one per endpoint and chain id).
-    Rpc { url: String, keys: [String; 3] },
-    /// Contracts already deployed (or attached) on some backend, e.g. anvil.
-    Contracts(Box<Contracts>),
+    /// A JSON-RPC endpoint with one key per party (and the admin's,
+    /// optionally): see [`crate::chain::setup::open_rpc`].
+    Rpc { url: String, keys: PartyKeys },
+    /// A chain opened by the caller.
+    Setup(Box<ChainSetup>),
 }
 
 /// Whether to use Docker.
@@ -170,20 +171,20 @@ impl EngineBuilder {
         self
     }
 
-    /// Use these contracts (e.g. deployed on anvil through
-    /// [`crate::chain::rpc::RpcChain`]) instead of the embedded chain.
+    /// Use a chain the caller opened ([`crate::chain::setup`]) instead of
+    /// the embedded chain.
     #[must_use]
-    pub fn contracts(mut self, contracts: Contracts) -> Self {
-        self.chain = ChainChoice::Contracts(Box::new(contracts));
+    pub fn chain_setup(mut self, setup: ChainSetup) -> Self {
+        self.chain = ChainChoice::Setup(Box::new(setup));
         self
     }
 
-    /// Use the EVM chain at `url` (e.g. anvil) with `keys` — hex private keys
-    /// of the admin (deployer, scheduler, attestor), the node operator and
-    /// the submitter. The contracts are deployed there on first use and the
-    /// deployment is remembered in the home.
+    /// Use the EVM chain at `url` (e.g. anvil) with one hex private key per
+    /// party, and the admin's to deploy the contracts there on first use
+    /// (the deployment is remembered in the home); see
+    /// [`crate::chain::setup::open_rpc`].
     #[must_use]
-    pub fn rpc_chain(mut self, url: impl Into<String>, keys: [String; 3]) -> Self {
+    pub fn rpc_chain(mut self, url: impl Into<String>, keys: PartyKeys) -> Self {
         self.chain = ChainChoice::Rpc {
             url: url.into(),
             keys,
@@ -284,27 +285,29 @@ impl EngineBuilder {
         }
         let node = NodeId::derive(&[b"node", identity.did().as_str().as_bytes()]);
 
-        let (contracts, dev) = match self.chain {
-            ChainChoice::Contracts(c) => (DeployOrReady::Ready(*c), None),
-            ChainChoice::Embedded => embedded_contracts(&home, identity.did(), self.params)?,
+        let chain_dir = home.dir("chain");
+        let setup = match self.chain {
+            ChainChoice::Setup(s) => *s,
+            ChainChoice::Embedded => {
+                let seed = identity.did().to_string();
+                crate::chain::setup::open_embedded(&chain_dir, &seed, self.params).await?
+            }
             ChainChoice::Rpc { url, keys } => {
-                (rpc_contracts(&home, &url, &keys, self.params).await?, None)
+                crate::chain::setup::open_rpc(&url, &keys, self.params, &chain_dir).await?
             }
         };
-        let contracts = match contracts {
-            DeployOrReady::Ready(c) => c,
-            DeployOrReady::Deploy(backend, accounts, params, saved) => {
-                let c = ArthaContracts::deploy(backend, accounts, params).await?;
-                c.save(&saved)?;
-                c
-            }
-        };
-        let contracts = Arc::new(contracts);
-        let outbox_path = home.dir("chain").join(format!(
+        #[cfg(feature = "embedded-chain")]
+        let dev = setup.dev.clone();
+        #[cfg(not(feature = "embedded-chain"))]
+        let dev: Option<DevChain> = None;
+        let contracts = Arc::new(setup.contracts(artha_core::Party::Worker));
+        let submitter = setup.contracts(artha_core::Party::Submitter);
+        let scheduler = setup.contracts(artha_core::Party::Scheduler);
+        let outbox_path = chain_dir.join(format!(
             "outbox-{}.json",
-            hex::encode(contracts.deployment.jobs.as_slice())
+            hex::encode(setup.deployment.jobs.as_slice())
         ));
-        let outbox = Outbox::open(contracts.clone(), outbox_path)?;
+        let outbox = Outbox::open(setup.parties.clone(), outbox_path)?;
 
         let inventory = match self.gpus {
             Some(inv) => inv,
@@ -337,6 +340,9 @@ impl EngineBuilder {
             ledger,
             catalog,
             contracts,
+            submitter,
+            scheduler,
+            attestor: setup.attestor,
             outbox,
             dev,
             process,
@@ -376,115 +382,10 @@ impl EngineBuilder {
     }
 }
 
-enum DeployOrReady {
-    Ready(Contracts),
-    Deploy(Arc<dyn EvmBackend>, Accounts, Params, PathBuf),
-}
-
-#[cfg(feature = "evm")]
-async fn rpc_contracts(
-    home: &EngineHome,
-    url: &str,
-    keys: &[String; 3],
-    params: Params,
-) -> Result<DeployOrReady> {
-    use alloy::signers::local::PrivateKeySigner;
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let chain = crate::chain::rpc::RpcChain::connect(url, &refs).await?;
-    let mut addrs = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let signer: PrivateKeySigner = k
-            .trim_start_matches("0x")
-            .parse()
-            .map_err(|_| Error::invalid(format!("keys[{i}]"), "not a secp256k1 private key"))?;
-        addrs.push(signer.address());
-    }
-    let accounts = Accounts {
-        admin: addrs[0],
-        operator: addrs[1],
-        submitter: addrs[2],
-    };
-    let backend: Arc<dyn EvmBackend> = Arc::new(chain);
-    let tag = hex::encode(&keccak256(format!("{url} {}", addrs[0]).as_bytes())[..8]);
-    let saved = home.dir("chain").join(format!("deployment-rpc-{tag}.json"));
-    // A saved deployment is used only while its code is still there (a
-    // restarted anvil forgets everything).
-    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)?
-        && c.node_eligible(&NodeId::from_bytes([0; 16])).await.is_ok()
-    {
-        return Ok(DeployOrReady::Ready(c));
-    }
-    Ok(DeployOrReady::Deploy(backend, accounts, params, saved))
-}
-
-#[cfg(not(feature = "evm"))]
-async fn rpc_contracts(
-    _home: &EngineHome,
-    _url: &str,
-    _keys: &[String; 3],
-    _params: Params,
-) -> Result<DeployOrReady> {
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "built without `evm`: no JSON-RPC chain",
-    ))
-}
-
-/// The development accounts of an embedded chain, derived from the local
-/// identity so that each home has its own.
-fn dev_accounts(did: &Did) -> Accounts {
-    let a = |role: &str| {
-        let h = keccak256(format!("artha dev account {role} {did}").as_bytes());
-        Address::from_slice(&h[12..])
-    };
-    Accounts {
-        admin: a("admin"),
-        operator: a("operator"),
-        submitter: a("submitter"),
-    }
-}
-
 #[cfg(feature = "embedded-chain")]
 type DevChain = Arc<crate::chain::embedded::EmbeddedEvm>;
 #[cfg(not(feature = "embedded-chain"))]
 type DevChain = ();
-
-#[cfg(feature = "embedded-chain")]
-fn embedded_contracts(
-    home: &EngineHome,
-    did: &Did,
-    params: Params,
-) -> Result<(DeployOrReady, Option<DevChain>)> {
-    let dir = home.dir("chain").join("evm");
-    let evm = Arc::new(crate::chain::embedded::EmbeddedEvm::open(&dir)?);
-    let backend: Arc<dyn EvmBackend> = evm.clone();
-    let saved = home.dir("chain").join("deployment.json");
-    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)? {
-        return Ok((DeployOrReady::Ready(c), Some(evm)));
-    }
-    let accounts = dev_accounts(did);
-    // A development chain funds its accounts, as anvil does.
-    let million = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
-    for a in [accounts.admin, accounts.operator, accounts.submitter] {
-        evm.fund(a, million)?;
-    }
-    Ok((
-        DeployOrReady::Deploy(backend, accounts, params, saved),
-        Some(evm),
-    ))
-}
-
-#[cfg(not(feature = "embedded-chain"))]
-fn embedded_contracts(
-    _home: &EngineHome,
-    _did: &Did,
-    _params: Params,
-) -> Result<(DeployOrReady, Option<DevChain>)> {
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "built without `embedded-chain`: give the engine contracts on an RPC chain",
-    ))
-}
 
 /// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` next to the current
 /// executable, else `artha-runtime` (looked up on `PATH` at launch).
@@ -601,8 +502,15 @@ pub(crate) struct Inner {
     store: Svdb<LocalBlobStore>,
     ledger: JobLedger,
     catalog: Catalog,
+    /// The worker's client (reads, node registration).
     contracts: Arc<Contracts>,
-    outbox: Outbox<Arc<Contracts>>,
+    /// The submitter's client (datasets, models, balance).
+    submitter: Contracts,
+    /// The scheduler's client (trained models).
+    scheduler: Contracts,
+    /// The admin's attestor, on a chain this engine administers.
+    attestor: Option<Attestor>,
+    outbox: Outbox<ChainParties>,
     #[allow(dead_code)] // used only with `embedded-chain`
     dev: Option<DevChain>,
     process: ProcessExecutor,
@@ -650,8 +558,12 @@ impl Inner {
     }
 
     async fn register_node(&self) -> Result<()> {
-        if self.contracts.node_eligible(&self.node).await? {
-            return Ok(());
+        match self.contracts.node(&self.node).await {
+            // Registered: eligible, or decertified (a slash) — which only
+            // the attestor may undo, deliberately, not the node reopening.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         let inv = self.gpus.inventory();
         let mem = inv.devices.iter().map(|d| d.memory_mib).min().unwrap_or(0);
@@ -666,6 +578,9 @@ impl Inner {
                 Amount::from_wei(self.contracts.params.min_stake),
             )
             .await?;
+        if let Some(a) = &self.attestor {
+            a.certify(&self.node).await?;
+        }
         Ok(())
     }
 }
@@ -816,7 +731,7 @@ impl Engine {
         }
         let r = self
             .inner
-            .contracts
+            .submitter
             .register_dataset(&id, &cid, None, listing.size, tags)
             .await;
         registered_once(r, "DatasetExists")?;
@@ -872,7 +787,7 @@ impl Engine {
         }
         let r = self
             .inner
-            .contracts
+            .submitter
             .register_model(
                 &id,
                 &cid,
@@ -958,8 +873,7 @@ impl Engine {
         // A budget the submitter cannot lock is refused before anything is
         // recorded (one over the credential's cap is the policy's to refuse).
         if spec.budget <= credential.credential.budget_cap {
-            let c = &inner.contracts;
-            let balance = ArthaContracts::balance(c, c.accounts.submitter).await?;
+            let balance = artha_core::ProofChain::balance(&inner.submitter).await?;
             if spec.budget > balance {
                 return Err(Error::new(
                     ErrorKind::InsufficientFunds,
@@ -969,7 +883,7 @@ impl Engine {
                     ),
                 )
                 .with_context("field", "budget")
-                .with_context("account", c.accounts.submitter.to_string()));
+                .with_context("account", inner.submitter.address().to_string()));
             }
         }
         inner.policy.admit(
@@ -1227,7 +1141,10 @@ impl Engine {
 fn registered_once(r: Result<artha_core::Receipt>, exists: &str) -> Result<()> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if crate::chain::contracts::revert_name(&e) == Some(exists) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let _ = exists;
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
