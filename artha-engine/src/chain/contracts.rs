@@ -279,9 +279,10 @@ impl ContractError {
 }
 
 /// Every role the contracts check, by name.
-const ROLE_NAMES: [&str; 8] = [
+const ROLE_NAMES: [&str; 9] = [
     "ADMIN",
     "SCHEDULER",
+    "REGISTRAR",
     "PROVER",
     "ESCROW",
     "SETTLER",

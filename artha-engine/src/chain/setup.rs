@@ -422,3 +422,100 @@ pub async fn open_rpc(
         "built without `evm`: no JSON-RPC chain",
     ))
 }
+
+#[cfg(all(test, feature = "embedded-chain"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use artha_core::{Amount, ProofChain};
+
+    const SEED: &str = "did:key:z6MkTest";
+
+    fn million() -> Amount {
+        Amount::from_arth(u128::from(DEV_FUNDS_ARTH)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn embedded_parties_have_their_own_funded_accounts_and_the_engine_attests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open_embedded(tmp.path(), SEED, Params::default())
+            .await
+            .unwrap();
+        let a = s.accounts;
+        let admin = a.admin.unwrap();
+        let mut all = vec![admin, a.scheduler, a.worker, a.submitter, a.verifier];
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5, "five distinct accounts");
+        assert_eq!(a, dev_accounts(SEED));
+        assert_ne!(dev_accounts("another home"), a);
+        assert_eq!(s.attestor.as_ref().map(Attestor::address), Some(admin));
+        for party in Party::ALL {
+            let c = s.parties.get(party);
+            assert_eq!(c.account(), a.of(party).to_string(), "{party}");
+            assert_eq!(c.balance().await.unwrap(), million(), "{party}");
+            assert_eq!(s.contracts(party).address(), a.of(party));
+        }
+        let worker = s.contracts(Party::Worker);
+        assert!(worker.has_party_roles(&a.roles()).await.unwrap());
+        assert!(
+            !worker
+                .has_role(s.deployment.jobs, "SCHEDULER", admin)
+                .await
+                .unwrap()
+        );
+        let text = std::fs::read_to_string(tmp.path().join("deployment.json")).unwrap();
+        assert!(!text.contains("accounts"), "{text}");
+        let deployment = s.deployment;
+        drop(s);
+
+        // Reopened: the same contracts, nothing funded again.
+        let s = open_embedded(tmp.path(), SEED, Params::default())
+            .await
+            .unwrap();
+        assert_eq!(s.deployment, deployment);
+        assert_eq!(s.parties.submitter.balance().await.unwrap(), million());
+        assert!(s.dev.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_deployment_of_the_previous_version_gets_its_scheduler_roles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = dev_accounts(SEED);
+        let admin = a.admin.unwrap();
+        let funds = U256::from(10u128.pow(24));
+        let deployment = {
+            // What the previous version did: three funded accounts, the
+            // admin holding SCHEDULER and REGISTRAR.
+            let evm = Arc::new(EmbeddedEvm::open(&tmp.path().join("evm")).unwrap());
+            for who in [admin, a.worker, a.submitter] {
+                evm.fund(who, funds).unwrap();
+            }
+            let params = Params::default();
+            let d = ArthaContracts::deploy(&evm, admin, &Roles { scheduler: admin }, params)
+                .await
+                .unwrap();
+            let old = serde_json::json!({
+                "deployment": d,
+                "accounts": {"admin": admin, "operator": a.worker, "submitter": a.submitter},
+                "params": params,
+            });
+            std::fs::write(tmp.path().join("deployment.json"), old.to_string()).unwrap();
+            d
+        };
+        let s = open_embedded(tmp.path(), SEED, Params::default())
+            .await
+            .unwrap();
+        assert_eq!(s.deployment, deployment, "the same contracts");
+        let worker = s.contracts(Party::Worker);
+        assert!(worker.has_party_roles(&a.roles()).await.unwrap());
+        // The new accounts are funded; the old ones keep their balances.
+        assert_eq!(s.parties.verifier.balance().await.unwrap(), million());
+        assert_eq!(s.parties.scheduler.balance().await.unwrap(), million());
+        assert_eq!(
+            s.parties.worker.balance().await.unwrap(),
+            Amount::from_wei(10u128.pow(24))
+        );
+    }
+}
