@@ -16,16 +16,10 @@ use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
 use artha_engine::jobs::JobPhase;
 
 mod common;
-use common::check_settled_job;
+use common::{anvil_party_keys, check_settled_job, write_keys_file};
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
 
-/// anvil's first three development keys (its well-known test mnemonic).
-const KEYS: [&str; 3] = [
-    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-];
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -56,9 +50,10 @@ async fn torch_job_in_docker_settles_on_anvil() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
+    // anvil's keys 0–4: admin, scheduler, worker, submitter, verifier.
     let e = Engine::builder()
         .home(tmp.path().join("home"))
-        .rpc_chain(url, KEYS.map(String::from))
+        .rpc_chain(url, anvil_party_keys(0, true))
         .docker(DockerChoice::Required)
         .native_runtime(ARTHAI, &["runtime"])
         // Settlement only when the test asks (it measures balances around it).
@@ -67,7 +62,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .await
         .unwrap();
     let c = e.contracts();
-    let market_before = c.balance(c.deployment.market).await.unwrap();
+    let market_before = c.balance_of(c.deployment.market).await.unwrap();
 
     let ds = e
         .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "torch")
@@ -113,10 +108,15 @@ async fn torch_job_in_docker_settles_on_anvil() {
     e.dev_advance_time(c.params.challenge_period_secs + 1)
         .await
         .unwrap();
-    // `finalize` is sent by the admin, so the operator's and submitter's
-    // balance changes across it are the payout and the refund exactly.
-    let op_before = c.balance(c.accounts.operator).await.unwrap().wei();
-    let sub_before = c.balance(c.accounts.submitter).await.unwrap().wei();
+    // `finalize` is sent by the worker (the node's operator): the
+    // submitter's balance change across it is the refund exactly, the
+    // worker's the payout less the transaction's fee.
+    let keys = anvil_party_keys(0, true);
+    let worker = artha_engine::chain::rpc::key_address("worker", &keys.worker).unwrap();
+    let submitter = artha_engine::chain::rpc::key_address("submitter", &keys.submitter).unwrap();
+    assert_eq!(c.address(), worker, "the engine's client is the worker's");
+    let op_before = c.balance_of(worker).await.unwrap().wei();
+    let sub_before = c.balance_of(submitter).await.unwrap().wei();
     assert_eq!(e.settle_due().await.unwrap(), 1);
     let r = e.status(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled);
@@ -139,16 +139,16 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
     // node was paid the measured GPU-seconds × rate.
-    assert_eq!(c.balance(c.deployment.market).await.unwrap(), market_before);
+    assert_eq!(c.balance_of(c.deployment.market).await.unwrap(), market_before);
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
     let paid = u128::from(secs) * DEFAULT_RATE_WEI;
-    let op_after = c.balance(c.accounts.operator).await.unwrap().wei();
-    let sub_after = c.balance(c.accounts.submitter).await.unwrap().wei();
-    assert_eq!(
-        op_after - op_before,
-        paid,
-        "node paid measured GPU-s × rate"
+    let op_after = c.balance_of(worker).await.unwrap().wei();
+    let sub_after = c.balance_of(submitter).await.unwrap().wei();
+    let fee = paid - (op_after - op_before);
+    assert!(
+        fee > 0 && fee < 10u128.pow(16),
+        "node paid measured GPU-s × rate, less its finalize fee ({fee} wei)"
     );
     assert_eq!(
         sub_after - sub_before,
@@ -157,6 +157,42 @@ async fn torch_job_in_docker_settles_on_anvil() {
     );
     let trained = e.catalog().model_of_job(&job).unwrap().unwrap();
     assert_eq!(trained.dataset, Some(ds.id));
+}
+
+/// `arthai` opens an anvil chain with a keys file of one key per party:
+/// with the admin key it deploys the contracts and certifies its node;
+/// without it, it uses that deployment and has nobody to certify a node.
+#[test]
+fn a_keys_file_of_five_parties_opens_the_chain() {
+    let Some(url) = required("ARTHA_TEST_ANVIL_URL") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // anvil's keys 5–9: the torch test sends from 0–4 meanwhile.
+    let with_admin = write_keys_file(&tmp.path().join("keys"), &anvil_party_keys(5, true));
+    let without = write_keys_file(&tmp.path().join("keys-2"), &anvil_party_keys(5, false));
+    let arthai = |home: &str, keys: &Path| {
+        std::process::Command::new(ARTHAI)
+            .arg("--home")
+            .arg(tmp.path().join(home))
+            .args(["--json", "--rpc-url", &url, "--rpc-keys-file"])
+            .arg(keys)
+            .arg("settle")
+            .env_remove("ARTHA_RPC_KEYS")
+            .env_remove("ARTHA_RPC_KEYS_FILE")
+            .output()
+            .unwrap()
+    };
+    let out = arthai("home", &without);
+    assert!(!out.status.success(), "nothing deployed yet: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("admin key"),
+        "{out:?}"
+    );
+    let out = arthai("home", &with_admin);
+    assert!(out.status.success(), "{out:?}");
+    let out = arthai("home", &without);
+    assert!(out.status.success(), "the saved deployment is used: {out:?}");
 }
 
 /// kill -9 of `arthai train` while its torch job runs in a container: the
