@@ -571,7 +571,11 @@ mod tests {
             .filter(|l| !l.starts_with("verifier"))
             .map(|l| format!("{l}\n"))
             .collect();
-        refused(&without_verifier, Some("verifier"), "no key for the `verifier` role");
+        refused(
+            &without_verifier,
+            Some("verifier"),
+            "no key for the `verifier` role",
+        );
         refused(
             &format!("{}\n{}\n{}", K[0], K[1], K[2]),
             None,
@@ -603,6 +607,9 @@ mod tests {
         std::fs::write(&p, format!("{}\nworker={}", all_five(), K[1])).unwrap();
         let e = read_keys_file(&p).unwrap_err();
         assert_eq!(e.context_value("role"), Some("worker"));
-        assert_eq!(e.context_value("file"), Some(p.display().to_string().as_str()));
+        assert_eq!(
+            e.context_value("file"),
+            Some(p.display().to_string().as_str())
+        );
     }
 }

@@ -20,7 +20,6 @@ use common::{anvil_party_keys, check_settled_job, write_keys_file};
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
 
-
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
@@ -139,7 +138,10 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
     // node was paid the measured GPU-seconds × rate.
-    assert_eq!(c.balance_of(c.deployment.market).await.unwrap(), market_before);
+    assert_eq!(
+        c.balance_of(c.deployment.market).await.unwrap(),
+        market_before
+    );
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
     let paid = u128::from(secs) * DEFAULT_RATE_WEI;
@@ -192,7 +194,10 @@ fn a_keys_file_of_five_parties_opens_the_chain() {
     let out = arthai("home", &with_admin);
     assert!(out.status.success(), "{out:?}");
     let out = arthai("home", &without);
-    assert!(out.status.success(), "the saved deployment is used: {out:?}");
+    assert!(
+        out.status.success(),
+        "the saved deployment is used: {out:?}"
+    );
 }
 
 /// kill -9 of `arthai train` while its torch job runs in a container: the
