@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use artha_core::{ChainJobStatus, Error, ErrorKind, JobId, ProofChain, Result};
-use artha_engine::chain::contracts::{Accounts, ArthaContracts, revert_name};
+use artha_engine::chain::contracts::revert_name;
 use artha_engine::chain::embedded::EmbeddedEvm;
 use artha_engine::chain::outbox::{Outbox, State, Write};
+use artha_engine::chain::parties::ChainParties;
 use artha_engine::chain::{EvmBackend, EvmReceipt};
 use async_trait::async_trait;
 use chain_suite::*;
@@ -81,10 +82,12 @@ async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
     let evm = Arc::new(EmbeddedEvm::in_memory());
     let accounts = Accounts {
         admin: addr(0xad),
-        operator: addr(0x0b),
+        scheduler: addr(0x5c),
+        worker: addr(0x0b),
         submitter: addr(0x5b),
+        verifier: addr(0x7e),
     };
-    for a in [accounts.admin, accounts.operator, accounts.submitter] {
+    for a in accounts.all() {
         evm.fund(a, U256::from(10u128.pow(21))).unwrap();
     }
     let link = Arc::new(Link {
@@ -92,26 +95,22 @@ async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
         down: AtomicBool::new(false),
         sent: AtomicU32::new(0),
     });
-    let c = ArthaContracts::deploy(link.clone(), accounts, Default::default())
-        .await
-        .unwrap();
-    c.register_node(
-        &node(),
-        8,
-        81_920,
-        artha_core::Amount::from_wei(RATE),
-        "local",
-        &["mlp"],
-        arth(1),
-    )
-    .await
-    .unwrap();
+    let p = deploy(link.clone(), accounts).await;
+    register_node(&p).await;
+    // The outbox sends each write as the party that makes it.
+    let parties = ChainParties {
+        submitter: Arc::new(p.submitter.clone()),
+        scheduler: Arc::new(p.scheduler.clone()),
+        worker: Arc::new(p.worker.clone()),
+        verifier: Arc::new(p.verifier.clone()),
+    };
+    let c = &p.worker;
     let path = tmp.path().join("outbox.json");
     let job = JobId::from_bytes([5; 16]);
 
     // The link goes down: the write is kept, not lost.
     link.down.store(true, Ordering::SeqCst);
-    let ob = Outbox::open(&c, &path).unwrap();
+    let ob = Outbox::open(&parties, &path).unwrap();
     let e = ob
         .write(Write::Submit(submission(job, arth(10))))
         .await
@@ -127,14 +126,17 @@ async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
     // Restart with the link back: the pending write goes out exactly once.
     link.down.store(false, Ordering::SeqCst);
     let before = link.sent.load(Ordering::SeqCst);
-    let ob = Outbox::open(&c, &path).unwrap();
+    let ob = Outbox::open(&parties, &path).unwrap();
     assert_eq!(ob.flush().await.unwrap(), 0);
     assert_eq!(link.sent.load(Ordering::SeqCst) - before, 1);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Submitted);
-    assert!(matches!(
-        ob.entries().await[0].state,
-        State::Done { receipt: Some(_) }
-    ));
+    let State::Done {
+        receipt: Some(submitted),
+    } = ob.entries().await[0].state.clone()
+    else {
+        panic!("{:?}", ob.entries().await)
+    };
+    assert_eq!(sender(c, &submitted).await, accounts.submitter);
     // Writing it again is answered from the record, with no transaction.
     ob.write(Write::Submit(submission(job, arth(10))))
         .await
@@ -143,11 +145,11 @@ async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
 
     // A crash after sending but before recording: the effect is on chain, the
     // entry is pending; flush finds it done and sends nothing.
-    let ob2 = Outbox::open(&c, tmp.path().join("outbox2.json")).unwrap();
+    let ob2 = Outbox::open(&parties, tmp.path().join("outbox2.json")).unwrap();
     link.down.store(true, Ordering::SeqCst);
     let _ = ob2.write(Write::Assign { job, node: node() }).await;
     link.down.store(false, Ordering::SeqCst);
-    c.assign(&job, &node()).await.unwrap(); // the "old process" had sent it
+    p.scheduler.assign(&job, &node()).await.unwrap(); // the "old process" had sent it
     let before = link.sent.load(Ordering::SeqCst);
     assert_eq!(ob2.flush().await.unwrap(), 0);
     assert_eq!(link.sent.load(Ordering::SeqCst), before, "nothing re-sent");
@@ -160,12 +162,13 @@ async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
     // A write the chain refuses (not a duplicate) is dropped with its named revert.
     let e = ob.write(Write::Finalize { job }).await.unwrap_err();
     assert_eq!(revert_name(&e), Some("NotCommitted"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Reverted, "{e}");
     assert_eq!(e.context_value("action"), Some("finalize"));
     assert_eq!(ob.entries().await.len(), 1);
 
     std::fs::write(&path, b"[oops").unwrap();
     assert_eq!(
-        Outbox::open(&c, &path).unwrap_err().kind(),
+        Outbox::open(&parties, &path).unwrap_err().kind(),
         ErrorKind::Corrupted
     );
 }

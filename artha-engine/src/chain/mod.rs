@@ -8,10 +8,14 @@
 //!   signers, every request bounded by a connect and a request timeout,
 //!   and the endpoint URL redacted in everything it prints (its credentials
 //!   never show in errors).
-//! - [`contracts::ArthaContracts`]: the six contracts on a backend, and the
-//!   [`artha_core::ProofChain`] implementation.
+//! - [`contracts::ArthaContracts`]: the six contracts on a backend, as one
+//!   account sees and uses them ([`artha_core::ProofChain`] and
+//!   [`artha_core::Registry`]); [`contracts::Attestor`], the admin's
+//!   handle.
 //! - [`parties::ChainParties`]: one client per party (submitter, scheduler,
 //!   worker, verifier), routing each call to the party that makes it.
+//! - [`setup`]: opening a chain for the engine (embedded or JSON-RPC), with
+//!   one account per party and the admin's key kept out of them.
 //! - [`outbox::Outbox`]: chain writes recorded before sending, retried after
 //!   outages and restarts, never applied twice.
 
@@ -27,6 +31,7 @@ pub mod outbox;
 pub mod parties;
 #[cfg(feature = "evm")]
 pub mod rpc;
+pub mod setup;
 
 /// The error for a reverted call, carrying the revert data (hex) in the
 /// `revert_data` context so the contracts layer can name the custom error.

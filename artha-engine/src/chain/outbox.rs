@@ -142,7 +142,8 @@ pub struct Outbox<C> {
 async fn applied<C: ProofChain>(chain: &C, w: &Write) -> Result<bool> {
     match chain.job_status(&w.job()).await {
         Ok(status) => Ok(w.applied_in(status)),
-        Err(e) if e.kind() == ErrorKind::Reverted => Ok(false), // UnknownJob
+        // UnknownJob: `NotFound` once decoded.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Reverted) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -288,10 +288,24 @@ fn rpc_error(
     endpoint.error(kind, &format!("JSON-RPC: cannot {what}: {detail}"))
 }
 
+/// The account of a hex private key (`0x` optional); `InvalidInput` naming
+/// `field` when it is not one (the key itself is never shown).
+pub fn key_address(field: &str, key: &str) -> Result<Address> {
+    signer(field, key).map(|s| s.address())
+}
+
+fn signer(field: &str, key: &str) -> Result<PrivateKeySigner> {
+    key.trim()
+        .trim_start_matches("0x")
+        .parse()
+        .map_err(|_| Error::invalid(field, "not a secp256k1 private key (64 hex digits)"))
+}
+
 impl RpcChain {
-    /// Connects to `url` with `keys` (hex private keys) as the accounts it
-    /// may send from, with the default [`RpcTimeouts`]; checks the endpoint
-    /// answers.
+    /// Connects to `url` with `keys` (hex private keys) — the accounts it
+    /// can sign for, one per party that uses it; a transaction from any
+    /// other account is refused (`PermissionDenied`) before it is sent —
+    /// with the default [`RpcTimeouts`]; checks the endpoint answers.
     pub async fn connect(url: &str, keys: &[&str]) -> Result<Self> {
         Self::connect_with(url, keys, RpcTimeouts::default()).await
     }
@@ -306,12 +320,7 @@ impl RpcChain {
         let mut wallet: Option<EthereumWallet> = None;
         let mut senders = BTreeMap::new();
         for (i, k) in keys.iter().enumerate() {
-            let signer: PrivateKeySigner = k.trim_start_matches("0x").parse().map_err(|_| {
-                Error::invalid(
-                    format!("keys[{i}]"),
-                    "not a secp256k1 private key (64 hex digits)",
-                )
-            })?;
+            let signer = signer(&format!("keys[{i}]"), k)?;
             senders.insert(signer.address(), ());
             match wallet.as_mut() {
                 Some(w) => w.register_signer(signer),
@@ -367,6 +376,11 @@ impl RpcChain {
     /// The timeouts of every request.
     pub fn timeouts(&self) -> RpcTimeouts {
         self.timeouts
+    }
+
+    /// The accounts it can sign for (one per distinct key), in address order.
+    pub fn accounts(&self) -> Vec<Address> {
+        self.senders.keys().copied().collect()
     }
 
     /// [`rpc_error`] for this chain.

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | any one command-line argument | [`MAX_ARG_BYTES`] (8 KiB), checked before parsing |
 //! | `--spec FILE`, `spec-check FILE` | a regular file of at most [`MAX_SPEC_FILE_BYTES`] (1 MiB) |
-//! | `--rpc-keys-file FILE` | a regular file of at most [`MAX_KEYS_FILE_BYTES`] (4 KiB), not readable or writable by group or others (refused, as `ssh` refuses such a key) |
+//! | `--rpc-keys-file FILE` | a regular file of at most [`MAX_KEYS_FILE_BYTES`] (4 KiB), not readable or writable by group or others (refused, as `ssh` refuses such a key); `role=key` lines ([`parse_keys`]) |
 //! | `--hyper KEY=VALUE` | at most [`MAX_EXTRA`] (64) of them; value at most [`MAX_VALUE_BYTES`] (4 KiB); the spec file's `hyper.extra` values too |
 //! | `--env KEY=VALUE` | at most [`MAX_ENV`] (128) of them; key at most [`MAX_ENV_KEY`] (128 bytes), value at most [`MAX_VALUE_BYTES`] |
 //! | `--name`, `--architecture`, `--version`, `--runtime` | [`MAX_NAME_BYTES`] (256) |
@@ -238,12 +238,115 @@ pub(crate) fn read_spec(field: &str, path: &Path) -> Result<artha_core::JobSpec,
     Ok(spec)
 }
 
-/// Reads `--rpc-keys-file`: three private keys (admin, operator,
-/// submitter) separated by commas or white space; lines starting with `#`
-/// are comments. The file must be a regular file of at most
-/// [`MAX_KEYS_FILE_BYTES`], and on Unix not readable or writable by group
-/// or others (mode `0600` or stricter) — refused otherwise, as `ssh`
-/// refuses an unprotected private key.
+/// The roles of a keys file, in the order [`parse_keys`] names them.
+pub(crate) const KEY_ROLES: [&str; 5] = ["admin", "scheduler", "worker", "submitter", "verifier"];
+
+/// Parses the RPC keys — the text of `--rpc-keys-file`, `--rpc-keys` or
+/// `$ARTHA_RPC_KEYS` — into one private key per party:
+///
+/// ```text
+/// # comments start with `#`
+/// admin=0xac09…ff80       # optional: deploys the contracts, attests nodes
+/// scheduler=0x59c6…690d   # assigns jobs, registers trained models
+/// worker=0x5de4…365a      # the node operator: commits, is paid
+/// submitter=0x7c85…07a6   # submits jobs, locks escrow, is refunded
+/// verifier=0x47e1…926a    # challenges committed work
+/// ```
+///
+/// One `role=key` entry per line (or separated by commas, as
+/// `--rpc-keys` takes them); white space around entries and `=` is
+/// ignored; a key is 64 hex digits, `0x` optional. `admin` may be left out
+/// (then the contracts must already be deployed for this endpoint, and the
+/// engine cannot certify nodes); every other role is required. An unknown
+/// role, a role given twice, a missing role, an entry without `=` or a key
+/// that is not 64 hex digits is invalid input naming `field`, the `role`
+/// and (in `file`) the file — never the key.
+pub(crate) fn parse_keys(
+    field: &str,
+    file: Option<&Path>,
+    text: &str,
+) -> Result<artha_engine::chain::setup::PartyKeys, Error> {
+    let fail = |role: Option<&str>, msg: String| {
+        let mut e = Error::invalid(field, msg);
+        if let Some(r) = role {
+            e = e.with_context("role", r.to_string());
+        }
+        if let Some(f) = file {
+            e = e.with_context("file", f.display().to_string());
+        }
+        e
+    };
+    let mut found: [Option<String>; 5] = Default::default();
+    let entries = text
+        .lines()
+        .map(|l| l.split_once('#').map_or(l, |(before, _)| before))
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    for (n, entry) in entries.enumerate() {
+        let Some((role, key)) = entry.split_once('=') else {
+            return Err(fail(
+                None,
+                format!(
+                    "entry {} is not `role=key`: give one key per role ({}), e.g. \
+                     `worker=0x…` (the three-key list of earlier versions is no longer read)",
+                    n + 1,
+                    KEY_ROLES.join(", ")
+                ),
+            ));
+        };
+        let (role, key) = (role.trim(), key.trim());
+        let Some(i) = KEY_ROLES.iter().position(|r| *r == role) else {
+            // Shown only when it looks like a role name, not a stray key.
+            let shown = if role.len() <= 32 && role.chars().all(|c| c.is_ascii_alphabetic()) {
+                role
+            } else {
+                "?"
+            };
+            return Err(fail(
+                Some(shown),
+                format!(
+                    "unknown role `{shown}` (the roles are {})",
+                    KEY_ROLES.join(", ")
+                ),
+            ));
+        };
+        if found[i].is_some() {
+            return Err(fail(Some(role), format!("the `{role}` key is given twice")));
+        }
+        let hex = key.strip_prefix("0x").unwrap_or(key);
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(fail(
+                Some(role),
+                format!("the `{role}` key is not a private key (64 hex digits, `0x` optional)"),
+            ));
+        }
+        found[i] = Some(key.to_string());
+    }
+    let [admin, scheduler, worker, submitter, verifier] = found;
+    let need = |role: &str, k: Option<String>| {
+        k.ok_or_else(|| {
+            fail(
+                Some(role),
+                format!("no key for the `{role}` role (give `{role}=0x…`)"),
+            )
+        })
+    };
+    Ok(artha_engine::chain::setup::PartyKeys {
+        admin,
+        scheduler: need("scheduler", scheduler)?,
+        worker: need("worker", worker)?,
+        submitter: need("submitter", submitter)?,
+        verifier: need("verifier", verifier)?,
+    })
+}
+
+/// Reads `--rpc-keys-file`: one `role=key` line per party, in the format
+/// of [`parse_keys`] (checked here, so an error names the file). The file
+/// must be a regular file of at most [`MAX_KEYS_FILE_BYTES`], and on Unix
+/// not readable or writable by group or others (mode `0600` or stricter) —
+/// refused otherwise, as `ssh` refuses an unprotected private key. Returns
+/// the entries joined by commas (what `--rpc-keys` takes).
 pub(crate) fn read_keys_file(path: &Path) -> Result<String, Error> {
     const FIELD: &str = "--rpc-keys-file";
     let bytes = read_bounded(FIELD, path, MAX_KEYS_FILE_BYTES)?;
@@ -270,14 +373,13 @@ pub(crate) fn read_keys_file(path: &Path) -> Result<String, Error> {
         Error::invalid(FIELD, "the key file is not UTF-8 text")
             .with_context("file", path.display().to_string())
     })?;
-    let keys: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.split(|c: char| c == ',' || c.is_whitespace()))
-        .filter(|k| !k.is_empty())
-        .collect();
-    Ok(keys.join(","))
+    let keys = parse_keys(FIELD, Some(path), &text)?;
+    Ok(keys
+        .named()
+        .iter()
+        .map(|(role, key)| format!("{role}={key}"))
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// Which flag or variable named the home, for errors.
@@ -391,4 +493,123 @@ pub(crate) fn path_error(e: Error, field: &str, root: &Path, is_home: bool) -> E
         out = out.with_context(k, v.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const K: [&str; 5] = [
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+        "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    ];
+
+    fn file(text: &str) -> Result<artha_engine::chain::setup::PartyKeys, Error> {
+        parse_keys("--rpc-keys-file", Some(Path::new("/k/keys")), text)
+    }
+
+    fn all_five() -> String {
+        format!(
+            "# the parties\nadmin={}\n scheduler = {}  # assigns\nworker={}\nsubmitter={}\n\nverifier={}\n",
+            K[0], K[1], K[2], K[3], K[4]
+        )
+    }
+
+    /// Asserts an invalid-input error naming the field, the file and `role`,
+    /// whose message has `words` and shows no key.
+    #[track_caller]
+    fn refused(text: &str, role: Option<&str>, words: &str) {
+        let e = file(text).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.context_value("field"), Some("--rpc-keys-file"));
+        assert_eq!(e.context_value("file"), Some("/k/keys"));
+        assert_eq!(e.context_value("role"), role, "{e}");
+        assert!(e.message().contains(words), "{e}");
+        let shown = format!("{e} {e:?}");
+        for k in K {
+            assert!(!shown.contains(k.trim_start_matches("0x")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn five_roles_one_key_each() {
+        let k = file(&all_five()).unwrap();
+        assert_eq!(k.admin.as_deref(), Some(K[0]));
+        assert_eq!(k.scheduler, K[1]);
+        assert_eq!(k.worker, K[2]);
+        assert_eq!(k.submitter, K[3]);
+        assert_eq!(k.verifier, K[4]);
+        // Commas, any order, no admin.
+        let inline = format!(
+            "verifier={},worker={}, submitter={},scheduler={}",
+            K[4], K[2], K[3], K[1]
+        );
+        let k = parse_keys("--rpc-keys", None, &inline).unwrap();
+        assert_eq!(k.admin, None);
+        assert_eq!(k.worker, K[2]);
+    }
+
+    #[test]
+    fn unknown_duplicate_and_missing_roles_are_named() {
+        refused(
+            &format!("{}\noperator={}", all_five(), K[0]),
+            Some("operator"),
+            "unknown role `operator`",
+        );
+        refused(
+            &format!("{}\nworker={}", all_five(), K[0]),
+            Some("worker"),
+            "given twice",
+        );
+        let without_verifier: String = all_five()
+            .lines()
+            .filter(|l| !l.starts_with("verifier"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        refused(
+            &without_verifier,
+            Some("verifier"),
+            "no key for the `verifier` role",
+        );
+        refused(
+            &format!("{}\n{}\n{}", K[0], K[1], K[2]),
+            None,
+            "not `role=key`",
+        );
+        refused(
+            &all_five().replace(K[3], "0x1234"),
+            Some("submitter"),
+            "64 hex digits",
+        );
+        refused("", Some("scheduler"), "no key");
+        // A key pasted where the role goes is not echoed.
+        refused(&format!("{}={}", K[1], K[2]), Some("?"), "unknown role");
+    }
+
+    #[test]
+    fn the_file_is_read_normalized_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("keys");
+        std::fs::write(&p, all_five()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = read_keys_file(&p).unwrap();
+        let again = parse_keys("--rpc-keys", None, &text).unwrap();
+        assert_eq!(again, file(&all_five()).unwrap());
+        std::fs::write(&p, format!("{}\nworker={}", all_five(), K[1])).unwrap();
+        let e = read_keys_file(&p).unwrap_err();
+        assert_eq!(e.context_value("role"), Some("worker"));
+        assert_eq!(
+            e.context_value("file"),
+            Some(p.display().to_string().as_str())
+        );
+    }
 }

@@ -405,20 +405,13 @@ async fn open_engine(o: &Opts) -> Result<Engine, Error> {
         b = b.store_url(s.clone());
     }
     if let Some(url) = &o.rpc_url {
-        let keys: Vec<String> = o
-            .rpc_keys
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect();
-        let keys: [String; 3] = keys.try_into().map_err(|_| {
-            Error::invalid(
-                "--rpc-keys",
-                "give three comma-separated private keys: admin, operator, submitter",
-            )
-        })?;
+        // `role=key` entries (see `input::parse_keys`); a keys file was
+        // checked when it was read, naming the file.
+        let keys = crate::input::parse_keys(
+            "--rpc-keys",
+            None,
+            o.rpc_keys.as_deref().unwrap_or_default(),
+        )?;
         b = b.rpc_chain(url.clone(), keys);
     }
     if std::env::var_os("ARTHA_NATIVE_RUNTIME").is_none()

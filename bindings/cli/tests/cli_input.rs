@@ -561,10 +561,12 @@ fn keys_file(dir: &Path, mode: u32) -> PathBuf {
     let p = dir.join(format!("keys-{mode:o}"));
     std::fs::write(
         &p,
-        "# admin, operator, submitter\n\
-         0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n\
-         0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d\n\
-         0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a\n",
+        "# one key per party\n\
+         admin=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n\
+         scheduler=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d\n\
+         worker=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a\n\
+         submitter=0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6\n\
+         verifier=0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a\n",
     )
     .unwrap();
     chmod(&p, mode);
@@ -625,7 +627,7 @@ fn rpc_keys_come_from_a_private_file_and_credentials_never_reach_the_output() {
     );
     assert_fails(&out, 5, &[]);
 
-    // A file with two keys is invalid input.
+    // A file of bare keys (the earlier three-key format) is invalid input.
     let two = tmp.path().join("two");
     std::fs::write(&two, "0x01,0x02\n").unwrap();
     chmod(&two, 0o600);
@@ -639,7 +641,7 @@ fn rpc_keys_come_from_a_private_file_and_credentials_never_reach_the_output() {
             "settle",
         ],
     );
-    assert_fails(&out, 2, &["three"]);
+    assert_fails(&out, 2, &["role=key"]);
 
     // --rpc-keys on the command line still works, with a warning.
     let keys = std::fs::read_to_string(&private).unwrap();

@@ -8,24 +8,17 @@
 
 use std::path::Path;
 
-use artha_core::JobPhase;
 use artha_core::{
     Amount, ChainJobStatus, CostModel, InputRef, JobKind, JobSpec, ProofChain, Runtime,
 };
 use artha_engine::Engine;
 use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
+use artha_engine::jobs::JobPhase;
 
 mod common;
-use common::check_settled_job;
+use common::{anvil_party_keys, check_settled_job, write_keys_file};
 
 const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
-
-/// anvil's first three development keys (its well-known test mnemonic).
-const KEYS: [&str; 3] = [
-    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-];
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -56,9 +49,10 @@ async fn torch_job_in_docker_settles_on_anvil() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
+    // anvil's keys 0–4: admin, scheduler, worker, submitter, verifier.
     let e = Engine::builder()
         .home(tmp.path().join("home"))
-        .rpc_chain(url.clone(), KEYS.map(String::from))
+        .rpc_chain(url, anvil_party_keys(0, true))
         .docker(DockerChoice::Required)
         .native_runtime(ARTHAI, &["runtime"])
         // Settlement only when the test asks (it measures balances around it).
@@ -66,24 +60,8 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .build()
         .await
         .unwrap();
-    let c = e.chain();
-    // The escrow holder (DealMarket), from the deployment saved in the home.
-    let market_balance = async || {
-        use artha_engine::chain::EvmBackend;
-        let dir = e.home().join("chain");
-        let saved = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|f| f.unwrap().path())
-            .find(|p| p.to_string_lossy().contains("deployment-rpc-"))
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
-        let market = v["deployment"]["market"].as_str().unwrap().parse().unwrap();
-        let rpc = artha_engine::chain::rpc::RpcChain::connect(&url, &[])
-            .await
-            .unwrap();
-        rpc.balance(market).await.unwrap()
-    };
-    let market_before = market_balance().await;
+    let c = e.contracts();
+    let market_before = c.balance_of(c.deployment.market).await.unwrap();
 
     let ds = e
         .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "torch")
@@ -104,13 +82,8 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .estimate(&spec)
         .unwrap()
         .cost;
-    let job = e.submit(spec).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let job = e.submit(spec).await.unwrap();
+    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
     let logs = e.logs(&job, 0).await.unwrap();
     assert_eq!(
         r.phase,
@@ -131,15 +104,20 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Committed);
 
     // anvil's evm_increaseTime past the challenge period, then settle.
-    e.dev_advance_time(c.challenge_period_secs() + 1)
+    e.dev_advance_time(c.params.challenge_period_secs + 1)
         .await
         .unwrap();
-    // `finalize` is sent by the admin, so the operator's and submitter's
-    // balance changes across it are the payout and the refund exactly.
-    let op_before = c.worker.balance().await.unwrap().wei();
-    let sub_before = c.submitter.balance().await.unwrap().wei();
+    // `finalize` is sent by the worker (the node's operator): the
+    // submitter's balance change across it is the refund exactly, the
+    // worker's the payout less the transaction's fee.
+    let keys = anvil_party_keys(0, true);
+    let worker = artha_engine::chain::rpc::key_address("worker", &keys.worker).unwrap();
+    let submitter = artha_engine::chain::rpc::key_address("submitter", &keys.submitter).unwrap();
+    assert_eq!(c.address(), worker, "the engine's client is the worker's");
+    let op_before = c.balance_of(worker).await.unwrap().wei();
+    let sub_before = c.balance_of(submitter).await.unwrap().wei();
     assert_eq!(e.settle_due().await.unwrap(), 1);
-    let r = e.record(&job).unwrap();
+    let r = e.status(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
     // Every artifact retrievable and verified, every receipt mined on anvil,
@@ -160,16 +138,19 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
     // node was paid the measured GPU-seconds × rate.
-    assert_eq!(market_balance().await, market_before);
+    assert_eq!(
+        c.balance_of(c.deployment.market).await.unwrap(),
+        market_before
+    );
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
     let paid = u128::from(secs) * DEFAULT_RATE_WEI;
-    let op_after = c.worker.balance().await.unwrap().wei();
-    let sub_after = c.submitter.balance().await.unwrap().wei();
-    assert_eq!(
-        op_after - op_before,
-        paid,
-        "node paid measured GPU-s × rate"
+    let op_after = c.balance_of(worker).await.unwrap().wei();
+    let sub_after = c.balance_of(submitter).await.unwrap().wei();
+    let fee = paid - (op_after - op_before);
+    assert!(
+        fee > 0 && fee < 10u128.pow(16),
+        "node paid measured GPU-s × rate, less its finalize fee ({fee} wei)"
     );
     assert_eq!(
         sub_after - sub_before,
@@ -178,6 +159,45 @@ async fn torch_job_in_docker_settles_on_anvil() {
     );
     let trained = e.catalog().model_of_job(&job).unwrap().unwrap();
     assert_eq!(trained.dataset, Some(ds.id));
+}
+
+/// `arthai` opens an anvil chain with a keys file of one key per party:
+/// with the admin key it deploys the contracts and certifies its node;
+/// without it, it uses that deployment and has nobody to certify a node.
+#[test]
+fn a_keys_file_of_five_parties_opens_the_chain() {
+    let Some(url) = required("ARTHA_TEST_ANVIL_URL") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // anvil's keys 5–9: the torch test sends from 0–4 meanwhile.
+    let with_admin = write_keys_file(&tmp.path().join("keys"), &anvil_party_keys(5, true));
+    let without = write_keys_file(&tmp.path().join("keys-2"), &anvil_party_keys(5, false));
+    let arthai = |home: &str, keys: &Path| {
+        std::process::Command::new(ARTHAI)
+            .arg("--home")
+            .arg(tmp.path().join(home))
+            .args(["--json", "--rpc-url", &url, "--rpc-keys-file"])
+            .arg(keys)
+            .arg("settle")
+            .env_remove("ARTHA_RPC_KEYS")
+            .env_remove("ARTHA_RPC_KEYS_FILE")
+            .output()
+            .unwrap()
+    };
+    let out = arthai("home", &without);
+    assert!(!out.status.success(), "nothing deployed yet: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("admin key"),
+        "{out:?}"
+    );
+    let out = arthai("home", &with_admin);
+    assert!(out.status.success(), "{out:?}");
+    let out = arthai("home", &without);
+    assert!(
+        out.status.success(),
+        "the saved deployment is used: {out:?}"
+    );
 }
 
 /// kill -9 of `arthai train` while its torch job runs in a container: the
