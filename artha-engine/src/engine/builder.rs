@@ -19,6 +19,7 @@ use super::{Engine, view};
 use crate::chain::contracts::Params;
 use crate::chain::outbox::Outbox;
 use crate::chain::parties::ChainParties;
+use crate::chain::setup::{ChainSetup, PartyKeys};
 use crate::config::Config;
 use crate::exec::{GpuAllocator, GpuInventory};
 use crate::home::EngineHome;
@@ -157,16 +158,23 @@ impl EngineBuilder {
         self
     }
 
-    /// Use the EVM chain at `url` (e.g. anvil) with `keys` — hex private keys
-    /// of the admin (deployer, scheduler, attestor), the node operator and
-    /// the submitter. The contracts are deployed there on first use and the
+    /// Use the EVM chain at `url` (e.g. anvil) with one key per party
+    /// (and the admin's, optionally: given, the contracts are deployed on
+    /// first use and this node is certified when it first registers). The
     /// deployment is remembered in the home.
     #[must_use]
-    pub fn rpc_chain(mut self, url: impl Into<String>, keys: [String; 3]) -> Self {
+    pub fn rpc_chain(mut self, url: impl Into<String>, keys: PartyKeys) -> Self {
         self.chain = Some(ChainChoice::Rpc {
             url: url.into(),
-            keys,
+            keys: Box::new(keys),
         });
+        self
+    }
+
+    /// Use a chain set up by the caller ([`crate::chain::setup`]).
+    #[must_use]
+    pub fn chain_setup(mut self, setup: ChainSetup) -> Self {
+        self.chain = Some(ChainChoice::Setup(Box::new(setup)));
         self
     }
 
@@ -306,9 +314,11 @@ impl EngineBuilder {
             Some(c) => c,
             None => defaults::chain_choice(&cfg.chain)?,
         };
-        let (chain, dev, tag) =
-            defaults::chain(&home, identity.did(), chain_choice, self.params).await?;
-        let outbox_path = home.dir("chain").join(format!("outbox-{tag}.json"));
+        let assembly = defaults::chain(&home, identity.did(), chain_choice, self.params).await?;
+        let outbox_path = home
+            .dir("chain")
+            .join(format!("outbox-{}.json", assembly.tag));
+        let chain = assembly.parties;
         let outbox = Outbox::open(chain.clone(), outbox_path)?;
 
         let inventory = match self.gpus.take() {
@@ -364,9 +374,11 @@ impl EngineBuilder {
             runs: Mutex::new(Default::default()),
             settle: tokio::sync::Mutex::new(()),
             tasks: Mutex::new(Vec::new()),
-            dev,
+            dev: assembly.dev,
         });
-        super::tasks::register_node(&parts).await?;
+        // The development chain's attestor certifies this node when it first
+        // registers, then goes: the engine keeps no admin key.
+        super::tasks::register_node(&parts, assembly.attestor.as_ref()).await?;
         view::write_node_facts(
             parts.home.root(),
             &view::NodeFacts {

@@ -11,12 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alloy_primitives::{Address, U256, keccak256};
-use artha_core::{Error, ErrorKind, Executor, NodeId, Result, Scheduler};
+use alloy_primitives::keccak256;
+use artha_core::{Error, ErrorKind, Executor, Result, Scheduler};
 
-use crate::chain::EvmBackend;
-use crate::chain::contracts::{Accounts, ArthaContracts, Params};
+use crate::chain::contracts::{Attestor, Params};
 use crate::chain::parties::ChainParties;
+use crate::chain::setup::{ChainSetup, PartyKeys};
 use crate::config::{ChainConfig, ChainMode, GpuConfig, GpuSource, StoreConfig, StoreUrl};
 use crate::exec::{GpuInventory, ProcessExecutor};
 use crate::home::EngineHome;
@@ -44,11 +44,13 @@ pub enum DockerChoice {
 pub(crate) enum ChainChoice {
     /// The in-process EVM under the home (default).
     Embedded,
-    /// A JSON-RPC endpoint with the admin, operator and submitter keys: the
-    /// contracts are deployed on first use and the deployment is saved in
-    /// the home (one per endpoint and chain id).
-    Rpc { url: String, keys: [String; 3] },
-    /// Clients given by the caller.
+    /// A JSON-RPC endpoint with one key per party (and the admin's,
+    /// optionally): see [`crate::chain::setup::open_rpc`].
+    Rpc { url: String, keys: Box<PartyKeys> },
+    /// A chain set up by the caller.
+    Setup(Box<ChainSetup>),
+    /// Party clients given by the caller (no attestor: the node must be
+    /// certified already, or by someone else).
     Parties(Box<ChainParties>),
 }
 
@@ -138,13 +140,20 @@ pub(crate) fn chain_choice(cfg: &ChainConfig) -> Result<ChainChoice> {
                 crate::config::read_key_file(p)
             };
             let k = &cfg.keys;
+            let keys = PartyKeys {
+                admin: k
+                    .admin
+                    .as_deref()
+                    .map(crate::config::read_key_file)
+                    .transpose()?,
+                scheduler: key("scheduler", k.scheduler.as_deref())?,
+                worker: key("operator", k.operator.as_deref())?,
+                submitter: key("submitter", k.submitter.as_deref())?,
+                verifier: key("verifier", k.verifier.as_deref())?,
+            };
             Ok(ChainChoice::Rpc {
                 url: url.clone(),
-                keys: [
-                    key("admin", k.admin.as_deref())?,
-                    key("operator", k.operator.as_deref())?,
-                    key("submitter", k.submitter.as_deref())?,
-                ],
+                keys: Box::new(keys),
             })
         }
     }
@@ -194,145 +203,57 @@ pub(crate) async fn executors(
     Ok(out)
 }
 
-/// The chain's clients, what keeps a development chain alive, and a tag
-/// naming the deployment (for the outbox file).
-pub(crate) type ChainAssembly = (
-    ChainParties,
-    Option<Box<dyn std::any::Any + Send + Sync>>,
-    String,
-);
+/// The chain side of an engine: the party clients, the development
+/// chain's attestor (to certify this node when it first registers; the
+/// engine does not keep it), what keeps a development chain alive, and a
+/// tag naming the deployment (for the outbox file).
+pub(crate) struct ChainAssembly {
+    pub(crate) parties: ChainParties,
+    pub(crate) attestor: Option<Attestor>,
+    pub(crate) dev: Option<Box<dyn std::any::Any + Send + Sync>>,
+    pub(crate) tag: String,
+}
 
-/// Assembles the chain side.
+/// Assembles the chain side. The embedded development chain's accounts
+/// derive from the local identity (`did`), so each home has its own.
 pub(crate) async fn chain(
     home: &EngineHome,
     did: &Did,
     choice: ChainChoice,
     params: Params,
 ) -> Result<ChainAssembly> {
-    let (contracts, dev) = match choice {
+    let dir = home.dir("chain");
+    let setup = match choice {
         ChainChoice::Parties(p) => {
             let tag = hex::encode(&keccak256(format!("{:?}", p.accounts()).as_bytes())[..8]);
-            return Ok((*p, None, tag));
+            return Ok(ChainAssembly {
+                parties: *p,
+                attestor: None,
+                dev: None,
+                tag,
+            });
         }
-        ChainChoice::Embedded => embedded_contracts(home, did, params)?,
-        ChainChoice::Rpc { url, keys } => (rpc_contracts(home, &url, &keys, params).await?, None),
-    };
-    let contracts = match contracts {
-        DeployOrReady::Ready(c) => c,
-        DeployOrReady::Deploy(backend, accounts, params, saved) => {
-            let c = ArthaContracts::deploy(backend, accounts, params).await?;
-            c.save(&saved)?;
-            c
+        ChainChoice::Setup(s) => *s,
+        ChainChoice::Embedded => {
+            crate::chain::setup::open_embedded(&dir, &did.to_string(), params).await?
+        }
+        ChainChoice::Rpc { url, keys } => {
+            crate::chain::setup::open_rpc(&url, &keys, params, &dir).await?
         }
     };
-    let tag = hex::encode(contracts.deployment.jobs.as_slice());
-    let parties = ChainParties::single(Arc::new(contracts));
-    Ok((parties, dev, tag))
-}
-
-enum DeployOrReady {
-    Ready(ArthaContracts<Arc<dyn EvmBackend>>),
-    Deploy(Arc<dyn EvmBackend>, Accounts, Params, PathBuf),
-}
-
-#[cfg(feature = "evm")]
-async fn rpc_contracts(
-    home: &EngineHome,
-    url: &str,
-    keys: &[String; 3],
-    params: Params,
-) -> Result<DeployOrReady> {
-    use alloy::signers::local::PrivateKeySigner;
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let chain = crate::chain::rpc::RpcChain::connect(url, &refs).await?;
-    let mut addrs = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let signer: PrivateKeySigner = k
-            .trim_start_matches("0x")
-            .parse()
-            .map_err(|_| Error::invalid(format!("keys[{i}]"), "not a secp256k1 private key"))?;
-        addrs.push(signer.address());
-    }
-    let accounts = Accounts {
-        admin: addrs[0],
-        operator: addrs[1],
-        submitter: addrs[2],
-    };
-    let backend: Arc<dyn EvmBackend> = Arc::new(chain);
-    let tag = hex::encode(&keccak256(format!("{url} {}", addrs[0]).as_bytes())[..8]);
-    let saved = home.dir("chain").join(format!("deployment-rpc-{tag}.json"));
-    // A saved deployment is used only while its code is still there (a
-    // restarted anvil forgets everything).
-    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)?
-        && c.node_eligible(&NodeId::from_bytes([0; 16])).await.is_ok()
-    {
-        return Ok(DeployOrReady::Ready(c));
-    }
-    Ok(DeployOrReady::Deploy(backend, accounts, params, saved))
-}
-
-#[cfg(not(feature = "evm"))]
-async fn rpc_contracts(
-    _home: &EngineHome,
-    _url: &str,
-    _keys: &[String; 3],
-    _params: Params,
-) -> Result<DeployOrReady> {
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "built without `evm`: no JSON-RPC chain",
-    ))
-}
-
-/// The development accounts of an embedded chain, derived from the local
-/// identity so that each home has its own.
-fn dev_accounts(did: &Did) -> Accounts {
-    let a = |role: &str| {
-        let h = keccak256(format!("artha dev account {role} {did}").as_bytes());
-        Address::from_slice(&h[12..])
-    };
-    Accounts {
-        admin: a("admin"),
-        operator: a("operator"),
-        submitter: a("submitter"),
-    }
-}
-
-type DevChain = Option<Box<dyn std::any::Any + Send + Sync>>;
-
-#[cfg(feature = "embedded-chain")]
-fn embedded_contracts(
-    home: &EngineHome,
-    did: &Did,
-    params: Params,
-) -> Result<(DeployOrReady, DevChain)> {
-    let dir = home.dir("chain").join("evm");
-    let evm = Arc::new(crate::chain::embedded::EmbeddedEvm::open(&dir)?);
-    let backend: Arc<dyn EvmBackend> = evm.clone();
-    let saved = home.dir("chain").join("deployment.json");
-    let dev: DevChain = Some(Box::new(evm.clone()));
-    if let Some(c) = ArthaContracts::load(backend.clone(), &saved)? {
-        return Ok((DeployOrReady::Ready(c), dev));
-    }
-    let accounts = dev_accounts(did);
-    // A development chain funds its accounts, as anvil does.
-    let million = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
-    for a in [accounts.admin, accounts.operator, accounts.submitter] {
-        evm.fund(a, million)?;
-    }
-    Ok((DeployOrReady::Deploy(backend, accounts, params, saved), dev))
-}
-
-#[cfg(not(feature = "embedded-chain"))]
-fn embedded_contracts(
-    _home: &EngineHome,
-    _did: &Did,
-    _params: Params,
-) -> Result<(DeployOrReady, DevChain)> {
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        "built without `embedded-chain`: give the engine contracts on an RPC chain",
-    ))
+    #[cfg(feature = "embedded-chain")]
+    let dev: Option<Box<dyn std::any::Any + Send + Sync>> = setup
+        .dev
+        .clone()
+        .map(|d| Box::new(d) as Box<dyn std::any::Any + Send + Sync>);
+    #[cfg(not(feature = "embedded-chain"))]
+    let dev = None;
+    Ok(ChainAssembly {
+        parties: setup.parties,
+        attestor: setup.attestor,
+        dev,
+        tag: hex::encode(setup.deployment.jobs.as_slice()),
+    })
 }
 
 /// Makes the SQLite databases `names` under `dir` (and their `-wal` and

@@ -10,14 +10,17 @@ use artha_core::{ErrorKind, JobId, NodeRegistration, Registry, Result};
 
 use super::Engine;
 use super::parts::Parts;
+use crate::chain::contracts::Attestor;
 use crate::jobs::JobPhase;
 use crate::lifecycle;
 
 /// Registers this node on the chain's node registry when it is unknown
-/// there. A node that is registered but not eligible (revoked, or slashed
-/// below the least stake) is left as it is: the worker cannot certify
-/// itself, so its jobs wait for an attestor.
-pub(crate) async fn register_node(parts: &Parts) -> Result<()> {
+/// there, and has `attestor` (the development chain's admin, when this
+/// engine created that chain) certify it. A node that is registered but
+/// not eligible (revoked, or slashed below the least stake) is left as it
+/// is: the worker cannot certify itself, so its jobs wait for an attestor
+/// to decide.
+pub(crate) async fn register_node(parts: &Parts, attestor: Option<&Attestor>) -> Result<()> {
     match parts.chain.node(&parts.node).await {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -38,10 +41,14 @@ pub(crate) async fn register_node(parts: &Parts) -> Result<()> {
         stake: artha_core::ProofChain::min_stake(&parts.chain),
     };
     match parts.chain.register_node(&reg).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
     }
+    if let Some(a) = attestor {
+        a.certify(&parts.node).await?;
+    }
+    Ok(())
 }
 
 /// Starts the task that drives `job` to its end.
