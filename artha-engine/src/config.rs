@@ -16,7 +16,7 @@
 //! | `store.allow_http` | true iff `endpoint` is `http://` | plain HTTP to the endpoint |
 //! | `chain.kind` | `"embedded"`, or `"rpc"` when `chain.rpc` is set | the in-process EVM or a JSON-RPC chain |
 //! | `chain.rpc` | — | `http(s)://` JSON-RPC URL |
-//! | `chain.<party>_key_file` | — | key file of `admin`, `scheduler`, `operator`, `submitter`, `verifier`; all five are required with `rpc`; relative paths resolve against the home |
+//! | `chain.<party>_key_file` | — | key file of `admin`, `scheduler`, `operator`, `submitter`, `verifier`; all but `admin` are required with `rpc` (the admin's deploys the contracts and certifies this node); relative paths resolve against the home |
 //! | `gpus.source` | `"auto"` | `"nvml"`, `"simulated"` or `"auto"` (NVML when a driver answers, else simulated) |
 //! | `gpus.count` | 4 | simulated devices, 1..=64 (ignored with `nvml`) |
 //! | `gpus.memory_mib` | 16384 | memory of each simulated device, ≥ 1 |
@@ -929,8 +929,11 @@ impl Config {
             if let Err(m) = parse_http_url(url) {
                 v.push("chain.rpc", m);
             }
+            // The admin's key is optional: given, the contracts are deployed
+            // on first use and this node is certified; without it a
+            // deployment must exist already.
             for (party, path) in self.chain.keys.entries() {
-                if path.is_none() {
+                if path.is_none() && party != "admin" {
                     v.push(format!("chain.{party}_key_file"), "is required when the chain is reached over RPC (chain.rpc or ARTHA_CHAIN_RPC)");
                 }
             }
@@ -1225,7 +1228,7 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert_eq!(
             e.context_value("field"),
-            Some("chain.admin_key_file"),
+            Some("chain.scheduler_key_file"),
             "{e}"
         );
         let vars = [

@@ -53,16 +53,18 @@ struct Cli {
         value_name = "URL"
     )]
     rpc_url: Option<String>,
-    /// With --rpc-url: admin, operator and submitter private keys,
-    /// comma-separated. Visible to every user of this machine (`ps`), so
-    /// `arthai` warns: prefer --rpc-keys-file or $ARTHA_RPC_KEYS.
-    #[arg(long, global = true, value_name = "K1,K2,K3")]
+    /// With --rpc-url: one private key per party, `role=0x…` entries
+    /// separated by commas (roles `scheduler`, `worker`, `submitter`,
+    /// `verifier`, and optionally `admin`, which deploys the contracts and
+    /// certifies this node). Visible to every user of this machine (`ps`),
+    /// so `arthai` warns: prefer --rpc-keys-file or $ARTHA_RPC_KEYS.
+    #[arg(long, global = true, value_name = "ROLE=KEY,...")]
     rpc_keys: Option<String>,
-    /// With --rpc-url: a file holding the three private keys (admin,
-    /// operator, submitter; separated by commas, spaces or lines; `#`
-    /// starts a comment line). It must be a regular file of at most 4 KiB,
-    /// not readable or writable by group or others (`chmod 600`).
-    /// Without either flag the keys come from $ARTHA_RPC_KEYS.
+    /// With --rpc-url: a file of `role=0x…` lines, one per party (as for
+    /// --rpc-keys; `#` starts a comment line). It must be a regular file of
+    /// at most 4 KiB, not readable or writable by group or others
+    /// (`chmod 600`). Without either flag the keys come from
+    /// $ARTHA_RPC_KEYS.
     #[arg(long, global = true, env = "ARTHA_RPC_KEYS_FILE", value_name = "FILE")]
     rpc_keys_file: Option<PathBuf>,
     /// The store: `local` (the home's) or `s3://bucket[/prefix]`, with the

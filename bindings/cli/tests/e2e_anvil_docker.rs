@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
+use artha_core::JobPhase;
 use artha_core::{
     Amount, ChainJobStatus, CostModel, InputRef, JobKind, JobSpec, ProofChain, Runtime,
 };
 use artha_engine::Engine;
 use artha_engine::engine::{DEFAULT_RATE_WEI, DockerChoice};
-use artha_engine::jobs::JobPhase;
 
 mod common;
 use common::{anvil_party_keys, check_settled_job, write_keys_file};
@@ -52,7 +52,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
     // anvil's keys 0–4: admin, scheduler, worker, submitter, verifier.
     let e = Engine::builder()
         .home(tmp.path().join("home"))
-        .rpc_chain(url, anvil_party_keys(0, true))
+        .rpc_chain(url.clone(), anvil_party_keys(0, true))
         .docker(DockerChoice::Required)
         .native_runtime(ARTHAI, &["runtime"])
         // Settlement only when the test asks (it measures balances around it).
@@ -60,8 +60,24 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .build()
         .await
         .unwrap();
-    let c = e.contracts();
-    let market_before = c.balance_of(c.deployment.market).await.unwrap();
+    let c = e.chain();
+    // The escrow holder (DealMarket), from the deployment saved in the home.
+    let market_balance = async || {
+        use artha_engine::chain::EvmBackend;
+        let dir = e.home().join("chain");
+        let saved = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("deployment-rpc-"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+        let market = v["deployment"]["market"].as_str().unwrap().parse().unwrap();
+        let rpc = artha_engine::chain::rpc::RpcChain::connect(&url, &[])
+            .await
+            .unwrap();
+        rpc.balance(market).await.unwrap()
+    };
+    let market_before = market_balance().await;
 
     let ds = e
         .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "torch")
@@ -82,8 +98,13 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .estimate(&spec)
         .unwrap()
         .cost;
-    let job = e.submit(spec).await.unwrap();
-    let r = e.wait(&job, JobPhase::is_terminal).await.unwrap();
+    let job = e.submit(spec).await.unwrap().id();
+    let r = e
+        .job(&job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap();
     let logs = e.logs(&job, 0).await.unwrap();
     assert_eq!(
         r.phase,
@@ -104,7 +125,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Committed);
 
     // anvil's evm_increaseTime past the challenge period, then settle.
-    e.dev_advance_time(c.params.challenge_period_secs + 1)
+    e.dev_advance_time(c.challenge_period_secs() + 1)
         .await
         .unwrap();
     // `finalize` is sent by the worker (the node's operator): the
@@ -113,11 +134,16 @@ async fn torch_job_in_docker_settles_on_anvil() {
     let keys = anvil_party_keys(0, true);
     let worker = artha_engine::chain::rpc::key_address("worker", &keys.worker).unwrap();
     let submitter = artha_engine::chain::rpc::key_address("submitter", &keys.submitter).unwrap();
-    assert_eq!(c.address(), worker, "the engine's client is the worker's");
-    let op_before = c.balance_of(worker).await.unwrap().wei();
-    let sub_before = c.balance_of(submitter).await.unwrap().wei();
+    assert_eq!(
+        c.worker.account(),
+        worker.to_string(),
+        "the worker's client"
+    );
+    assert_eq!(c.submitter.account(), submitter.to_string());
+    let op_before = c.worker.balance().await.unwrap().wei();
+    let sub_before = c.submitter.balance().await.unwrap().wei();
     assert_eq!(e.settle_due().await.unwrap(), 1);
-    let r = e.status(&job).unwrap();
+    let r = e.record(&job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Finalized);
     // Every artifact retrievable and verified, every receipt mined on anvil,
@@ -138,15 +164,12 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
     // node was paid the measured GPU-seconds × rate.
-    assert_eq!(
-        c.balance_of(c.deployment.market).await.unwrap(),
-        market_before
-    );
+    assert_eq!(market_balance().await, market_before);
     let secs = r.gpu_seconds.unwrap();
     assert!(secs >= 1);
     let paid = u128::from(secs) * DEFAULT_RATE_WEI;
-    let op_after = c.balance_of(worker).await.unwrap().wei();
-    let sub_after = c.balance_of(submitter).await.unwrap().wei();
+    let op_after = c.worker.balance().await.unwrap().wei();
+    let sub_after = c.submitter.balance().await.unwrap().wei();
     let fee = paid - (op_after - op_before);
     assert!(
         fee > 0 && fee < 10u128.pow(16),
