@@ -209,7 +209,11 @@ impl EngineHome {
     /// directory, or a non-empty directory that is not an Artha home; nothing
     /// is created then. See the [module docs](self).
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref().to_path_buf();
+        // Absolute, so a home given relative to the working directory
+        // (`--home h`) means the same directory to every part (the job
+        // mounts, the native jobs' user) whatever their working directory.
+        let root = std::path::absolute(root.as_ref())
+            .map_err(|e| io_err("resolve the engine home", root.as_ref(), e))?;
         if inspect(&root)? == Found::Nothing {
             create_root(&root)?;
         }

@@ -103,7 +103,19 @@ impl Job {
     /// settled; a job that ended but is not settled yet (inside its
     /// challenge period) ends the stream when it is closed.
     pub fn events(&self) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+        self.stream(true)
+    }
+
+    /// [`events`](Self::events) without the log lines, receipts and
+    /// artifacts: phase changes and progress only (what a progress display
+    /// needs, at the cost of one ledger read per change).
+    pub fn progress_events(&self) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+        self.stream(false)
+    }
+
+    fn stream(&self, all: bool) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
         let state = EventsState {
+            all,
             job: self.clone(),
             rx: None,
             phases: 0,
@@ -172,6 +184,8 @@ async fn next_change(rx: &mut Option<watch::Receiver<artha_core::JobProgress>>, 
 }
 
 struct EventsState {
+    /// Logs, receipts and artifacts too.
+    all: bool,
     job: Job,
     rx: Option<watch::Receiver<artha_core::JobProgress>>,
     phases: usize,
@@ -197,17 +211,19 @@ impl EventsState {
             self.progress = Some(progress.clone());
             self.queue.push_back(JobEvent::Progress(progress));
         }
-        for line in self.job.logs(self.log_seq).await.unwrap_or_default() {
-            self.log_seq = line.seq + 1;
-            self.queue.push_back(JobEvent::Log(line));
-        }
-        for a in r.artifacts.iter().skip(self.artifacts) {
-            self.queue.push_back(JobEvent::Artifact(a.clone()));
+        if self.all {
+            for line in self.job.logs(self.log_seq).await.unwrap_or_default() {
+                self.log_seq = line.seq + 1;
+                self.queue.push_back(JobEvent::Log(line));
+            }
+            for a in r.artifacts.iter().skip(self.artifacts) {
+                self.queue.push_back(JobEvent::Artifact(a.clone()));
+            }
+            for x in r.receipts.iter().skip(self.receipts) {
+                self.queue.push_back(JobEvent::Receipt(x.clone()));
+            }
         }
         self.artifacts = r.artifacts.len();
-        for x in r.receipts.iter().skip(self.receipts) {
-            self.queue.push_back(JobEvent::Receipt(x.clone()));
-        }
         self.receipts = r.receipts.len();
         for t in r.history.iter().skip(self.phases) {
             self.queue.push_back(JobEvent::Phase {

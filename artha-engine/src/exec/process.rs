@@ -117,6 +117,9 @@ pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()>
 fn make_reachable(path: &Path, uid: u32, gid: u32) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let me = nix::unistd::geteuid().as_raw();
+    // A relative path (a home given as `--home h`) has `""` among its
+    // ancestors: walk the absolute one.
+    let path = &std::path::absolute(path).map_err(|e| io_err("resolve a path", path, e))?;
     let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
     dirs.reverse();
     for d in dirs {

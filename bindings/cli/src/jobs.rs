@@ -257,7 +257,7 @@ async fn follow(
     let mut last = String::new();
     let mut phase = JobPhase::Submitted;
     let mut progress = JobProgress::default();
-    let mut events = std::pin::pin!(engine.job(job)?.events());
+    let mut events = std::pin::pin!(engine.job(job)?.progress_events());
     while let Some(ev) = events.next().await {
         match ev? {
             JobEvent::Phase { phase: p, .. } => phase = p,
