@@ -30,6 +30,17 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the job from its current phase until it is terminal (Completed,
 /// Failed, Cancelled: closed, waiting for settlement) or Settled.
+/// One job as its phases see it: the engine's parts, the job's run
+/// control (cancel flag, live progress, launch time) and its id. Each
+/// phase is an `async fn(&JobCtx, &JobRecord)`; the record is the ledger's
+/// at the start of the phase.
+#[derive(Clone, Copy)]
+pub(crate) struct JobCtx<'a> {
+    pub(crate) parts: &'a Parts,
+    pub(crate) ctl: &'a RunCtl,
+    pub(crate) job: JobId,
+}
+
 pub(crate) async fn drive(parts: &Parts, job: JobId, ctl: &RunCtl) -> Result<()> {
     // Progress persisted by an earlier run of the engine is where a
     // re-attached or resumed run continues from.
@@ -42,6 +53,7 @@ pub(crate) async fn drive(parts: &Parts, job: JobId, ctl: &RunCtl) -> Result<()>
             fresh
         });
     }
+    let cx = JobCtx { parts, ctl, job };
     loop {
         let r = parts.ledger.get(&job)?;
         // Wakes the waiters on each phase.
@@ -61,14 +73,14 @@ pub(crate) async fn drive(parts: &Parts, job: JobId, ctl: &RunCtl) -> Result<()>
                     Some(&format!("cancelled by the submitter during {}", r.phase)),
                 )?;
             }
-            JobPhase::Accepted => schedule::schedule(parts, &r, ctl).await?,
+            JobPhase::Accepted => schedule::schedule(&cx, &r).await?,
             JobPhase::Scheduled => {
                 parts
                     .ledger
                     .transition(&job, JobPhase::Scheduled, JobPhase::Staging, None)?;
             }
-            JobPhase::Staging => stage::stage_and_launch(parts, &r, None, ctl).await?,
-            JobPhase::Running => run::run(parts, &r, ctl).await?,
+            JobPhase::Staging => stage::stage_and_launch(&cx, &r, None).await?,
+            JobPhase::Running => run::run(&cx, &r).await?,
             JobPhase::Proving => prove::prove(parts, &r, None).await?,
             JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled => {
                 settle::close(parts, &r).await?;

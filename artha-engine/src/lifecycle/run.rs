@@ -15,8 +15,8 @@ use artha_core::{
 use super::effects::store_checkpoint;
 use super::prove::prove;
 use super::stage::{events_path, executor, job_dir, mounts, stage_and_launch};
-use super::{MAX_RESUMES, STOP_GRACE, describe, failpoint, holds_events};
-use crate::engine::parts::{Parts, RunCtl};
+use super::{JobCtx, MAX_RESUMES, STOP_GRACE, describe, failpoint, holds_events};
+use crate::engine::parts::Parts;
 use crate::exec::{EventTail, failure_reason};
 use crate::fsutil::{io_err, write_atomic};
 use crate::jobs::{JobPhase, JobRecord};
@@ -32,12 +32,8 @@ pub(crate) fn read_events(path: &Path) -> Result<Vec<RuntimeEvent>> {
 /// Handles new events: progress (live, and persisted with the job when it
 /// changed), and checkpoints pushed to the store as they appear (each
 /// once).
-pub(crate) async fn take_events(
-    parts: &Parts,
-    r: &JobRecord,
-    ctl: &RunCtl,
-    events: &[RuntimeEvent],
-) {
+pub(crate) async fn take_events(cx: &JobCtx<'_>, r: &JobRecord, events: &[RuntimeEvent]) {
+    let JobCtx { parts, ctl, .. } = *cx;
     if events.is_empty() {
         return;
     }
@@ -105,11 +101,12 @@ pub(crate) fn read_run_end(parts: &Parts, job: &JobId) -> Result<Option<RunEnd>>
     }
 }
 
-pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
+pub(crate) async fn run(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
+    let JobCtx { parts, ctl, .. } = *cx;
     let job = r.id;
     if let Some(end) = read_run_end(parts, &job)? {
         // The run ended before a crash: finish what followed its end.
-        return after_run(parts, r, ctl, end).await;
+        return after_run(cx, r, end).await;
     }
     let exec = executor(parts, &r.spec.runtime)?;
     let Some(handle) = r.exec.clone() else {
@@ -127,10 +124,10 @@ pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()
                 bad_event: None,
                 cancelled: false,
             };
-            return after_run(parts, r, ctl, end).await;
+            return after_run(cx, r, end).await;
         }
         // Crashed between the transition and recording the handle: relaunch.
-        return relaunch(parts, r, None, ctl).await;
+        return relaunch(cx, r, None).await;
     };
     let events_file = events_path(parts, &job);
     let mut tail = EventTail::new(&events_file);
@@ -167,7 +164,7 @@ pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()
                     let _ = exec.stop(&handle, STOP_GRACE).await;
                 }
             }
-            take_events(parts, r, ctl, &batch).await;
+            take_events(cx, r, &batch).await;
         }
     };
     let mut rest = Vec::new();
@@ -176,7 +173,7 @@ pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()
     {
         bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
     }
-    take_events(parts, r, ctl, &rest).await;
+    take_events(cx, r, &rest).await;
 
     // Measured by the engine: wall time while the runtime ran, × devices,
     // rounded up, capped at the job's maximum.
@@ -202,7 +199,7 @@ pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()
     })?;
     write_atomic(&run_end_path(parts, &job), &bytes)?;
     failpoint("run-end-recorded");
-    after_run(parts, r, ctl, end).await
+    after_run(cx, r, end).await
 }
 
 /// Everything that follows a run's recorded end: billing, the container's
@@ -210,12 +207,8 @@ pub(crate) async fn run(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()
 /// with the engine, or moving the job on (proving, or failed/cancelled with
 /// its partial work committed). Idempotent: after a crash it runs again
 /// from the same [`RunEnd`].
-pub(crate) async fn after_run(
-    parts: &Parts,
-    r: &JobRecord,
-    ctl: &RunCtl,
-    end: RunEnd,
-) -> Result<()> {
+pub(crate) async fn after_run(cx: &JobCtx<'_>, r: &JobRecord, end: RunEnd) -> Result<()> {
+    let parts = cx.parts;
     let job = r.id;
     let RunEnd {
         state,
@@ -265,7 +258,7 @@ pub(crate) async fn after_run(
             // The resumed run is a new run: its end is recorded anew.
             remove_run_end(parts, &job)?;
             let r = parts.ledger.get(&job)?;
-            return relaunch(parts, &r, ckpt.as_deref(), ctl).await;
+            return relaunch(cx, &r, ckpt.as_deref()).await;
         }
     }
     // A run re-attached after a restart ends as `Lost` (its exit status
@@ -367,12 +360,8 @@ pub(crate) fn rewind_to_checkpoint(parts: &Parts, r: &JobRecord) -> Result<Optio
     Ok(last.map(|(p, _)| p))
 }
 
-pub(crate) async fn relaunch(
-    parts: &Parts,
-    r: &JobRecord,
-    ckpt: Option<&str>,
-    ctl: &RunCtl,
-) -> Result<()> {
+pub(crate) async fn relaunch(cx: &JobCtx<'_>, r: &JobRecord, ckpt: Option<&str>) -> Result<()> {
+    let parts = cx.parts;
     if ckpt.is_none() {
         // Nothing to resume from: start the run over.
         let m = mounts(parts, &r.id, &r.spec);
@@ -381,7 +370,7 @@ pub(crate) async fn relaunch(
             .map_err(|e| io_err("create the checkpoint directory", &m.checkpoints, e))?;
         write_atomic(&events_path(parts, &r.id), b"")?;
     }
-    stage_and_launch(parts, r, ckpt, ctl).await
+    stage_and_launch(cx, r, ckpt).await
 }
 
 pub(crate) async fn save_logs(parts: &Parts, exec: &dyn Executor, handle: &ExecHandle) {

@@ -9,14 +9,16 @@ use artha_core::{
     Registry, Result, Runtime,
 };
 
+use super::JobCtx;
 use super::effects::chain_write;
 use super::stage::resolve_inputs;
 use crate::chain::outbox::Write;
-use crate::engine::parts::{Parts, RunCtl};
+use crate::engine::parts::Parts;
 use crate::jobs::{JobPhase, JobRecord};
 
-pub(crate) async fn schedule(parts: &Parts, r: &JobRecord, ctl: &RunCtl) -> Result<()> {
-    let job = r.id;
+pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
+    let JobCtx { parts, ctl, .. } = *cx;
+    let job = cx.job;
     let spec = &r.spec;
     let estimate = parts.cost.estimate(spec)?;
     let spec_json = serde_json::to_vec(spec)

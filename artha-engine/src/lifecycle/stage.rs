@@ -11,9 +11,9 @@ use artha_core::{
     Runtime,
 };
 
-use super::holds_events;
+use super::{JobCtx, holds_events};
 use crate::engine::input_uri;
-use crate::engine::parts::{Parts, RunCtl};
+use crate::engine::parts::Parts;
 use crate::exec::EVENTS_FILE;
 use crate::fsutil::io_err;
 use crate::jobs::{JobPhase, JobRecord};
@@ -185,12 +185,12 @@ pub(crate) fn launch_spec(parts: &Parts, r: &JobRecord, resume: Option<&str>) ->
 /// Stages the inputs (fresh) and launches the runtime; `resume` names the
 /// checkpoint to resume from when relaunching.
 pub(crate) async fn stage_and_launch(
-    parts: &Parts,
+    cx: &JobCtx<'_>,
     r: &JobRecord,
     resume: Option<&str>,
-    ctl: &RunCtl,
 ) -> Result<()> {
-    let job = r.id;
+    let JobCtx { parts, ctl, .. } = *cx;
+    let job = cx.job;
     let dir = job_dir(parts, &job);
     if resume.is_none() {
         if holds_events(parts, &job) {
