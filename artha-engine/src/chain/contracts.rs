@@ -245,6 +245,8 @@ impl ContractError {
             | ContractError::Market(K::Unauthorized(_) | K::NotProvider(_) | K::NotClient(_)) => {
                 ErrorKind::PermissionDenied
             }
+            // Too early: the same write succeeds later.
+            ContractError::Proofs(P::ChallengePeriodActive(..)) => ErrorKind::Conflict,
             _ => ErrorKind::Reverted,
         }
     }

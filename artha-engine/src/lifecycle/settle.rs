@@ -7,7 +7,6 @@ use artha_core::{ChainJobStatus, ErrorKind, ProofChain, Result};
 
 use super::effects::{chain_write, committed};
 use super::schedule::assign_here;
-use crate::chain::contracts::revert_name;
 use crate::chain::outbox::Write;
 use crate::engine::parts::Parts;
 use crate::jobs::{JobPhase, JobRecord};
@@ -68,7 +67,8 @@ pub(crate) async fn settle_due(parts: &Parts) -> Result<usize> {
         }
         match chain_write(parts, &job, Write::Finalize { job }).await {
             Ok(()) => {}
-            Err(e) if revert_name(&e) == Some("ChallengePeriodActive") => continue,
+            // Inside the challenge period after all (the chain's clock).
+            Err(e) if e.kind() == ErrorKind::Conflict => continue,
             Err(e) => return Err(e),
         }
         parts.ledger.transition(
