@@ -9,29 +9,80 @@
 //!   expire in real time or on demand;
 //! - transactions are not signed: the engine is the only client and names
 //!   the sender. Gas is metered and reported, but the gas price is zero,
-//!   so balances change only by the value the contracts move;
-//! - state (accounts, storage, code), the block height and every receipt
-//!   are written atomically under the engine home after each block and
-//!   reloaded on open, so a restarted engine sees the same chain.
+//!   so balances change only by the value the contracts move.
 //!
 //! Transaction hashes are `keccak256("artha-embedded-tx" ‖ chain id ‖ from
 //! ‖ nonce ‖ to ‖ value ‖ data)`, unique per sender and nonce.
+//!
+//! # Persistence
+//!
+//! [`EmbeddedEvm::open`] keeps the chain in a SQLite database,
+//! `<dir>/chain.db` (WAL, `synchronous=FULL`), with one table per kind of
+//! thing — accounts, code by hash, storage slots, receipts by transaction
+//! hash — and a one-row meta table (height, latest timestamp, time offset,
+//! clock floor); see `embedded/sqlite.rs` for the schema.
+//!
+//! The design goal is a cost per transaction that does not grow with the
+//! chain's history. The previous version kept everything (state and every
+//! receipt) in memory and rewrote it as one `state.json` after every
+//! transaction: at ~10 000 jobs the file was 68 MB and a submission took a
+//! second. Now:
+//! - **writes are the transaction's diff.** A transaction is executed with
+//!   revm's `transact`, which leaves the database alone and returns the
+//!   accounts it touched, created or self-destructed with their changed
+//!   slots. Exactly those rows, the new code, the receipt and the meta row
+//!   are written in **one** SQLite transaction, so a crash leaves the whole
+//!   transaction or none of it, and `send` returns only once it is durable.
+//!   The in-memory meta (height, clock) moves only after that commit, so
+//!   memory and disk never disagree. A revert or a rejected transaction
+//!   writes nothing.
+//! - **reads go through to SQLite.** The EVM reads accounts and slots with
+//!   keyed point queries (prepared statements; SQLite's page cache keeps the
+//!   hot pages in memory), so opening is O(1) and memory does not grow with
+//!   the state; only analysed contract code is cached (one entry per
+//!   contract). Within a transaction revm's journal caches what it loaded.
+//!   A read-only [`EmbeddedEvm::call`] runs on the same read path and
+//!   discards its diff — no copy of the state is made for either.
+//! - **receipts are rows keyed by hash**: [`EmbeddedEvm::receipt`] is one
+//!   keyed read, and nothing about old receipts is held in memory.
+//!
+//! The cost that remains is a B-tree lookup per slot (logarithmic in the
+//! state, not in the history) and SQLite's WAL checkpoint, which copies at
+//! most ~1 000 pages back into the database every so often — bounded, and
+//! independent of the chain's size. `docs/BENCHMARKS.md` ("Embedded chain:
+//! cost per transaction") has the figures.
+//!
+//! **Migration.** A chain directory written by the previous version holds
+//! `state.json` and no `chain.db`: [`EmbeddedEvm::open`] imports it once —
+//! into a database built under a temporary name, synced, renamed into
+//! place — and then renames `state.json` to `state.json.imported`. A crash
+//! during the import leaves no database, so the next open imports again.
+//! A malformed `state.json` or `chain.db` is an error of kind `Corrupted`
+//! naming the file.
+//!
+//! [`EmbeddedEvm::in_memory`] keeps the same state in a revm `CacheDB` and
+//! its receipts in a map, persisting nothing (tests, throwaway chains).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use artha_core::{Error, ErrorKind, Result};
-use revm::context::result::{ExecutionResult, Output};
+use revm::bytecode::Bytecode;
+use revm::context::result::{EVMError, ExecutionResult, Output};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
-use revm::primitives::TxKind;
-use revm::state::AccountInfo;
-use revm::{Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
-use serde::{Deserialize, Serialize};
+use revm::database_interface::{DBErrorMarker, WrapDatabaseRef};
+use revm::primitives::{StorageKey, StorageValue, TxKind};
+use revm::state::{AccountInfo, EvmState};
+use revm::{Context, Database, DatabaseCommit, DatabaseRef, ExecuteEvm, MainBuilder, MainContext};
 
 use super::{EvmReceipt, LogEntry};
-use crate::fsutil::{io_err, write_atomic};
+
+mod sqlite;
+
+use sqlite::SqliteStore;
 
 /// Chain id of the embedded chain (the same as anvil's default, 31337).
 pub const CHAIN_ID: u64 = 31_337;
@@ -40,22 +91,144 @@ pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 /// Gas limit of a transaction: the per-transaction cap of EIP-7825 (2^24).
 pub const TX_GAS_LIMIT: u64 = 1 << 24;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    db: CacheDB<EmptyDB>,
+/// Height and clock: small, kept in memory, persisted with every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
     block: u64,
     last_timestamp: u64,
     time_offset: u64,
     /// Earliest timestamp of the next block (set by `advance_time`).
-    #[serde(default)]
     floor: u64,
-    receipts: Vec<EvmReceipt>,
+}
+
+impl Meta {
+    fn fresh() -> Self {
+        Meta {
+            block: 0,
+            last_timestamp: wall_clock(),
+            time_offset: 0,
+            floor: 0,
+        }
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug)]
+enum Store {
+    /// In memory only ([`EmbeddedEvm::in_memory`]).
+    Memory {
+        db: CacheDB<EmptyDB>,
+        receipts: HashMap<B256, EvmReceipt>,
+    },
+    /// In SQLite ([`EmbeddedEvm::open`]).
+    Sqlite(SqliteStore),
+}
+
+/// A store error carried through revm (which needs its own error trait).
+#[derive(Debug)]
+struct StoreError(Error);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl DBErrorMarker for StoreError {}
+
+fn unreachable_db(e: std::convert::Infallible) -> StoreError {
+    match e {}
+}
+
+impl DatabaseRef for Store {
+    type Error = StoreError;
+
+    fn basic_ref(&self, address: Address) -> std::result::Result<Option<AccountInfo>, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.basic_ref(address).map_err(unreachable_db),
+            Store::Sqlite(s) => s.account(address).map_err(StoreError),
+        }
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> std::result::Result<Bytecode, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.code_by_hash_ref(code_hash).map_err(unreachable_db),
+            Store::Sqlite(s) => s.code(code_hash).map_err(StoreError),
+        }
+    }
+
+    fn storage_ref(
+        &self,
+        address: Address,
+        index: StorageKey,
+    ) -> std::result::Result<StorageValue, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.storage_ref(address, index).map_err(unreachable_db),
+            Store::Sqlite(s) => s.storage(address, index).map_err(StoreError),
+        }
+    }
+
+    fn block_hash_ref(&self, number: u64) -> std::result::Result<B256, StoreError> {
+        // As anvil's and revm's in-memory databases do: the hash of the
+        // number (the embedded chain has no real block hashes).
+        Ok(keccak256(number.to_string().as_bytes()))
+    }
+}
+
+impl Store {
+    /// Records a mined transaction: its diff, its receipt and the new meta,
+    /// all or nothing.
+    fn commit_tx(&mut self, changes: EvmState, receipt: &EvmReceipt, meta: &Meta) -> Result<()> {
+        match self {
+            Store::Memory { db, receipts } => {
+                db.commit(changes);
+                receipts.insert(receipt.tx_hash, receipt.clone());
+                Ok(())
+            }
+            Store::Sqlite(s) => s.commit_tx(&changes, receipt, meta),
+        }
+    }
+
+    fn put_account(&mut self, addr: Address, info: AccountInfo) -> Result<()> {
+        match self {
+            Store::Memory { db, .. } => {
+                db.insert_account_info(addr, info);
+                Ok(())
+            }
+            Store::Sqlite(s) => s.put_account(addr, &info),
+        }
+    }
+
+    fn put_meta(&mut self, meta: &Meta) -> Result<()> {
+        match self {
+            Store::Memory { .. } => Ok(()),
+            Store::Sqlite(s) => s.put_meta(meta),
+        }
+    }
+
+    fn receipt(&self, tx_hash: &B256) -> Result<Option<EvmReceipt>> {
+        match self {
+            Store::Memory { receipts, .. } => Ok(receipts.get(tx_hash).cloned()),
+            Store::Sqlite(s) => s.receipt(tx_hash),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    store: Store,
+    meta: Meta,
 }
 
 /// An in-process EVM chain. See the module docs.
 #[derive(Debug)]
 pub struct EmbeddedEvm {
-    path: Option<PathBuf>,
     state: Mutex<State>,
 }
 
@@ -79,101 +252,88 @@ impl EmbeddedEvm {
     /// A chain kept in memory only.
     pub fn in_memory() -> Self {
         EmbeddedEvm {
-            path: None,
             state: Mutex::new(State {
-                db: CacheDB::new(EmptyDB::new()),
-                block: 0,
-                last_timestamp: wall_clock(),
-                time_offset: 0,
-                floor: 0,
-                receipts: Vec::new(),
+                store: Store::Memory {
+                    db: CacheDB::new(EmptyDB::new()),
+                    receipts: HashMap::new(),
+                },
+                meta: Meta::fresh(),
             }),
         }
     }
 
-    /// Opens the chain persisted in `dir` (`state.json`), or starts a new one
-    /// there.
+    /// Opens the chain persisted in `dir` (`chain.db`), or starts a new one
+    /// there. A `state.json` left by the previous version (and no
+    /// `chain.db`) is imported first; see the module docs.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create the chain directory", dir, e))?;
-        let path = dir.join("state.json");
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupted,
-                    format!("embedded chain state is malformed: {e}"),
-                )
-                .with_context("path", path.display().to_string())
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let fresh = EmbeddedEvm::in_memory();
-                fresh.state.into_inner().unwrap_or_else(|p| p.into_inner())
-            }
-            Err(e) => return Err(io_err("read the embedded chain state", &path, e)),
-        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::fsutil::io_err("create the chain directory", dir, e))?;
+        let (store, meta) = SqliteStore::open(dir, Meta::fresh())?;
         Ok(EmbeddedEvm {
-            path: Some(path),
-            state: Mutex::new(state),
+            state: Mutex::new(State {
+                store: Store::Sqlite(store),
+                meta,
+            }),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every mutation is applied to a copy of the database and swapped in
-        // only when complete, so a poisoned lock still guards a whole state.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The database file, for a chain opened from a directory.
+    pub fn database_path(&self) -> Option<std::path::PathBuf> {
+        match &self.lock().store {
+            Store::Memory { .. } => None,
+            Store::Sqlite(s) => Some(s.path().to_path_buf()),
+        }
     }
 
-    fn persist(&self, st: &State) -> Result<()> {
-        if let Some(path) = &self.path {
-            let bytes = serde_json::to_vec(st).map_err(|e| evm_error("encode the state", e))?;
-            write_atomic(path, &bytes)?;
-        }
-        Ok(())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Memory changes only after the store has committed (and a SQLite
+        // transaction not committed is rolled back), so a poisoned lock
+        // still guards a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Credits `wei` to `addr` (the development faucet of a local chain).
     pub fn fund(&self, addr: Address, wei: U256) -> Result<()> {
         let mut st = self.lock();
         let mut info = st
-            .db
+            .store
             .basic_ref(addr)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .unwrap_or_default();
         info.balance = info.balance.saturating_add(wei);
-        st.db.insert_account_info(addr, AccountInfo { ..info });
-        self.persist(&st)
+        st.store.put_account(addr, info)
     }
 
     /// The balance of `addr`.
     pub fn balance(&self, addr: Address) -> Result<U256> {
         let st = self.lock();
         Ok(st
-            .db
+            .store
             .basic_ref(addr)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map(|a| a.balance)
             .unwrap_or_default())
     }
 
     /// The latest block number.
     pub fn block_number(&self) -> u64 {
-        self.lock().block
+        self.lock().meta.block
     }
 
     /// The timestamp of the latest block.
     pub fn last_timestamp(&self) -> u64 {
-        self.lock().last_timestamp
+        self.lock().meta.last_timestamp
     }
 
     /// The timestamp the next block will get.
     pub fn now(&self) -> u64 {
-        let st = self.lock();
-        Self::next_timestamp(&st)
+        Self::next_timestamp(&self.lock().meta)
     }
 
-    fn next_timestamp(st: &State) -> u64 {
-        (wall_clock() + st.time_offset)
-            .max(st.last_timestamp + 1)
-            .max(st.floor)
+    fn next_timestamp(m: &Meta) -> u64 {
+        (wall_clock().saturating_add(m.time_offset))
+            .max(m.last_timestamp.saturating_add(1))
+            .max(m.floor)
     }
 
     /// Moves the chain clock forward by `secs` (like anvil's
@@ -181,34 +341,40 @@ impl EmbeddedEvm {
     /// latest one, and later blocks keep the offset.
     pub fn advance_time(&self, secs: u64) -> Result<()> {
         let mut st = self.lock();
-        st.time_offset = st.time_offset.saturating_add(secs);
-        st.floor = st.floor.max(st.last_timestamp.saturating_add(secs));
-        self.persist(&st)
+        let mut meta = st.meta;
+        meta.time_offset = meta.time_offset.saturating_add(secs);
+        meta.floor = meta.floor.max(meta.last_timestamp.saturating_add(secs));
+        st.store.put_meta(&meta)?;
+        st.meta = meta;
+        Ok(())
     }
 
-    /// The receipt of `tx_hash`, if mined here.
+    /// The receipt of `tx_hash`, if mined here. A failed read of the
+    /// database is `None` here; [`EmbeddedEvm::try_receipt`] reports it.
     pub fn receipt(&self, tx_hash: &B256) -> Option<EvmReceipt> {
-        self.lock()
-            .receipts
-            .iter()
-            .find(|r| r.tx_hash == *tx_hash)
-            .cloned()
+        self.try_receipt(tx_hash).ok().flatten()
+    }
+
+    /// The receipt of `tx_hash`, if mined here: one keyed read.
+    pub fn try_receipt(&self, tx_hash: &B256) -> Result<Option<EvmReceipt>> {
+        self.lock().store.receipt(tx_hash)
     }
 
     /// Runs a read-only call against the latest state.
     pub fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
         let st = self.lock();
-        let mut db = st.db.clone();
-        let ts = Self::next_timestamp(&st);
-        let nonce = db
+        let ts = Self::next_timestamp(&st.meta);
+        let nonce = st
+            .store
             .basic_ref(from)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map_or(0, |a| a.nonce);
         let tx = Self::tx(from, TxKind::Call(to), data, U256::ZERO, nonce)?;
-        let mut evm = Self::evm(&mut db, st.block + 1, ts);
-        let out = evm
-            .transact(tx)
-            .map_err(|e| evm_error("execute a call", e))?;
+        let mut evm = Self::evm(WrapDatabaseRef(&st.store), st.meta.block + 1, ts);
+        let out = evm.transact(tx).map_err(|e| match e {
+            EVMError::Database(e) => e.0,
+            other => evm_error("execute a call", other),
+        })?;
         match out.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(reverted(&output)),
@@ -245,11 +411,11 @@ impl EmbeddedEvm {
             .map_err(|e| evm_error("build a transaction", format!("{e:?}")))
     }
 
-    fn evm(
-        db: &mut CacheDB<EmptyDB>,
+    fn evm<DB: Database>(
+        db: DB,
         number: u64,
         timestamp: u64,
-    ) -> revm::MainnetEvm<revm::handler::MainnetContext<&mut CacheDB<EmptyDB>>> {
+    ) -> revm::MainnetEvm<revm::handler::MainnetContext<DB>> {
         Context::mainnet()
             .with_db(db)
             .modify_block_chained(|b: &mut BlockEnv| {
@@ -266,12 +432,12 @@ impl EmbeddedEvm {
 
     fn mine(&self, from: Address, kind: TxKind, data: Bytes, value: U256) -> Result<EvmReceipt> {
         let mut st = self.lock();
-        let number = st.block + 1;
-        let timestamp = Self::next_timestamp(&st);
-        let mut db = st.db.clone();
-        let nonce = db
+        let number = st.meta.block + 1;
+        let timestamp = Self::next_timestamp(&st.meta);
+        let nonce = st
+            .store
             .basic_ref(from)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map_or(0, |a| a.nonce);
         let to = match kind {
             TxKind::Call(a) => Some(a),
@@ -286,18 +452,21 @@ impl EmbeddedEvm {
         pre.extend_from_slice(&data);
         let tx_hash = keccak256(&pre);
         let tx = Self::tx(from, kind, data, value, nonce)?;
-        let result = {
-            let mut evm = Self::evm(&mut db, number, timestamp);
-            evm.transact_commit(tx).map_err(|e| match e {
-                revm::context::result::EVMError::Transaction(t) => Error::new(
+        // Executed against the store read-only: the diff comes back and is
+        // applied below, only if the transaction succeeded.
+        let out = {
+            let mut evm = Self::evm(WrapDatabaseRef(&st.store), number, timestamp);
+            evm.transact(tx).map_err(|e| match e {
+                EVMError::Transaction(t) => Error::new(
                     ErrorKind::InsufficientFunds,
                     format!("transaction rejected: {t:?}"),
                 )
                 .with_context("from", from.to_string()),
+                EVMError::Database(e) => e.0,
                 other => evm_error("execute a transaction", format!("{other:?}")),
             })?
         };
-        let (gas_used, logs, output, contract_address) = match result {
+        let (gas_used, logs, output, contract_address) = match out.result {
             ExecutionResult::Success {
                 gas, logs, output, ..
             } => {
@@ -315,7 +484,6 @@ impl EmbeddedEvm {
                 ));
             }
         };
-        db.cache.logs.clear();
         let receipt = EvmReceipt {
             tx_hash,
             block_number: number,
@@ -334,17 +502,15 @@ impl EmbeddedEvm {
                 .collect(),
             output,
         };
-        let previous = std::mem::replace(&mut st.db, db);
-        st.block = number;
-        st.last_timestamp = timestamp;
-        st.receipts.push(receipt.clone());
-        if let Err(e) = self.persist(&st) {
-            // Not durable: undo, so memory and disk agree.
-            st.db = previous;
-            st.block -= 1;
-            st.receipts.pop();
-            return Err(e);
-        }
+        let meta = Meta {
+            block: number,
+            last_timestamp: timestamp,
+            ..st.meta
+        };
+        // Durable (or, in memory, applied) before the height moves: on an
+        // error nothing changed.
+        st.store.commit_tx(out.state, &receipt, &meta)?;
+        st.meta = meta;
         Ok(receipt)
     }
 }
