@@ -619,10 +619,175 @@ mod tests {
     #[test]
     fn corrupted_state_is_reported() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("state.json"), b"{oops").unwrap();
-        assert_eq!(
-            EmbeddedEvm::open(tmp.path()).unwrap_err().kind(),
-            ErrorKind::Corrupted
+        let legacy = tmp.path().join("state.json");
+        std::fs::write(&legacy, b"{oops").unwrap();
+        let e = EmbeddedEvm::open(tmp.path()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert_eq!(e.context_value("path"), Some(legacy.to_str().unwrap()));
+        // Nothing was imported, nothing renamed, no temporary file left.
+        assert!(legacy.exists());
+        assert!(!tmp.path().join("chain.db").exists());
+        assert_eq!(tmp_files(tmp.path()), Vec::<String>::new());
+    }
+
+    fn wall() -> u64 {
+        wall_clock()
+    }
+
+    /// The `state.json` the previous version would have written for
+    /// `chain` (an in-memory chain: the same `CacheDB` it kept, committed
+    /// the same way), with an account that was looked up and found absent
+    /// as `transact_commit` used to cache it.
+    fn legacy_json(chain: &EmbeddedEvm) -> Vec<u8> {
+        let st = chain.lock();
+        let Store::Memory { db, receipts } = &st.store else {
+            panic!("in memory")
+        };
+        let mut db = db.clone();
+        db.cache.accounts.insert(
+            Address::repeat_byte(0x99),
+            revm::database::DbAccount::new_not_existing(),
         );
+        let mut receipts: Vec<EvmReceipt> = receipts.values().cloned().collect();
+        receipts.sort_by_key(|r| r.block_number);
+        serde_json::to_vec(&serde_json::json!({
+            "db": db,
+            "block": st.meta.block,
+            "last_timestamp": st.meta.last_timestamp,
+            "time_offset": st.meta.time_offset,
+            "floor": st.meta.floor,
+            "receipts": receipts,
+        }))
+        .unwrap()
+    }
+
+    fn tmp_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || n.contains(".tmp-"))
+            .collect()
+    }
+
+    #[test]
+    fn legacy_state_json_is_imported_once() {
+        let (alice, bob) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb0));
+        let old = EmbeddedEvm::in_memory();
+        old.fund(alice, U256::from(10u64.pow(18))).unwrap();
+        let d = old.deploy(alice, initcode()).unwrap();
+        let addr = d.contract_address.unwrap();
+        let r = old.send(alice, addr, word(7), U256::ZERO).unwrap();
+        old.advance_time(3_600).unwrap();
+        let t = old
+            .send(alice, bob, Bytes::new(), U256::from(5u64))
+            .unwrap();
+
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("state.json"), legacy_json(&old)).unwrap();
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        assert!(!tmp.path().join("state.json").exists());
+        assert!(tmp.path().join("state.json.imported").exists());
+        assert!(tmp.path().join("chain.db").exists());
+        assert_eq!(tmp_files(tmp.path()), Vec::<String>::new());
+        assert_eq!(chain.block_number(), 3);
+        assert_eq!(chain.last_timestamp(), old.last_timestamp());
+        assert!(chain.now() >= wall() + 3_599, "the time offset is imported");
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(7));
+        assert_eq!(chain.balance(bob).unwrap(), U256::from(5u64));
+        assert_eq!(chain.balance(alice).unwrap(), old.balance(alice).unwrap());
+        for h in [d.tx_hash, r.tx_hash, t.tx_hash] {
+            assert_eq!(chain.receipt(&h), old.receipt(&h));
+            assert!(chain.receipt(&h).is_some());
+        }
+        // The nonce came along: the next transaction is alice's fourth.
+        let next = chain.send(alice, addr, word(9), U256::ZERO).unwrap();
+        assert_eq!(next.block_number, 4);
+        assert_eq!(
+            next.tx_hash,
+            old.send(alice, addr, word(9), U256::ZERO).unwrap().tx_hash
+        );
+        drop(chain);
+
+        // A crash between the two renames leaves both files: the database
+        // stands (nothing is imported again) and state.json is retired.
+        std::fs::copy(
+            tmp.path().join("state.json.imported"),
+            tmp.path().join("state.json"),
+        )
+        .unwrap();
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        assert_eq!(chain.block_number(), 4);
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(9));
+        assert!(!tmp.path().join("state.json").exists());
+    }
+
+    /// A write that fails half-way (here a trigger that refuses the
+    /// receipt, written after the accounts and slots) leaves nothing: not
+    /// in the database, not in memory; and the chain goes on afterwards.
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let alice = Address::repeat_byte(0xa1);
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        chain.fund(alice, U256::from(1_000u64)).unwrap();
+        let addr = chain
+            .deploy(alice, initcode())
+            .unwrap()
+            .contract_address
+            .unwrap();
+        chain.send(alice, addr, word(7), U256::ZERO).unwrap();
+        let side = rusqlite::Connection::open(tmp.path().join("chain.db")).unwrap();
+        for (table, op) in [("receipts", "INSERT"), ("meta", "UPDATE")] {
+            side.execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+            ))
+            .unwrap();
+            let e = chain
+                .send(alice, addr, word(9), U256::from(1u64))
+                .unwrap_err();
+            assert!(format!("{e:?}").contains("injected"), "{e:?}");
+            assert_eq!(chain.block_number(), 2);
+            assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(7));
+            assert_eq!(chain.balance(addr).unwrap(), U256::ZERO);
+            assert_eq!(chain.balance(alice).unwrap(), U256::from(1_000u64));
+            let reopened = EmbeddedEvm::open(tmp.path()).unwrap();
+            assert_eq!(reopened.block_number(), 2);
+            assert_eq!(reopened.call(alice, addr, Bytes::new()).unwrap(), word(7));
+            side.execute_batch("DROP TRIGGER refuse;").unwrap();
+        }
+        let r = chain.send(alice, addr, word(9), U256::from(1u64)).unwrap();
+        assert_eq!(r.block_number, 3);
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(9));
+        assert_eq!(chain.balance(addr).unwrap(), U256::from(1u64));
+        // The failed attempts used no nonce: the hash is that of nonce 2.
+        let mut h = b"artha-embedded-tx".to_vec();
+        h.extend_from_slice(&CHAIN_ID.to_be_bytes());
+        h.extend_from_slice(alice.as_slice());
+        h.extend_from_slice(&2u64.to_be_bytes());
+        h.extend_from_slice(addr.as_slice());
+        h.extend_from_slice(&U256::from(1u64).to_be_bytes::<32>());
+        h.extend_from_slice(&word(9));
+        assert_eq!(r.tx_hash, keccak256(&h));
+    }
+
+    #[test]
+    fn a_malformed_row_is_corrupted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let alice = Address::repeat_byte(0xa1);
+        EmbeddedEvm::open(tmp.path())
+            .unwrap()
+            .fund(alice, U256::from(1u64))
+            .unwrap();
+        let db = tmp.path().join("chain.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE accounts SET balance = x'0102'", [])
+            .unwrap();
+        let e = EmbeddedEvm::open(tmp.path())
+            .unwrap()
+            .balance(alice)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert_eq!(e.context_value("path"), Some(db.to_str().unwrap()));
     }
 }
