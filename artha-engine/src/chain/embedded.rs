@@ -9,29 +9,80 @@
 //!   expire in real time or on demand;
 //! - transactions are not signed: the engine is the only client and names
 //!   the sender. Gas is metered and reported, but the gas price is zero,
-//!   so balances change only by the value the contracts move;
-//! - state (accounts, storage, code), the block height and every receipt
-//!   are written atomically under the engine home after each block and
-//!   reloaded on open, so a restarted engine sees the same chain.
+//!   so balances change only by the value the contracts move.
 //!
 //! Transaction hashes are `keccak256("artha-embedded-tx" ‖ chain id ‖ from
 //! ‖ nonce ‖ to ‖ value ‖ data)`, unique per sender and nonce.
+//!
+//! # Persistence
+//!
+//! [`EmbeddedEvm::open`] keeps the chain in a SQLite database,
+//! `<dir>/chain.db` (WAL, `synchronous=FULL`), with one table per kind of
+//! thing — accounts, code by hash, storage slots, receipts by transaction
+//! hash — and a one-row meta table (height, latest timestamp, time offset,
+//! clock floor); see `embedded/sqlite.rs` for the schema.
+//!
+//! The design goal is a cost per transaction that does not grow with the
+//! chain's history. The previous version kept everything (state and every
+//! receipt) in memory and rewrote it as one `state.json` after every
+//! transaction: at ~10 000 jobs the file was 68 MB and a submission took a
+//! second. Now:
+//! - **writes are the transaction's diff.** A transaction is executed with
+//!   revm's `transact`, which leaves the database alone and returns the
+//!   accounts it touched, created or self-destructed with their changed
+//!   slots. Exactly those rows, the new code, the receipt and the meta row
+//!   are written in **one** SQLite transaction, so a crash leaves the whole
+//!   transaction or none of it, and `send` returns only once it is durable.
+//!   The in-memory meta (height, clock) moves only after that commit, so
+//!   memory and disk never disagree. A revert or a rejected transaction
+//!   writes nothing.
+//! - **reads go through to SQLite.** The EVM reads accounts and slots with
+//!   keyed point queries (prepared statements; SQLite's page cache keeps the
+//!   hot pages in memory), so opening is O(1) and memory does not grow with
+//!   the state; only analysed contract code is cached (one entry per
+//!   contract). Within a transaction revm's journal caches what it loaded.
+//!   A read-only [`EmbeddedEvm::call`] runs on the same read path and
+//!   discards its diff — no copy of the state is made for either.
+//! - **receipts are rows keyed by hash**: [`EmbeddedEvm::receipt`] is one
+//!   keyed read, and nothing about old receipts is held in memory.
+//!
+//! The cost that remains is a B-tree lookup per slot (logarithmic in the
+//! state, not in the history) and SQLite's WAL checkpoint, which copies at
+//! most ~1 000 pages back into the database every so often — bounded, and
+//! independent of the chain's size. `docs/BENCHMARKS.md` ("Embedded chain:
+//! cost per transaction") has the figures.
+//!
+//! **Migration.** A chain directory written by the previous version holds
+//! `state.json` and no `chain.db`: [`EmbeddedEvm::open`] imports it once —
+//! into a database built under a temporary name, synced, renamed into
+//! place — and then renames `state.json` to `state.json.imported`. A crash
+//! during the import leaves no database, so the next open imports again.
+//! A malformed `state.json` or `chain.db` is an error of kind `Corrupted`
+//! naming the file.
+//!
+//! [`EmbeddedEvm::in_memory`] keeps the same state in a revm `CacheDB` and
+//! its receipts in a map, persisting nothing (tests, throwaway chains).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use artha_core::{Error, ErrorKind, Result};
-use revm::context::result::{ExecutionResult, Output};
+use revm::bytecode::Bytecode;
+use revm::context::result::{EVMError, ExecutionResult, Output};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
-use revm::primitives::TxKind;
-use revm::state::AccountInfo;
-use revm::{Context, DatabaseRef, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
-use serde::{Deserialize, Serialize};
+use revm::database_interface::{DBErrorMarker, WrapDatabaseRef};
+use revm::primitives::{StorageKey, StorageValue, TxKind};
+use revm::state::{AccountInfo, EvmState};
+use revm::{Context, Database, DatabaseCommit, DatabaseRef, ExecuteEvm, MainBuilder, MainContext};
 
 use super::{EvmReceipt, LogEntry};
-use crate::fsutil::{io_err, write_atomic};
+
+mod sqlite;
+
+use sqlite::SqliteStore;
 
 /// Chain id of the embedded chain (the same as anvil's default, 31337).
 pub const CHAIN_ID: u64 = 31_337;
@@ -40,22 +91,144 @@ pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 /// Gas limit of a transaction: the per-transaction cap of EIP-7825 (2^24).
 pub const TX_GAS_LIMIT: u64 = 1 << 24;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    db: CacheDB<EmptyDB>,
+/// Height and clock: small, kept in memory, persisted with every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
     block: u64,
     last_timestamp: u64,
     time_offset: u64,
     /// Earliest timestamp of the next block (set by `advance_time`).
-    #[serde(default)]
     floor: u64,
-    receipts: Vec<EvmReceipt>,
+}
+
+impl Meta {
+    fn fresh() -> Self {
+        Meta {
+            block: 0,
+            last_timestamp: wall_clock(),
+            time_offset: 0,
+            floor: 0,
+        }
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug)]
+enum Store {
+    /// In memory only ([`EmbeddedEvm::in_memory`]).
+    Memory {
+        db: CacheDB<EmptyDB>,
+        receipts: HashMap<B256, EvmReceipt>,
+    },
+    /// In SQLite ([`EmbeddedEvm::open`]).
+    Sqlite(SqliteStore),
+}
+
+/// A store error carried through revm (which needs its own error trait).
+#[derive(Debug)]
+struct StoreError(Error);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl DBErrorMarker for StoreError {}
+
+fn unreachable_db(e: std::convert::Infallible) -> StoreError {
+    match e {}
+}
+
+impl DatabaseRef for Store {
+    type Error = StoreError;
+
+    fn basic_ref(&self, address: Address) -> std::result::Result<Option<AccountInfo>, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.basic_ref(address).map_err(unreachable_db),
+            Store::Sqlite(s) => s.account(address).map_err(StoreError),
+        }
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> std::result::Result<Bytecode, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.code_by_hash_ref(code_hash).map_err(unreachable_db),
+            Store::Sqlite(s) => s.code(code_hash).map_err(StoreError),
+        }
+    }
+
+    fn storage_ref(
+        &self,
+        address: Address,
+        index: StorageKey,
+    ) -> std::result::Result<StorageValue, StoreError> {
+        match self {
+            Store::Memory { db, .. } => db.storage_ref(address, index).map_err(unreachable_db),
+            Store::Sqlite(s) => s.storage(address, index).map_err(StoreError),
+        }
+    }
+
+    fn block_hash_ref(&self, number: u64) -> std::result::Result<B256, StoreError> {
+        // As anvil's and revm's in-memory databases do: the hash of the
+        // number (the embedded chain has no real block hashes).
+        Ok(keccak256(number.to_string().as_bytes()))
+    }
+}
+
+impl Store {
+    /// Records a mined transaction: its diff, its receipt and the new meta,
+    /// all or nothing.
+    fn commit_tx(&mut self, changes: EvmState, receipt: &EvmReceipt, meta: &Meta) -> Result<()> {
+        match self {
+            Store::Memory { db, receipts } => {
+                db.commit(changes);
+                receipts.insert(receipt.tx_hash, receipt.clone());
+                Ok(())
+            }
+            Store::Sqlite(s) => s.commit_tx(&changes, receipt, meta),
+        }
+    }
+
+    fn put_account(&mut self, addr: Address, info: AccountInfo) -> Result<()> {
+        match self {
+            Store::Memory { db, .. } => {
+                db.insert_account_info(addr, info);
+                Ok(())
+            }
+            Store::Sqlite(s) => s.put_account(addr, &info),
+        }
+    }
+
+    fn put_meta(&mut self, meta: &Meta) -> Result<()> {
+        match self {
+            Store::Memory { .. } => Ok(()),
+            Store::Sqlite(s) => s.put_meta(meta),
+        }
+    }
+
+    fn receipt(&self, tx_hash: &B256) -> Result<Option<EvmReceipt>> {
+        match self {
+            Store::Memory { receipts, .. } => Ok(receipts.get(tx_hash).cloned()),
+            Store::Sqlite(s) => s.receipt(tx_hash),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    store: Store,
+    meta: Meta,
 }
 
 /// An in-process EVM chain. See the module docs.
 #[derive(Debug)]
 pub struct EmbeddedEvm {
-    path: Option<PathBuf>,
     state: Mutex<State>,
 }
 
@@ -79,101 +252,88 @@ impl EmbeddedEvm {
     /// A chain kept in memory only.
     pub fn in_memory() -> Self {
         EmbeddedEvm {
-            path: None,
             state: Mutex::new(State {
-                db: CacheDB::new(EmptyDB::new()),
-                block: 0,
-                last_timestamp: wall_clock(),
-                time_offset: 0,
-                floor: 0,
-                receipts: Vec::new(),
+                store: Store::Memory {
+                    db: CacheDB::new(EmptyDB::new()),
+                    receipts: HashMap::new(),
+                },
+                meta: Meta::fresh(),
             }),
         }
     }
 
-    /// Opens the chain persisted in `dir` (`state.json`), or starts a new one
-    /// there.
+    /// Opens the chain persisted in `dir` (`chain.db`), or starts a new one
+    /// there. A `state.json` left by the previous version (and no
+    /// `chain.db`) is imported first; see the module docs.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create the chain directory", dir, e))?;
-        let path = dir.join("state.json");
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupted,
-                    format!("embedded chain state is malformed: {e}"),
-                )
-                .with_context("path", path.display().to_string())
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let fresh = EmbeddedEvm::in_memory();
-                fresh.state.into_inner().unwrap_or_else(|p| p.into_inner())
-            }
-            Err(e) => return Err(io_err("read the embedded chain state", &path, e)),
-        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::fsutil::io_err("create the chain directory", dir, e))?;
+        let (store, meta) = SqliteStore::open(dir, Meta::fresh())?;
         Ok(EmbeddedEvm {
-            path: Some(path),
-            state: Mutex::new(state),
+            state: Mutex::new(State {
+                store: Store::Sqlite(store),
+                meta,
+            }),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every mutation is applied to a copy of the database and swapped in
-        // only when complete, so a poisoned lock still guards a whole state.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The database file, for a chain opened from a directory.
+    pub fn database_path(&self) -> Option<std::path::PathBuf> {
+        match &self.lock().store {
+            Store::Memory { .. } => None,
+            Store::Sqlite(s) => Some(s.path().to_path_buf()),
+        }
     }
 
-    fn persist(&self, st: &State) -> Result<()> {
-        if let Some(path) = &self.path {
-            let bytes = serde_json::to_vec(st).map_err(|e| evm_error("encode the state", e))?;
-            write_atomic(path, &bytes)?;
-        }
-        Ok(())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Memory changes only after the store has committed (and a SQLite
+        // transaction not committed is rolled back), so a poisoned lock
+        // still guards a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Credits `wei` to `addr` (the development faucet of a local chain).
     pub fn fund(&self, addr: Address, wei: U256) -> Result<()> {
         let mut st = self.lock();
         let mut info = st
-            .db
+            .store
             .basic_ref(addr)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .unwrap_or_default();
         info.balance = info.balance.saturating_add(wei);
-        st.db.insert_account_info(addr, AccountInfo { ..info });
-        self.persist(&st)
+        st.store.put_account(addr, info)
     }
 
     /// The balance of `addr`.
     pub fn balance(&self, addr: Address) -> Result<U256> {
         let st = self.lock();
         Ok(st
-            .db
+            .store
             .basic_ref(addr)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map(|a| a.balance)
             .unwrap_or_default())
     }
 
     /// The latest block number.
     pub fn block_number(&self) -> u64 {
-        self.lock().block
+        self.lock().meta.block
     }
 
     /// The timestamp of the latest block.
     pub fn last_timestamp(&self) -> u64 {
-        self.lock().last_timestamp
+        self.lock().meta.last_timestamp
     }
 
     /// The timestamp the next block will get.
     pub fn now(&self) -> u64 {
-        let st = self.lock();
-        Self::next_timestamp(&st)
+        Self::next_timestamp(&self.lock().meta)
     }
 
-    fn next_timestamp(st: &State) -> u64 {
-        (wall_clock() + st.time_offset)
-            .max(st.last_timestamp + 1)
-            .max(st.floor)
+    fn next_timestamp(m: &Meta) -> u64 {
+        (wall_clock().saturating_add(m.time_offset))
+            .max(m.last_timestamp.saturating_add(1))
+            .max(m.floor)
     }
 
     /// Moves the chain clock forward by `secs` (like anvil's
@@ -181,34 +341,40 @@ impl EmbeddedEvm {
     /// latest one, and later blocks keep the offset.
     pub fn advance_time(&self, secs: u64) -> Result<()> {
         let mut st = self.lock();
-        st.time_offset = st.time_offset.saturating_add(secs);
-        st.floor = st.floor.max(st.last_timestamp.saturating_add(secs));
-        self.persist(&st)
+        let mut meta = st.meta;
+        meta.time_offset = meta.time_offset.saturating_add(secs);
+        meta.floor = meta.floor.max(meta.last_timestamp.saturating_add(secs));
+        st.store.put_meta(&meta)?;
+        st.meta = meta;
+        Ok(())
     }
 
-    /// The receipt of `tx_hash`, if mined here.
+    /// The receipt of `tx_hash`, if mined here. A failed read of the
+    /// database is `None` here; [`EmbeddedEvm::try_receipt`] reports it.
     pub fn receipt(&self, tx_hash: &B256) -> Option<EvmReceipt> {
-        self.lock()
-            .receipts
-            .iter()
-            .find(|r| r.tx_hash == *tx_hash)
-            .cloned()
+        self.try_receipt(tx_hash).ok().flatten()
+    }
+
+    /// The receipt of `tx_hash`, if mined here: one keyed read.
+    pub fn try_receipt(&self, tx_hash: &B256) -> Result<Option<EvmReceipt>> {
+        self.lock().store.receipt(tx_hash)
     }
 
     /// Runs a read-only call against the latest state.
     pub fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes> {
         let st = self.lock();
-        let mut db = st.db.clone();
-        let ts = Self::next_timestamp(&st);
-        let nonce = db
+        let ts = Self::next_timestamp(&st.meta);
+        let nonce = st
+            .store
             .basic_ref(from)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map_or(0, |a| a.nonce);
         let tx = Self::tx(from, TxKind::Call(to), data, U256::ZERO, nonce)?;
-        let mut evm = Self::evm(&mut db, st.block + 1, ts);
-        let out = evm
-            .transact(tx)
-            .map_err(|e| evm_error("execute a call", e))?;
+        let mut evm = Self::evm(WrapDatabaseRef(&st.store), st.meta.block + 1, ts);
+        let out = evm.transact(tx).map_err(|e| match e {
+            EVMError::Database(e) => e.0,
+            other => evm_error("execute a call", other),
+        })?;
         match out.result {
             ExecutionResult::Success { output, .. } => Ok(output.into_data()),
             ExecutionResult::Revert { output, .. } => Err(reverted(&output)),
@@ -245,11 +411,11 @@ impl EmbeddedEvm {
             .map_err(|e| evm_error("build a transaction", format!("{e:?}")))
     }
 
-    fn evm(
-        db: &mut CacheDB<EmptyDB>,
+    fn evm<DB: Database>(
+        db: DB,
         number: u64,
         timestamp: u64,
-    ) -> revm::MainnetEvm<revm::handler::MainnetContext<&mut CacheDB<EmptyDB>>> {
+    ) -> revm::MainnetEvm<revm::handler::MainnetContext<DB>> {
         Context::mainnet()
             .with_db(db)
             .modify_block_chained(|b: &mut BlockEnv| {
@@ -266,12 +432,12 @@ impl EmbeddedEvm {
 
     fn mine(&self, from: Address, kind: TxKind, data: Bytes, value: U256) -> Result<EvmReceipt> {
         let mut st = self.lock();
-        let number = st.block + 1;
-        let timestamp = Self::next_timestamp(&st);
-        let mut db = st.db.clone();
-        let nonce = db
+        let number = st.meta.block + 1;
+        let timestamp = Self::next_timestamp(&st.meta);
+        let nonce = st
+            .store
             .basic_ref(from)
-            .map_err(|e| evm_error("read an account", e))?
+            .map_err(|e| e.0)?
             .map_or(0, |a| a.nonce);
         let to = match kind {
             TxKind::Call(a) => Some(a),
@@ -286,18 +452,21 @@ impl EmbeddedEvm {
         pre.extend_from_slice(&data);
         let tx_hash = keccak256(&pre);
         let tx = Self::tx(from, kind, data, value, nonce)?;
-        let result = {
-            let mut evm = Self::evm(&mut db, number, timestamp);
-            evm.transact_commit(tx).map_err(|e| match e {
-                revm::context::result::EVMError::Transaction(t) => Error::new(
+        // Executed against the store read-only: the diff comes back and is
+        // applied below, only if the transaction succeeded.
+        let out = {
+            let mut evm = Self::evm(WrapDatabaseRef(&st.store), number, timestamp);
+            evm.transact(tx).map_err(|e| match e {
+                EVMError::Transaction(t) => Error::new(
                     ErrorKind::InsufficientFunds,
                     format!("transaction rejected: {t:?}"),
                 )
                 .with_context("from", from.to_string()),
+                EVMError::Database(e) => e.0,
                 other => evm_error("execute a transaction", format!("{other:?}")),
             })?
         };
-        let (gas_used, logs, output, contract_address) = match result {
+        let (gas_used, logs, output, contract_address) = match out.result {
             ExecutionResult::Success {
                 gas, logs, output, ..
             } => {
@@ -315,7 +484,6 @@ impl EmbeddedEvm {
                 ));
             }
         };
-        db.cache.logs.clear();
         let receipt = EvmReceipt {
             tx_hash,
             block_number: number,
@@ -334,17 +502,15 @@ impl EmbeddedEvm {
                 .collect(),
             output,
         };
-        let previous = std::mem::replace(&mut st.db, db);
-        st.block = number;
-        st.last_timestamp = timestamp;
-        st.receipts.push(receipt.clone());
-        if let Err(e) = self.persist(&st) {
-            // Not durable: undo, so memory and disk agree.
-            st.db = previous;
-            st.block -= 1;
-            st.receipts.pop();
-            return Err(e);
-        }
+        let meta = Meta {
+            block: number,
+            last_timestamp: timestamp,
+            ..st.meta
+        };
+        // Durable (or, in memory, applied) before the height moves: on an
+        // error nothing changed.
+        st.store.commit_tx(out.state, &receipt, &meta)?;
+        st.meta = meta;
         Ok(receipt)
     }
 }
@@ -453,10 +619,175 @@ mod tests {
     #[test]
     fn corrupted_state_is_reported() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("state.json"), b"{oops").unwrap();
-        assert_eq!(
-            EmbeddedEvm::open(tmp.path()).unwrap_err().kind(),
-            ErrorKind::Corrupted
+        let legacy = tmp.path().join("state.json");
+        std::fs::write(&legacy, b"{oops").unwrap();
+        let e = EmbeddedEvm::open(tmp.path()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert_eq!(e.context_value("path"), Some(legacy.to_str().unwrap()));
+        // Nothing was imported, nothing renamed, no temporary file left.
+        assert!(legacy.exists());
+        assert!(!tmp.path().join("chain.db").exists());
+        assert_eq!(tmp_files(tmp.path()), Vec::<String>::new());
+    }
+
+    fn wall() -> u64 {
+        wall_clock()
+    }
+
+    /// The `state.json` the previous version would have written for
+    /// `chain` (an in-memory chain: the same `CacheDB` it kept, committed
+    /// the same way), with an account that was looked up and found absent
+    /// as `transact_commit` used to cache it.
+    fn legacy_json(chain: &EmbeddedEvm) -> Vec<u8> {
+        let st = chain.lock();
+        let Store::Memory { db, receipts } = &st.store else {
+            panic!("in memory")
+        };
+        let mut db = db.clone();
+        db.cache.accounts.insert(
+            Address::repeat_byte(0x99),
+            revm::database::DbAccount::new_not_existing(),
         );
+        let mut receipts: Vec<EvmReceipt> = receipts.values().cloned().collect();
+        receipts.sort_by_key(|r| r.block_number);
+        serde_json::to_vec(&serde_json::json!({
+            "db": db,
+            "block": st.meta.block,
+            "last_timestamp": st.meta.last_timestamp,
+            "time_offset": st.meta.time_offset,
+            "floor": st.meta.floor,
+            "receipts": receipts,
+        }))
+        .unwrap()
+    }
+
+    fn tmp_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || n.contains(".tmp-"))
+            .collect()
+    }
+
+    #[test]
+    fn legacy_state_json_is_imported_once() {
+        let (alice, bob) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb0));
+        let old = EmbeddedEvm::in_memory();
+        old.fund(alice, U256::from(10u64.pow(18))).unwrap();
+        let d = old.deploy(alice, initcode()).unwrap();
+        let addr = d.contract_address.unwrap();
+        let r = old.send(alice, addr, word(7), U256::ZERO).unwrap();
+        old.advance_time(3_600).unwrap();
+        let t = old
+            .send(alice, bob, Bytes::new(), U256::from(5u64))
+            .unwrap();
+
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("state.json"), legacy_json(&old)).unwrap();
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        assert!(!tmp.path().join("state.json").exists());
+        assert!(tmp.path().join("state.json.imported").exists());
+        assert!(tmp.path().join("chain.db").exists());
+        assert_eq!(tmp_files(tmp.path()), Vec::<String>::new());
+        assert_eq!(chain.block_number(), 3);
+        assert_eq!(chain.last_timestamp(), old.last_timestamp());
+        assert!(chain.now() >= wall() + 3_599, "the time offset is imported");
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(7));
+        assert_eq!(chain.balance(bob).unwrap(), U256::from(5u64));
+        assert_eq!(chain.balance(alice).unwrap(), old.balance(alice).unwrap());
+        for h in [d.tx_hash, r.tx_hash, t.tx_hash] {
+            assert_eq!(chain.receipt(&h), old.receipt(&h));
+            assert!(chain.receipt(&h).is_some());
+        }
+        // The nonce came along: the next transaction is alice's fourth.
+        let next = chain.send(alice, addr, word(9), U256::ZERO).unwrap();
+        assert_eq!(next.block_number, 4);
+        assert_eq!(
+            next.tx_hash,
+            old.send(alice, addr, word(9), U256::ZERO).unwrap().tx_hash
+        );
+        drop(chain);
+
+        // A crash between the two renames leaves both files: the database
+        // stands (nothing is imported again) and state.json is retired.
+        std::fs::copy(
+            tmp.path().join("state.json.imported"),
+            tmp.path().join("state.json"),
+        )
+        .unwrap();
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        assert_eq!(chain.block_number(), 4);
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(9));
+        assert!(!tmp.path().join("state.json").exists());
+    }
+
+    /// A write that fails half-way (here a trigger that refuses the
+    /// receipt, written after the accounts and slots) leaves nothing: not
+    /// in the database, not in memory; and the chain goes on afterwards.
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let alice = Address::repeat_byte(0xa1);
+        let chain = EmbeddedEvm::open(tmp.path()).unwrap();
+        chain.fund(alice, U256::from(1_000u64)).unwrap();
+        let addr = chain
+            .deploy(alice, initcode())
+            .unwrap()
+            .contract_address
+            .unwrap();
+        chain.send(alice, addr, word(7), U256::ZERO).unwrap();
+        let side = rusqlite::Connection::open(tmp.path().join("chain.db")).unwrap();
+        for (table, op) in [("receipts", "INSERT"), ("meta", "UPDATE")] {
+            side.execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+            ))
+            .unwrap();
+            let e = chain
+                .send(alice, addr, word(9), U256::from(1u64))
+                .unwrap_err();
+            assert!(format!("{e:?}").contains("injected"), "{e:?}");
+            assert_eq!(chain.block_number(), 2);
+            assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(7));
+            assert_eq!(chain.balance(addr).unwrap(), U256::ZERO);
+            assert_eq!(chain.balance(alice).unwrap(), U256::from(1_000u64));
+            let reopened = EmbeddedEvm::open(tmp.path()).unwrap();
+            assert_eq!(reopened.block_number(), 2);
+            assert_eq!(reopened.call(alice, addr, Bytes::new()).unwrap(), word(7));
+            side.execute_batch("DROP TRIGGER refuse;").unwrap();
+        }
+        let r = chain.send(alice, addr, word(9), U256::from(1u64)).unwrap();
+        assert_eq!(r.block_number, 3);
+        assert_eq!(chain.call(alice, addr, Bytes::new()).unwrap(), word(9));
+        assert_eq!(chain.balance(addr).unwrap(), U256::from(1u64));
+        // The failed attempts used no nonce: the hash is that of nonce 2.
+        let mut h = b"artha-embedded-tx".to_vec();
+        h.extend_from_slice(&CHAIN_ID.to_be_bytes());
+        h.extend_from_slice(alice.as_slice());
+        h.extend_from_slice(&2u64.to_be_bytes());
+        h.extend_from_slice(addr.as_slice());
+        h.extend_from_slice(&U256::from(1u64).to_be_bytes::<32>());
+        h.extend_from_slice(&word(9));
+        assert_eq!(r.tx_hash, keccak256(&h));
+    }
+
+    #[test]
+    fn a_malformed_row_is_corrupted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let alice = Address::repeat_byte(0xa1);
+        EmbeddedEvm::open(tmp.path())
+            .unwrap()
+            .fund(alice, U256::from(1u64))
+            .unwrap();
+        let db = tmp.path().join("chain.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE accounts SET balance = x'0102'", [])
+            .unwrap();
+        let e = EmbeddedEvm::open(tmp.path())
+            .unwrap()
+            .balance(alice)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert_eq!(e.context_value("path"), Some(db.to_str().unwrap()));
     }
 }
