@@ -148,7 +148,7 @@ impl EvmBackend for embedded::EmbeddedEvm {
         Ok(self.now())
     }
     async fn receipt(&self, tx: B256) -> Result<Option<EvmReceipt>> {
-        Ok(embedded::EmbeddedEvm::receipt(self, &tx))
+        embedded::EmbeddedEvm::try_receipt(self, &tx)
     }
     async fn increase_time(&self, secs: u64) -> Result<()> {
         self.advance_time(secs)
