@@ -20,9 +20,10 @@ mod bench {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use alloy_primitives::{Address, U256};
-    use artha_core::{Amount, ChainSubmission, JobId, KeccakHash, NodeId, ProofChain};
-    use artha_engine::chain::contracts::{Accounts, ArthaContracts, Params};
+    use artha_core::{
+        Amount, ChainSubmission, JobId, KeccakHash, NodeId, NodeRegistration, ProofChain, Registry,
+    };
+    use artha_engine::chain::contracts::Params;
     use artha_engine::chain::embedded::EmbeddedEvm;
 
     /// Price per GPU-second of the node and of every job (0.001 ARTH).
@@ -104,32 +105,37 @@ mod bench {
             }
             None => tempfile::tempdir().unwrap(),
         };
-        let dir = tmp.path().join("chain");
-        let accounts = Accounts {
-            admin: Address::repeat_byte(0xad),
-            operator: Address::repeat_byte(0x0b),
-            submitter: Address::repeat_byte(0x5b),
-        };
-        let evm = Arc::new(EmbeddedEvm::open(&dir).unwrap());
-        let million_arth = U256::from(10u64).pow(U256::from(24u64));
-        for a in [accounts.admin, accounts.operator, accounts.submitter] {
-            evm.fund(a, million_arth).unwrap();
-        }
-        let c = ArthaContracts::deploy(evm.clone(), accounts, Params::default())
-            .await
-            .unwrap();
-        let node = NodeId::from_bytes([0x4e; 16]);
-        c.register_node(
-            &node,
-            8,
-            81_920,
-            Amount::from_wei(RATE),
-            "local",
-            &["mlp"],
-            Amount::from_arth(1).unwrap(),
+        // The engine's own assembly: five development accounts, the
+        // contracts deployed, one client per party.
+        let setup = artha_engine::chain::setup::open_embedded(
+            &tmp.path().join("chain"),
+            "bench",
+            Params::default(),
         )
         .await
         .unwrap();
+        let dir = tmp.path().join("chain").join("evm");
+        let evm: Arc<EmbeddedEvm> = setup.dev.clone().unwrap();
+        let c = setup.parties.clone();
+        let node = NodeId::from_bytes([0x4e; 16]);
+        c.register_node(&NodeRegistration {
+            node,
+            gpus: 8,
+            gpu_memory_mib: 81_920,
+            price_per_gpu_second: Amount::from_wei(RATE),
+            region: "local".into(),
+            runtimes: vec!["mlp".into()],
+            stake: Amount::from_arth(1).unwrap(),
+        })
+        .await
+        .unwrap();
+        setup
+            .attestor
+            .as_ref()
+            .unwrap()
+            .certify(&node)
+            .await
+            .unwrap();
         println!(
             "embedded chain in {} ({} samples per point)",
             dir.display(),
