@@ -230,40 +230,118 @@ pub struct Supervised {
     pub failure: Option<String>,
 }
 
+/// How a supervised run ended (see [`supervise_with`]).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The executor's final state.
+    pub state: ExecState,
+    /// Why the events were refused (the job was stopped for it).
+    pub bad_event: Option<String>,
+    /// Whether `cancel` fired (the job was stopped for it).
+    pub cancelled: bool,
+}
+
+/// The one run loop: follows a launched job to its end, reading its events
+/// every `poll_interval` and handing each new batch to `on_events` (in
+/// order, once each); stops the job (after `grace`) at the first malformed
+/// event line or when `cancel` fires, and reads what is left once it has
+/// ended. The engine's lifecycle runs every job through it; [`supervise`]
+/// is it with the events collected.
+pub async fn supervise_with<E, F, Fut>(
+    executor: &E,
+    handle: &ExecHandle,
+    events_path: &Path,
+    poll_interval: Duration,
+    grace: Duration,
+    cancel: impl std::future::Future<Output = ()>,
+    mut on_events: F,
+) -> Result<RunOutcome>
+where
+    E: Executor + ?Sized,
+    F: FnMut(Vec<RuntimeEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tail = EventTail::new(events_path);
+    let mut bad_event: Option<String> = None;
+    let mut cancelled = false;
+    let wait = executor.wait(handle);
+    tokio::pin!(wait);
+    tokio::pin!(cancel);
+    let state = loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            state = &mut wait => break state?,
+            () = tokio::time::sleep(poll_interval) => {
+                if bad_event.is_none() && let Err(e) = tail.poll(&mut batch) {
+                    bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
+                    let _ = executor.stop(handle, grace).await;
+                }
+            }
+            () = &mut cancel, if !cancelled => {
+                cancelled = true;
+                let _ = executor.stop(handle, grace).await;
+            }
+        }
+        if !batch.is_empty() {
+            on_events(batch).await;
+        }
+    };
+    let mut rest = Vec::new();
+    if bad_event.is_none()
+        && let Err(e) = tail.poll_all(&mut rest)
+    {
+        bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
+    }
+    if !rest.is_empty() {
+        on_events(rest).await;
+    }
+    Ok(RunOutcome {
+        state,
+        bad_event,
+        cancelled,
+    })
+}
+
+/// An error with its context, in one line (for a job's reason).
+pub(crate) fn describe(e: &artha_core::Error) -> String {
+    let mut s = e.to_string();
+    for (k, v) in e.context() {
+        if !s.contains(v.as_str()) {
+            s.push_str(&format!(" [{k}: {v}]"));
+        }
+    }
+    s
+}
+
 /// Follows a launched job to its end: tails its events every
 /// `poll_interval`, stops the job at the first malformed event line, and
-/// returns the final state with the events and a failure reason.
+/// returns the final state with the events and a failure reason
+/// ([`supervise_with`], collecting the events).
 pub async fn supervise<E: Executor + ?Sized>(
     executor: &E,
     handle: &ExecHandle,
     events_path: &Path,
     poll_interval: Duration,
 ) -> Result<Supervised> {
-    let mut tail = EventTail::new(events_path);
     let mut events = Vec::new();
-    let mut bad_event: Option<String> = None;
-    let wait = executor.wait(handle);
-    tokio::pin!(wait);
-    let state = loop {
-        tokio::select! {
-            state = &mut wait => break state?,
-            () = tokio::time::sleep(poll_interval) => {
-                if let Err(e) = tail.poll(&mut events) {
-                    bad_event = Some(format!("runtime wrote a malformed event: {e}"));
-                    executor.stop(handle, Duration::from_secs(2)).await?;
-                    break executor.wait(handle).await?;
-                }
-            }
-        }
-    };
-    if bad_event.is_none()
-        && let Err(e) = tail.poll_all(&mut events)
-    {
-        bad_event = Some(format!("runtime wrote a malformed event: {e}"));
-    }
-    let failure = bad_event.or_else(|| failure_reason(&state, &events));
+    let out = supervise_with(
+        executor,
+        handle,
+        events_path,
+        poll_interval,
+        Duration::from_secs(2),
+        std::future::pending(),
+        |batch| {
+            events.extend(batch);
+            std::future::ready(())
+        },
+    )
+    .await?;
+    let failure = out
+        .bad_event
+        .or_else(|| failure_reason(&out.state, &events));
     Ok(Supervised {
-        state,
+        state: out.state,
         events,
         failure,
     })

@@ -109,15 +109,7 @@ pub(crate) async fn fail_hard(parts: &Parts, job: &JobId, e: &Error) {
     }
 }
 
-pub(crate) fn describe(e: &Error) -> String {
-    let mut s = e.to_string();
-    for (k, v) in e.context() {
-        if !s.contains(v.as_str()) {
-            s.push_str(&format!(" [{k}: {v}]"));
-        }
-    }
-    s
-}
+pub(crate) use crate::exec::describe;
 
 /// Test hook: with `ARTHA_FAILPOINT=<name>` in the environment the engine
 /// sends itself SIGKILL (`kill -9`: no destructors, no flush) when it

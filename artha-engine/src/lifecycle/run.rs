@@ -17,7 +17,7 @@ use super::prove::prove;
 use super::stage::{events_path, executor, job_dir, mounts, stage_and_launch};
 use super::{JobCtx, MAX_RESUMES, STOP_GRACE, describe, failpoint, holds_events};
 use crate::engine::parts::Parts;
-use crate::exec::{EventTail, failure_reason};
+use crate::exec::{EventTail, RunOutcome, failure_reason, supervise_with};
 use crate::fsutil::{io_err, write_atomic};
 use crate::jobs::{JobPhase, JobRecord};
 
@@ -129,15 +129,11 @@ pub(crate) async fn run(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
         // Crashed between the transition and recording the handle: relaunch.
         return relaunch(cx, r, None).await;
     };
-    let events_file = events_path(parts, &job);
-    let mut tail = EventTail::new(&events_file);
-    let mut bad_event: Option<String> = None;
-    let mut cancelled = false;
     let mut cancel_rx = ctl.cancel.subscribe();
-    let mut cancel_wait = Box::pin(async move {
+    let cancel = async move {
         // Fires at once when the job was cancelled before this run began.
         let _ = cancel_rx.wait_for(|c| *c).await;
-    });
+    };
     // Measured from this process's launch, or from now when re-attaching to
     // a run launched before a restart (the time in between is not billed).
     let started = ctl
@@ -146,34 +142,20 @@ pub(crate) async fn run(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
         .unwrap_or_else(|p| p.into_inner())
         .take()
         .unwrap_or_else(Instant::now);
-    let state = {
-        let wait = exec.wait(&handle);
-        tokio::pin!(wait);
-        loop {
-            let mut batch = Vec::new();
-            tokio::select! {
-                state = &mut wait => break state?,
-                () = tokio::time::sleep(parts.poll) => {
-                    if bad_event.is_none() && let Err(e) = tail.poll(&mut batch) {
-                        bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
-                        let _ = exec.stop(&handle, STOP_GRACE).await;
-                    }
-                }
-                () = &mut cancel_wait, if !cancelled => {
-                    cancelled = true;
-                    let _ = exec.stop(&handle, STOP_GRACE).await;
-                }
-            }
-            take_events(cx, r, &batch).await;
-        }
-    };
-    let mut rest = Vec::new();
-    if bad_event.is_none()
-        && let Err(e) = tail.poll_all(&mut rest)
-    {
-        bad_event = Some(format!("runtime wrote a malformed event: {}", describe(&e)));
-    }
-    take_events(cx, r, &rest).await;
+    let RunOutcome {
+        state,
+        bad_event,
+        cancelled,
+    } = supervise_with(
+        exec,
+        &handle,
+        &events_path(parts, &job),
+        parts.poll,
+        STOP_GRACE,
+        cancel,
+        |batch| async move { take_events(cx, r, &batch).await },
+    )
+    .await?;
 
     // Measured by the engine: wall time while the runtime ran, × devices,
     // rounded up, capped at the job's maximum.

@@ -650,6 +650,10 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
             "  node      {} (registered on chain)",
             engine.node_id()
         ))?;
+        // Each party acts with its own account; none holds the chain admin's.
+        for (party, account) in engine.chain().accounts() {
+            say(format!("  {party:<9} {account}"))?;
+        }
         let q = quickstart::start(engine).await?;
         say(format!(
             "  dataset   {} {} ({} bytes)",
