@@ -432,8 +432,11 @@ pub enum ChainJobStatus {
 ///
 /// Guarantees: each write returns only once included, with its receipt;
 /// writes are idempotent per job and step of the flow (re-sending after a
-/// crash never duplicates a transaction); reverts come back as errors of
-/// kind `Reverted` naming the contract error.
+/// crash never duplicates a transaction); reverts come back as typed
+/// errors naming the contract error: `AlreadyExists` (an id taken),
+/// `NotFound` (an unknown id), `PermissionDenied` (a caller without the
+/// role), `Conflict` (too early: the same write succeeds later), else
+/// `Reverted`.
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 pub trait ProofChain: MaybeSend + MaybeSync {

@@ -8,25 +8,13 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use artha_core::{ChainJobStatus, JobId, ProofChain};
-use artha_engine::chain::contracts::{Accounts, ArthaContracts};
+use artha_engine::chain::contracts::ArthaContracts;
 use artha_engine::chain::embedded::EmbeddedEvm;
 use chain_suite::*;
 
-fn accounts() -> Accounts {
-    Accounts {
-        admin: addr(0xad),
-        operator: addr(0x0b),
-        submitter: addr(0x5b),
-    }
-}
-
 fn fund(evm: &EmbeddedEvm) {
-    for a in [accounts().admin, accounts().operator, accounts().submitter] {
-        evm.fund(
-            a,
-            U256::from(1_000u64) * U256::from(10u64).pow(U256::from(18u64)),
-        )
-        .unwrap();
+    for a in dev_accounts().all() {
+        evm.fund(a, FUNDING).unwrap();
     }
 }
 
@@ -35,48 +23,44 @@ async fn suite_runs_on_the_embedded_evm_and_survives_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let evm = Arc::new(EmbeddedEvm::open(tmp.path()).unwrap());
     fund(&evm);
-    let c = run(evm, accounts()).await;
-    c.save(&tmp.path().join("deployment.json")).unwrap();
-    let height = c.backend().block_number();
-    drop(c);
+    let p = run(evm, dev_accounts()).await;
+    p.worker.save(&tmp.path().join("deployment.json")).unwrap();
+    let height = p.worker.backend().block_number();
+    drop(p);
     // Reopen from disk: same height, same contracts, same job states.
     let evm = Arc::new(EmbeddedEvm::open(tmp.path()).unwrap());
     assert_eq!(evm.block_number(), height);
-    let c = ArthaContracts::load(evm, &tmp.path().join("deployment.json"))
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        c.job_status(&JobId::from_bytes([7; 16])).await.unwrap(),
-        ChainJobStatus::Finalized
-    );
-    assert_eq!(
-        c.job_status(&JobId::from_bytes([8; 16])).await.unwrap(),
-        ChainJobStatus::Slashed
-    );
+    let c = ArthaContracts::load(
+        evm,
+        &tmp.path().join("deployment.json"),
+        dev_accounts().worker,
+    )
+    .unwrap()
+    .unwrap();
+    for (job, status) in [
+        (SETTLED_JOB, ChainJobStatus::Finalized),
+        (SLASHED_JOB, ChainJobStatus::Slashed),
+        (FAILED_JOB, ChainJobStatus::Failed),
+        (RECERTIFIED_JOB, ChainJobStatus::Failed),
+    ] {
+        assert_eq!(
+            c.job_status(&JobId::from_bytes(job)).await.unwrap(),
+            status,
+            "{job:?}"
+        );
+    }
+    assert!(c.node_eligible(&node()).await.unwrap(), "certified again");
 }
 
 #[tokio::test]
 async fn job_life_gas_is_flat_in_steps() {
     let evm = Arc::new(EmbeddedEvm::in_memory());
     fund(&evm);
-    let c = ArthaContracts::deploy(evm, accounts(), Default::default())
-        .await
-        .unwrap();
-    c.register_node(
-        &node(),
-        8,
-        81_920,
-        artha_core::Amount::from_wei(RATE),
-        "local",
-        &["mlp"],
-        arth(1),
-    )
-    .await
-    .unwrap();
-    let first = life_gas(&c, JobId::from_bytes([1; 16]), 1).await;
+    let p = deploy(evm, dev_accounts()).await;
+    let first = life_gas(&p, JobId::from_bytes([1; 16]), 1).await;
     let mut rows = Vec::new();
     for (i, steps) in [100u64, 10_000, 1_000_000].into_iter().enumerate() {
-        let g = life_gas(&c, JobId::from_bytes([10 + i as u8; 16]), steps).await;
+        let g = life_gas(&p, JobId::from_bytes([10 + i as u8; 16]), steps).await;
         println!(
             "steps {steps:>9}: submit {} assign {} commit {} finalize {} total {}",
             g[0], g[1], g[2], g[3], g[4]
@@ -98,23 +82,15 @@ async fn reopen_keeps_balances_storage_receipts_height_and_clock() {
     let tmp = tempfile::tempdir().unwrap();
     let evm = Arc::new(EmbeddedEvm::open(tmp.path()).unwrap());
     fund(&evm);
-    let c = ArthaContracts::deploy(evm.clone(), accounts(), Default::default())
+    // Deployed, the node registered by the worker and certified.
+    let p = deploy(evm.clone(), dev_accounts()).await;
+    let job = JobId::from_bytes([0x21; 16]);
+    let r = p
+        .submitter
+        .submit_job(&submission(job, arth(5)))
         .await
         .unwrap();
-    c.register_node(
-        &node(),
-        8,
-        81_920,
-        artha_core::Amount::from_wei(RATE),
-        "local",
-        &["mlp"],
-        arth(1),
-    )
-    .await
-    .unwrap();
-    let job = JobId::from_bytes([0x21; 16]);
-    let r = c.submit_job(&submission(job, arth(5))).await.unwrap();
-    c.assign(&job, &node()).await.unwrap();
+    p.scheduler.assign(&job, &node()).await.unwrap();
     evm.advance_time(7_200).unwrap();
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -122,17 +98,14 @@ async fn reopen_keeps_balances_storage_receipts_height_and_clock() {
         .as_secs();
     let hash = B256::from(*r.tx_hash.as_bytes());
     let receipt = evm.receipt(&hash).unwrap();
-    let balances: Vec<U256> = [
-        accounts().submitter,
-        accounts().operator,
-        c.deployment.market,
-    ]
-    .iter()
-    .map(|a| evm.balance(*a).unwrap())
-    .collect();
+    let market = p.worker.deployment.market;
+    let balances: Vec<U256> = [dev_accounts().submitter, dev_accounts().worker, market]
+        .iter()
+        .map(|a| evm.balance(*a).unwrap())
+        .collect();
     let (height, last) = (evm.block_number(), evm.last_timestamp());
-    c.save(&tmp.path().join("deployment.json")).unwrap();
-    drop(c);
+    p.worker.save(&tmp.path().join("deployment.json")).unwrap();
+    drop(p);
     drop(evm);
 
     let evm = Arc::new(EmbeddedEvm::open(tmp.path()).unwrap());
@@ -142,17 +115,17 @@ async fn reopen_keeps_balances_storage_receipts_height_and_clock() {
     assert_eq!(evm.receipt(&hash).unwrap(), receipt);
     assert_eq!(receipt.block_number, r.block_number);
     assert!(evm.receipt(&B256::repeat_byte(7)).is_none());
-    let c = ArthaContracts::load(evm.clone(), &tmp.path().join("deployment.json"))
-        .unwrap()
-        .unwrap();
-    let again: Vec<U256> = [
-        accounts().submitter,
-        accounts().operator,
-        c.deployment.market,
-    ]
-    .iter()
-    .map(|a| evm.balance(*a).unwrap())
-    .collect();
+    let c = ArthaContracts::load(
+        evm.clone(),
+        &tmp.path().join("deployment.json"),
+        dev_accounts().submitter,
+    )
+    .unwrap()
+    .unwrap();
+    let again: Vec<U256> = [dev_accounts().submitter, dev_accounts().worker, market]
+        .iter()
+        .map(|a| evm.balance(*a).unwrap())
+        .collect();
     assert_eq!(again, balances);
     assert_eq!(c.job_status(&job).await.unwrap(), ChainJobStatus::Assigned);
     assert_eq!(c.job_node(&job).await.unwrap(), Some(node()));

@@ -13,7 +13,6 @@ use artha_core::{ChainJobStatus, Error, ErrorKind, JobId, ProofChain, Result};
 use artha_engine::chain::contracts::revert_name;
 use artha_engine::chain::embedded::EmbeddedEvm;
 use artha_engine::chain::outbox::{Outbox, State, Write};
-use artha_engine::chain::parties::ChainParties;
 use artha_engine::chain::{EvmBackend, EvmReceipt};
 use async_trait::async_trait;
 use chain_suite::*;
@@ -80,30 +79,19 @@ impl EvmBackend for Link {
 async fn writes_survive_an_outage_and_a_restart_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let evm = Arc::new(EmbeddedEvm::in_memory());
-    let accounts = Accounts {
-        admin: addr(0xad),
-        scheduler: addr(0x5c),
-        worker: addr(0x0b),
-        submitter: addr(0x5b),
-        verifier: addr(0x7e),
-    };
+    let accounts = dev_accounts();
     for a in accounts.all() {
-        evm.fund(a, U256::from(10u128.pow(21))).unwrap();
+        evm.fund(a, FUNDING).unwrap();
     }
     let link = Arc::new(Link {
         evm: evm.clone(),
         down: AtomicBool::new(false),
         sent: AtomicU32::new(0),
     });
+    // Deployed, with the node registered and certified.
     let p = deploy(link.clone(), accounts).await;
-    register_node(&p).await;
     // The outbox sends each write as the party that makes it.
-    let parties = ChainParties {
-        submitter: Arc::new(p.submitter.clone()),
-        scheduler: Arc::new(p.scheduler.clone()),
-        worker: Arc::new(p.worker.clone()),
-        verifier: Arc::new(p.verifier.clone()),
-    };
+    let parties = p.chain_parties();
     let c = &p.worker;
     let path = tmp.path().join("outbox.json");
     let job = JobId::from_bytes([5; 16]);

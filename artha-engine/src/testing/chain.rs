@@ -1,28 +1,41 @@
-//! The chain suite: the Artha contracts on an [`EvmBackend`].
+//! The chain suite: the Artha contracts on an [`EvmBackend`], used by their
+//! parties.
 //!
 //! The implementation under test is the backend (the embedded EVM, an RPC
-//! chain such as anvil, or yours): [`deploy`] puts the contracts on it and
-//! registers the suite's node; the scenarios then drive the deployment
-//! through [`ProofChain`] and the contract bindings. They share one
-//! deployment and must run in [`SCENARIOS`] order ([`challenge_is_upheld`]
-//! decertifies the node), which is what [`run_all`] does.
+//! chain such as anvil, or yours): [`deploy`] puts the contracts on it as
+//! the admin (granting the scheduler its roles), attaches one client per
+//! party ([`Parties`]: the admin's [`Attestor`], and a scheduler, worker,
+//! submitter and verifier client, each sending from its own account), has
+//! the worker register the suite's node and the attestor certify it. The
+//! scenarios then drive the deployment through [`ProofChain`] and the
+//! contract bindings, each write sent by the party the contracts expect it
+//! from, and check that the others are refused (`PermissionDenied`). They
+//! share one deployment and must run in [`SCENARIOS`] order
+//! ([`challenge_is_upheld`] slashes the node), which is what [`run_all`]
+//! does.
 //!
-//! The backend must support `increase_time` (a development chain), and
-//! the three [`Accounts`] must hold funds (a few dozen ARTH each; anvil's
-//! development accounts do, the embedded EVM is funded with
+//! The backend must support `increase_time` (a development chain) and
+//! sign for the five [`Accounts`], which must hold funds (a few dozen ARTH
+//! each; anvil's development accounts do, the embedded EVM is funded with
 //! `EmbeddedEvm::fund`, see [`FUNDING`]).
 //!
-//! After [`run_all`], job `[7; 16]` is `Finalized` and job `[8; 16]` is
-//! `Slashed` (a restart test can check that the chain kept them).
+//! After [`run_all`], job [`SETTLED_JOB`] is `Finalized`, [`SLASHED_JOB`]
+//! is `Slashed`, [`FAILED_JOB`] and [`RECERTIFIED_JOB`] are `Failed` (a
+//! restart test can check that the chain kept them), and [`node`] is
+//! certified again.
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use artha_core::{
     Amount, Blake3Digest, ChainJobStatus, ChainSubmission, Challenge, Cid, Commitment, DatasetId,
-    JobId, JobTree, KeccakHash, ModelId, NodeId, ProofChain, StepRecord,
+    Error, ErrorKind, JobId, JobTree, KeccakHash, ModelId, NodeId, ProofChain, Receipt, Registry,
+    Result, StepRecord,
 };
+use std::sync::Arc;
 
 use crate::chain::EvmBackend;
-use crate::chain::contracts::{Accounts, ArthaContracts, Params, revert_name, word16};
+use crate::chain::contracts::{ArthaContracts, Attestor, Params, Roles, revert_name, word16};
+use crate::chain::parties::ChainParties;
+use crate::chain::setup::PartyAccounts;
 
 /// The rate the suite's node charges: 0.001 ARTH per GPU-second, in wei.
 pub const RATE: u128 = 1_000_000_000_000_000;
@@ -36,6 +49,9 @@ pub const SETTLED_JOB: [u8; 16] = [7; 16];
 pub const FAILED_JOB: [u8; 16] = [9; 16];
 /// The job [`challenge_is_upheld`] gets slashed.
 pub const SLASHED_JOB: [u8; 16] = [8; 16];
+/// The job [`challenge_is_upheld`] assigns once the attestor has certified
+/// the slashed node again, and fails.
+pub const RECERTIFIED_JOB: [u8; 16] = [6; 16];
 
 /// `n` ARTH.
 pub fn arth(n: u128) -> Amount {
@@ -47,13 +63,124 @@ pub fn node() -> NodeId {
     NodeId::from_bytes([0x4e; 16])
 }
 
-/// Three distinct accounts (admin `0xad…`, operator `0x0b…`, submitter
-/// `0x5b…`) for a chain that accepts any sender (the embedded EVM).
+/// The five accounts of a suite run (funded by the caller, and the backend
+/// must sign for each): the chain admin (deployer, attestor, arbiter) and
+/// the four parties of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accounts {
+    /// Deploys the contracts, certifies nodes, resolves challenges.
+    pub admin: Address,
+    /// Assigns jobs, fails unrun ones, registers trained models.
+    pub scheduler: Address,
+    /// Operates the node: registers it, commits, is paid.
+    pub worker: Address,
+    /// Submits jobs and locks their escrow; is refunded.
+    pub submitter: Address,
+    /// Challenges committed work (and finalizes, as anyone may).
+    pub verifier: Address,
+}
+
+impl Accounts {
+    /// The five accounts: admin, scheduler, worker, submitter, verifier.
+    pub fn all(&self) -> [Address; 5] {
+        [
+            self.admin,
+            self.scheduler,
+            self.worker,
+            self.submitter,
+            self.verifier,
+        ]
+    }
+
+    /// The suite's accounts of a chain setup's, which must include the
+    /// admin's (`None` without it: the suite deploys).
+    pub fn from_party_accounts(p: &PartyAccounts) -> Option<Self> {
+        Some(Accounts {
+            admin: p.admin?,
+            scheduler: p.scheduler,
+            worker: p.worker,
+            submitter: p.submitter,
+            verifier: p.verifier,
+        })
+    }
+}
+
+impl From<Accounts> for PartyAccounts {
+    fn from(a: Accounts) -> Self {
+        PartyAccounts {
+            admin: Some(a.admin),
+            scheduler: a.scheduler,
+            worker: a.worker,
+            submitter: a.submitter,
+            verifier: a.verifier,
+        }
+    }
+}
+
+/// Five distinct accounts (admin `0xad…`, scheduler `0x5c…`, worker
+/// `0x0b…`, submitter `0x5b…`, verifier `0x7e…`) for a chain that accepts
+/// any sender (the embedded EVM).
 pub fn dev_accounts() -> Accounts {
     Accounts {
         admin: addr(0xad),
-        operator: addr(0x0b),
+        scheduler: addr(0x5c),
+        worker: addr(0x0b),
         submitter: addr(0x5b),
+        verifier: addr(0x7e),
+    }
+}
+
+/// One deployment as its parties use it: the admin's attestor, and one
+/// client per party, each acting as its own account.
+#[derive(Debug, Clone)]
+pub struct Parties<B> {
+    /// The admin: certifies and revokes nodes, resolves challenges.
+    pub attestor: Attestor<B>,
+    /// The scheduler's client.
+    pub scheduler: ArthaContracts<B>,
+    /// The worker's (node operator's) client.
+    pub worker: ArthaContracts<B>,
+    /// The submitter's client.
+    pub submitter: ArthaContracts<B>,
+    /// The verifier's client.
+    pub verifier: ArthaContracts<B>,
+}
+
+impl<B: EvmBackend + Clone> Parties<B> {
+    /// The five accounts.
+    pub fn accounts(&self) -> Accounts {
+        Accounts {
+            admin: self.attestor.address(),
+            scheduler: self.scheduler.address(),
+            worker: self.worker.address(),
+            submitter: self.submitter.address(),
+            verifier: self.verifier.address(),
+        }
+    }
+
+    /// An [`Attestor`] handle acting as `account`: the admin's is
+    /// [`Parties::attestor`]; any other account's is refused
+    /// (`PermissionDenied`) by the contracts.
+    pub fn attestor_as(&self, account: Address) -> Attestor<B> {
+        Attestor::attach(
+            self.worker.backend().clone(),
+            self.worker.deployment,
+            account,
+            self.worker.params,
+        )
+    }
+}
+
+impl<B: EvmBackend + Clone + 'static> Parties<B> {
+    /// The four party clients as one [`ProofChain`] routing each write to
+    /// its party (as the engine uses them).
+    pub fn chain_parties(&self) -> ChainParties {
+        ChainParties {
+            submitter: Arc::new(self.submitter.clone()),
+            scheduler: Arc::new(self.scheduler.clone()),
+            worker: Arc::new(self.worker.clone()),
+            verifier: Arc::new(self.verifier.clone()),
+        }
     }
 }
 
@@ -99,86 +226,264 @@ pub fn commitment(job: JobId, tree: &JobTree, steps: u64, gpu_seconds: u64) -> C
     }
 }
 
+/// The account a mined transaction was sent from.
+///
+/// # Panics
+/// If the backend does not know the transaction.
+pub async fn sender<B: EvmBackend>(c: &ArthaContracts<B>, r: &Receipt) -> Address {
+    c.backend()
+        .receipt(B256::from(*r.tx_hash.as_bytes()))
+        .await
+        .expect("receipt failed")
+        .expect("the transaction is mined")
+        .from
+}
+
+/// Asserts that `r` failed with kind `kind` and the contract error `name`;
+/// returns the error.
+///
+/// # Panics
+/// If `r` succeeded, or failed otherwise.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(r: Result<T>, kind: ErrorKind, name: &str) -> Error {
+    let e = r.expect_err(&format!("should be refused with {name}"));
+    assert_eq!(e.kind(), kind, "{e} {:?}", e.context());
+    assert_eq!(revert_name(&e), Some(name), "{e}");
+    e
+}
+
 /// Every scenario of the suite, in the order they must run (on one
 /// deployment, after [`deploy`]).
 pub const SCENARIOS: &[&str] = &[
+    "parties_and_roles",
     "registries_and_lineage",
     "job_settles",
+    "proof_chain_contract",
     "challenge_is_upheld",
 ];
 
-/// Deploys the contracts on `backend` as `accounts` (funded by the
-/// caller), registers [`node`] with a stake of 1 ARTH at [`RATE`] and
-/// checks it is eligible.
-pub async fn deploy<B: EvmBackend>(backend: B, accounts: Accounts) -> ArthaContracts<B> {
-    let c = ArthaContracts::deploy(backend, accounts, Params::default())
-        .await
-        .expect("deploy the contracts");
-    c.register_node(
-        &node(),
-        8,
-        81_920,
-        Amount::from_wei(RATE),
-        "local",
-        &["mlp"],
-        arth(1),
+/// Deploys the contracts on `backend` as `accounts.admin` with the
+/// scheduler's roles granted to `accounts.scheduler` (all funded by the
+/// caller) and attaches a client per party; the worker registers [`node`]
+/// with a stake of 1 ARTH at [`RATE`] — not eligible until the attestor
+/// certifies it, which it then does.
+pub async fn deploy<B: EvmBackend + Clone>(backend: B, accounts: Accounts) -> Parties<B> {
+    let params = Params::default();
+    let d = ArthaContracts::deploy(
+        &backend,
+        accounts.admin,
+        &Roles {
+            scheduler: accounts.scheduler,
+        },
+        params,
     )
     .await
-    .expect("register_node failed");
+    .expect("deploy the contracts");
+    let worker = ArthaContracts::attach(backend.clone(), d, accounts.worker, params);
+    let p = Parties {
+        attestor: Attestor::attach(backend, d, accounts.admin, params),
+        scheduler: worker.as_account(accounts.scheduler),
+        submitter: worker.as_account(accounts.submitter),
+        verifier: worker.as_account(accounts.verifier),
+        worker,
+    };
+    let r = p
+        .worker
+        .register_node(
+            &node(),
+            8,
+            81_920,
+            Amount::from_wei(RATE),
+            "local",
+            &["mlp"],
+            arth(1),
+        )
+        .await
+        .expect("register_node failed");
+    assert_eq!(sender(&p.worker, &r).await, accounts.worker);
     assert!(
-        c.node_eligible(&node())
+        !p.worker
+            .node_eligible(&node())
             .await
-            .expect("node_eligible failed")
+            .expect("node_eligible failed"),
+        "registered is not certified"
     );
-
-    c
+    let r = p.attestor.certify(&node()).await.expect("certify failed");
+    assert_eq!(sender(&p.worker, &r).await, accounts.admin);
+    assert!(
+        p.worker
+            .node_eligible(&node())
+            .await
+            .expect("node_eligible failed"),
+        "certified and staked is eligible"
+    );
+    p
 }
 
 /// Deploys (see [`deploy`]) and runs every scenario of [`SCENARIOS`] in
-/// order; returns the deployment.
+/// order ([`proof_chain_contract`] on [`Parties::chain_parties`]); returns
+/// the deployment's parties.
 ///
 /// # Panics
 /// On the first failed check, naming the scenario.
-pub async fn run_all<B: EvmBackend>(backend: B, accounts: Accounts) -> ArthaContracts<B> {
-    let mut c = None;
+pub async fn run_all<B: EvmBackend + Clone + 'static>(
+    backend: B,
+    accounts: Accounts,
+) -> Parties<B> {
+    let mut p = None;
     super::scenario("chain", "deploy", async {
-        c = Some(deploy(backend, accounts).await);
+        p = Some(deploy(backend, accounts).await);
     })
     .await;
-    let c = c.expect("deploy returned a deployment");
+    let p = p.expect("deploy returned a deployment");
+    super::scenario("chain", "parties_and_roles", parties_and_roles(&p)).await;
     super::scenario(
         "chain",
         "registries_and_lineage",
-        registries_and_lineage(&c),
+        registries_and_lineage(&p),
     )
     .await;
-    super::scenario("chain", "job_settles", job_settles(&c)).await;
+    super::scenario("chain", "job_settles", job_settles(&p)).await;
+    let chain = p.chain_parties();
     super::scenario(
         "chain",
         "proof_chain_contract",
-        proof_chain_contract(&c, &node()),
+        proof_chain_contract(&chain, &node()),
     )
     .await;
-    super::scenario("chain", "challenge_is_upheld", challenge_is_upheld(&c)).await;
-    c
+    super::scenario("chain", "challenge_is_upheld", challenge_is_upheld(&p)).await;
+    p
 }
 
-/// Datasets and models register once (`DatasetExists`), a model's lineage
-/// runs back through its parents, and an unknown parent is refused
-/// (`UnknownParent`).
-pub async fn registries_and_lineage<B: EvmBackend>(c: &ArthaContracts<B>) {
+/// Each client sends as its own account; the scheduler holds SCHEDULER
+/// (jobs) and REGISTRAR (models), the admin ATTESTOR and ARBITER, nobody
+/// else; only the attestor certifies (the worker is refused:
+/// `PermissionDenied`, naming the role and the account); a node registers
+/// once (`AlreadyExists`); an unknown node is `NotFound`; [`node`]'s
+/// standing names the worker as its operator.
+pub async fn parties_and_roles<B: EvmBackend + Clone>(p: &Parties<B>) {
+    let a = p.accounts();
+    for (c, who) in [
+        (&p.scheduler, a.scheduler),
+        (&p.worker, a.worker),
+        (&p.submitter, a.submitter),
+        (&p.verifier, a.verifier),
+    ] {
+        assert_eq!(c.address(), who);
+        assert_eq!(c.account(), who.to_string());
+        assert_eq!(
+            c.balance().await.expect("balance failed"),
+            c.balance_of(who).await.expect("balance_of failed")
+        );
+    }
+    let (w, d) = (&p.worker, p.worker.deployment);
+    for (contract, role, who, holds) in [
+        (d.jobs, "SCHEDULER", a.scheduler, true),
+        (d.models, "REGISTRAR", a.scheduler, true),
+        (d.jobs, "SCHEDULER", a.admin, false),
+        (d.jobs, "SCHEDULER", a.worker, false),
+        (d.nodes, "ATTESTOR", a.worker, false),
+        (d.nodes, "ATTESTOR", a.admin, true),
+        (d.proofs, "ARBITER", a.admin, true),
+        (d.proofs, "ARBITER", a.verifier, false),
+    ] {
+        assert_eq!(
+            w.has_role(contract, role, who)
+                .await
+                .expect("has_role failed"),
+            holds,
+            "{who} holds {role}: {holds}"
+        );
+    }
+    assert!(
+        w.has_party_roles(&Roles {
+            scheduler: a.scheduler
+        })
+        .await
+        .expect("has_party_roles failed")
+    );
+
+    // Only the attestor certifies: not the worker, for its own node.
+    let e = refused(
+        p.attestor_as(a.worker).certify(&node()).await,
+        ErrorKind::PermissionDenied,
+        "Unauthorized",
+    );
+    assert_eq!(e.context_value("role"), Some("ATTESTOR"), "{e}");
+    assert_eq!(
+        e.context_value("account"),
+        Some(a.worker.to_string().as_str())
+    );
+    refused(
+        w.register_node(
+            &node(),
+            8,
+            81_920,
+            Amount::from_wei(RATE),
+            "local",
+            &["mlp"],
+            arth(1),
+        )
+        .await,
+        ErrorKind::AlreadyExists,
+        "NodeExists",
+    );
+    let e = refused(
+        Registry::node(w, &NodeId::from_bytes([9; 16])).await,
+        ErrorKind::NotFound,
+        "UnknownNode",
+    );
+    assert!(e.context_value("node_id").is_some(), "{e}");
+    let standing = Registry::node(w, &node()).await.expect("node failed");
+    assert_eq!(standing.operator, a.worker.to_string());
+    assert!(standing.eligible && standing.certified, "{standing:?}");
+}
+
+/// The scheduler registers a model trained by job `job` (it alone holds
+/// REGISTRAR).
+async fn register_trained<B: EvmBackend>(
+    c: &ArthaContracts<B>,
+    model: &ModelId,
+    parent: &ModelId,
+    ds: &DatasetId,
+    job: &JobId,
+) -> Result<Receipt> {
+    c.register_model(
+        model,
+        &Cid::of(b"w1"),
+        "mlp",
+        Some(ds),
+        Default::default(),
+        "v1",
+        Some(parent),
+        Some(job),
+    )
+    .await
+}
+
+/// The submitter registers its dataset and model, once each
+/// (`AlreadyExists`: `DatasetExists`, `ModelExists`); a model trained by a
+/// job registers only from the scheduler (REGISTRAR: the submitter and the
+/// worker are refused, `PermissionDenied`); a model's lineage runs back
+/// through its parents; an unknown model or parent is `NotFound`.
+pub async fn registries_and_lineage<B: EvmBackend + Clone>(p: &Parties<B>) {
+    let a = p.accounts();
+    let (sched, worker, subm) = (&p.scheduler, &p.worker, &p.submitter);
     let job = JobId::from_bytes(SETTLED_JOB);
     let ds = DatasetId::from_bytes([1; 16]);
-    c.register_dataset(&ds, &Cid::of(b"data"), None, 1024, "tabular")
-        .await
-        .expect("register_dataset failed");
-    let e = c
+    let r = subm
         .register_dataset(&ds, &Cid::of(b"data"), None, 1024, "tabular")
         .await
-        .expect_err("register_dataset should fail");
-    assert_eq!(revert_name(&e), Some("DatasetExists"), "{e}");
+        .expect("register_dataset failed");
+    assert_eq!(sender(subm, &r).await, a.submitter);
+    refused(
+        subm.register_dataset(&ds, &Cid::of(b"data"), None, 1024, "tabular")
+            .await,
+        ErrorKind::AlreadyExists,
+        "DatasetExists",
+    );
     let (m0, m1) = (ModelId::from_bytes([2; 16]), ModelId::from_bytes([3; 16]));
-    c.register_model(
+    subm.register_model(
         &m0,
         &Cid::of(b"w0"),
         "mlp",
@@ -190,24 +495,47 @@ pub async fn registries_and_lineage<B: EvmBackend>(c: &ArthaContracts<B>) {
     )
     .await
     .expect("register_model failed");
-    c.register_model(
-        &m1,
-        &Cid::of(b"w1"),
-        "mlp",
-        Some(&ds),
-        Default::default(),
-        "v1",
-        Some(&m0),
-        Some(&job),
-    )
-    .await
-    .expect("register_model failed");
     assert_eq!(
-        c.lineage(&m1).await.expect("lineage failed"),
+        subm.model_provenance(&m0)
+            .await
+            .expect("model_provenance failed")
+            .owner,
+        a.submitter
+    );
+    for c in [subm, worker] {
+        let e = refused(
+            register_trained(c, &m1, &m0, &ds, &job).await,
+            ErrorKind::PermissionDenied,
+            "Unauthorized",
+        );
+        assert_eq!(e.context_value("role"), Some("REGISTRAR"), "{e}");
+    }
+    let r = register_trained(sched, &m1, &m0, &ds, &job)
+        .await
+        .expect("register_model (trained) failed");
+    assert_eq!(sender(sched, &r).await, a.scheduler);
+    let prov = sched
+        .model_provenance(&m1)
+        .await
+        .expect("model_provenance failed");
+    assert_eq!(prov.owner, a.scheduler);
+    assert_eq!(prov.job, word16(job.as_bytes()));
+    refused(
+        register_trained(sched, &m1, &m0, &ds, &job).await,
+        ErrorKind::AlreadyExists,
+        "ModelExists",
+    );
+    assert_eq!(
+        sched.lineage(&m1).await.expect("lineage failed"),
         vec![word16(m1.as_bytes()), word16(m0.as_bytes())]
     );
-    let e = c
-        .register_model(
+    refused(
+        Registry::lineage(worker, &ModelId::from_bytes([9; 16])).await,
+        ErrorKind::NotFound,
+        "UnknownModel",
+    );
+    refused(
+        subm.register_model(
             &ModelId::from_bytes([4; 16]),
             &Cid::of(b"w"),
             "mlp",
@@ -217,123 +545,152 @@ pub async fn registries_and_lineage<B: EvmBackend>(c: &ArthaContracts<B>) {
             Some(&ModelId::from_bytes([9; 16])),
             None,
         )
-        .await
-        .expect_err("register_model should fail");
-    assert_eq!(revert_name(&e), Some("UnknownParent"));
+        .await,
+        ErrorKind::NotFound,
+        "UnknownParent",
+    );
 }
 
-/// Job [`SETTLED_JOB`] from submission to payout: a budget below the
-/// estimate and an unfunded job revert and move nothing; the job is
-/// escrowed once (`JobExists`); assignment; commitments over the maximum,
-/// malformed, from another operator or sent twice revert; finalizing
-/// waits for the challenge period; then the node is paid the measured
-/// GPU-seconds × rate, the rest is refunded, and the escrow closes.
-pub async fn job_settles<B: EvmBackend>(c: &ArthaContracts<B>) {
-    let accounts = c.accounts;
+/// Job [`SETTLED_JOB`] from submission to payout: an unknown job is
+/// `NotFound`; a budget below the estimate and an unfunded job revert and
+/// move nothing; the submitter escrows the job once (`AlreadyExists`);
+/// only the scheduler assigns (the others: `PermissionDenied`);
+/// commitments over the maximum or malformed revert, and only the
+/// assigned node's operator commits (`PermissionDenied`), once;
+/// finalizing waits for the challenge period; then anyone (the verifier)
+/// finalizes, the worker is paid the measured GPU-seconds × rate, the
+/// rest is refunded to the submitter, and the escrow closes.
+pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
+    let a = p.accounts();
+    let (sched, worker, subm, verif) = (&p.scheduler, &p.worker, &p.submitter, &p.verifier);
     let job = JobId::from_bytes(SETTLED_JOB);
     // Submission: bad inputs are reverted with named errors and change nothing.
-    let sub0 = c.balance(accounts.submitter).await.expect("balance failed");
-    let e = c
-        .submit_job(&submission(job, Amount::from_wei(4_710 * RATE - 1)))
-        .await
-        .expect_err("submit_job should fail");
-    assert_eq!(revert_name(&e), Some("BudgetBelowEstimate"), "{e}");
-    let e = c
-        .submit_job(&submission(job, Amount::ZERO))
-        .await
-        .expect_err("submit_job should fail");
-    assert_eq!(revert_name(&e), Some("Unfunded"));
+    let sub0 = subm.balance().await.expect("balance failed");
+    refused(
+        subm.submit_job(&submission(job, Amount::from_wei(4_710 * RATE - 1)))
+            .await,
+        ErrorKind::Reverted,
+        "BudgetBelowEstimate",
+    );
+    refused(
+        subm.submit_job(&submission(job, Amount::ZERO)).await,
+        ErrorKind::Reverted,
+        "Unfunded",
+    );
     assert_eq!(
-        c.balance(accounts.submitter).await.expect("balance failed"),
+        subm.balance().await.expect("balance failed"),
         sub0,
         "reverts move nothing"
     );
-    let r = c
+    refused(
+        worker.job_status(&job).await,
+        ErrorKind::NotFound,
+        "UnknownJob",
+    );
+    let r = subm
         .submit_job(&submission(job, arth(10)))
         .await
         .expect("submit_job failed");
-    assert!(r.block_number > 0 && r.gas_used > 21_000);
+    assert!(r.block_number > 0 && r.gas_used > 21_000, "{r:?}");
+    assert_eq!(sender(subm, &r).await, a.submitter);
     assert_eq!(
-        c.job_status(&job).await.expect("job_status failed"),
+        worker.job_status(&job).await.expect("job_status failed"),
         ChainJobStatus::Submitted
     );
     assert_eq!(
-        c.escrow_of(&job).await.expect("escrow_of failed"),
+        worker.escrow_of(&job).await.expect("escrow_of failed"),
         (arth(10), false)
     );
-    let e = c
-        .submit_job(&submission(job, arth(10)))
-        .await
-        .expect_err("submit_job should fail");
-    assert_eq!(revert_name(&e), Some("JobExists"));
+    refused(
+        subm.submit_job(&submission(job, arth(10))).await,
+        ErrorKind::AlreadyExists,
+        "JobExists",
+    );
 
-    // Assignment and commitment.
-    c.assign(&job, &node()).await.expect("assign failed");
+    // Assignment: the scheduler's alone.
+    for c in [worker, subm, verif] {
+        let e = refused(
+            c.assign(&job, &node()).await,
+            ErrorKind::PermissionDenied,
+            "Unauthorized",
+        );
+        assert_eq!(e.context_value("role"), Some("SCHEDULER"), "{e}");
+    }
+    let r = sched.assign(&job, &node()).await.expect("assign failed");
+    assert_eq!(sender(sched, &r).await, a.scheduler);
     assert_eq!(
-        c.job_status(&job).await.expect("job_status failed"),
+        worker.job_status(&job).await.expect("job_status failed"),
         ChainJobStatus::Assigned
     );
+    assert_eq!(
+        worker.job_node(&job).await.expect("job_node failed"),
+        Some(node())
+    );
+
+    // Commitment: the assigned node's operator alone.
     let recs = records(250, "honest");
     let tree = JobTree::build(&recs, 100).expect("build failed");
     let com = commitment(job, &tree, 250, 4_710);
     let mut bad = com.clone();
     bad.gpu_seconds = 4_711;
-    assert_eq!(
-        revert_name(&c.commit(&bad).await.expect_err("commit should fail")),
-        Some("GpuSecondsOverMax")
+    refused(
+        worker.commit(&bad).await,
+        ErrorKind::Reverted,
+        "GpuSecondsOverMax",
     );
     bad = com.clone();
     bad.windows = 9;
-    assert_eq!(
-        revert_name(&c.commit(&bad).await.expect_err("commit should fail")),
-        Some("MalformedRoot")
+    refused(
+        worker.commit(&bad).await,
+        ErrorKind::Reverted,
+        "MalformedRoot",
     );
-    // Someone other than the assigned node's operator.
-    let intruder = ArthaContracts::attach(
-        c.backend(),
-        c.deployment,
-        Accounts {
-            operator: accounts.submitter,
-            ..accounts
-        },
-        c.params,
+    for c in [subm, sched] {
+        refused(
+            c.commit(&com).await,
+            ErrorKind::PermissionDenied,
+            "NotAssignedNode",
+        );
+    }
+    let r = worker.commit(&com).await.expect("commit failed");
+    assert_eq!(sender(worker, &r).await, a.worker);
+    refused(
+        worker.commit(&com).await,
+        ErrorKind::Reverted,
+        "AlreadyCommitted",
     );
-    assert_eq!(
-        revert_name(&intruder.commit(&com).await.expect_err("commit should fail")),
-        Some("NotAssignedNode")
-    );
-    c.commit(&com).await.expect("commit failed");
-    assert_eq!(
-        revert_name(&c.commit(&com).await.expect_err("commit should fail")),
-        Some("AlreadyCommitted")
-    );
-    assert_eq!(
-        revert_name(&c.finalize(&job).await.expect_err("finalize should fail")),
-        Some("ChallengePeriodActive")
+    // Too early: a conflict (the same write succeeds later).
+    refused(
+        worker.finalize(&job).await,
+        ErrorKind::Conflict,
+        "ChallengePeriodActive",
     );
 
-    // Settlement after the challenge period: measured GPU-s × rate to the node.
-    c.backend()
-        .increase_time(3_601)
+    // Settlement after the challenge period: measured GPU-s × rate to the
+    // node. Anyone may finalize: the verifier does, so the worker's and the
+    // submitter's balances move by the payout and the refund exactly.
+    worker
+        .advance_time(3_601)
         .await
-        .expect("increase_time failed");
+        .expect("advance_time failed");
     let (op0, sub1) = (
-        c.balance(accounts.operator).await.expect("balance failed"),
-        c.balance(accounts.submitter).await.expect("balance failed"),
+        worker.balance().await.expect("balance failed"),
+        subm.balance().await.expect("balance failed"),
     );
-    c.finalize(&job).await.expect("finalize failed");
+    let r = verif.finalize(&job).await.expect("finalize failed");
+    assert_eq!(sender(verif, &r).await, a.verifier);
     assert_eq!(
-        c.job_status(&job).await.expect("job_status failed"),
+        worker.job_status(&job).await.expect("job_status failed"),
         ChainJobStatus::Finalized
     );
-    let paid = c
-        .balance(accounts.operator)
+    let paid = worker
+        .balance()
         .await
         .expect("balance failed")
         .checked_sub(op0)
         .expect("checked_sub failed");
-    let refunded = c
-        .balance(accounts.submitter)
+    let refunded = subm
+        .balance()
         .await
         .expect("balance failed")
         .checked_sub(sub1)
@@ -345,22 +702,24 @@ pub async fn job_settles<B: EvmBackend>(c: &ArthaContracts<B>) {
         "escrow in = payout + refund"
     );
     assert!(
-        c.escrow_of(&job).await.expect("escrow_of failed").1,
+        worker.escrow_of(&job).await.expect("escrow_of failed").1,
         "escrow closed"
     );
-    assert_eq!(
-        revert_name(&c.finalize(&job).await.expect_err("finalize should fail")),
-        Some("AlreadyFinalized")
+    refused(
+        worker.finalize(&job).await,
+        ErrorKind::Reverted,
+        "AlreadyFinalized",
     );
 }
 
 /// The [`ProofChain`] contract through the trait alone, on job
 /// [`FAILED_JOB`] (so any `ProofChain` over a deployment where `node` is
-/// registered and eligible can run it): every write returns a receipt of
+/// registered and eligible, sending each write as the party that makes
+/// it — [`ChainParties`] — can run it): every write returns a receipt of
 /// an included transaction, each with its own hash; `job_status` follows
-/// Submitted → Assigned → Failed; a second submission, a second `fail`
-/// and a commitment of the failed job are errors of kind `Reverted`;
-/// `block_time` is set and never goes back.
+/// Submitted → Assigned → Failed; a second submission is an error of kind
+/// `AlreadyExists`, a second `fail` and a commitment of the failed job
+/// errors of kind `Reverted`; `block_time` is set and never goes back.
 pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
     let job = JobId::from_bytes(FAILED_JOB);
     let t0 = chain.block_time().await.expect("block_time");
@@ -378,8 +737,8 @@ pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
     let e = chain
         .submit_job(&submission(job, arth(10)))
         .await
-        .expect_err("a second submission of one job should revert");
-    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+        .expect_err("a second submission of one job should be refused");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     let assigned = chain.assign(&job, node).await.expect("assign");
     assert_eq!(
         chain.job_status(&job).await.expect("job_status"),
@@ -404,34 +763,43 @@ pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
         .fail(&job)
         .await
         .expect_err("failing a failed job should revert");
-    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Reverted, "{e}");
     let recs = records(10, "failed");
     let tree = JobTree::build(&recs, 100).expect("a job tree");
     let e = chain
         .commit(&commitment(job, &tree, 10, 10))
         .await
         .expect_err("committing a failed job should revert");
-    assert_eq!(e.kind(), artha_core::ErrorKind::Reverted, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Reverted, "{e}");
     let t1 = chain.block_time().await.expect("block_time");
     assert!(t1 >= t0, "block time went back: {t0} then {t1}");
 }
 
-/// Job [`SLASHED_JOB`] commits a faked step; a challenge with the wrong
-/// replayed step reverts (`StepMismatch`); the right one, upheld, slashes
-/// the job, refunds the submitter in full and decertifies [`node`] (so
-/// this scenario runs last).
-pub async fn challenge_is_upheld<B: EvmBackend>(c: &ArthaContracts<B>) {
-    let accounts = c.accounts;
-    // A faked step, challenged with its proof and upheld.
+/// Job [`SLASHED_JOB`] commits a faked step; the verifier's challenge with
+/// the wrong replayed step reverts (`StepMismatch`); the right one is
+/// resolved by the arbiter (the admin) alone — the worker is refused
+/// (`PermissionDenied`), an unknown challenge is `NotFound` — and, upheld,
+/// slashes the job, refunds the submitter in full and decertifies
+/// [`node`]. The worker alone cannot make it eligible again (not by
+/// registering again, staking more or certifying itself): the scheduler
+/// cannot assign it [`RECERTIFIED_JOB`] until the attestor certifies it
+/// again; then the scheduler assigns the job and fails it. Runs last.
+pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
+    let a = p.accounts();
+    let (sched, worker, subm, verif) = (&p.scheduler, &p.worker, &p.submitter, &p.verifier);
+    let as_worker = p.attestor_as(a.worker);
+    // A faked step, challenged by the verifier with its proof and upheld by
+    // the arbiter.
     let job2 = JobId::from_bytes(SLASHED_JOB);
-    c.submit_job(&submission(job2, arth(10)))
+    subm.submit_job(&submission(job2, arth(10)))
         .await
         .expect("submit_job failed");
-    c.assign(&job2, &node()).await.expect("assign failed");
+    sched.assign(&job2, &node()).await.expect("assign failed");
     let mut faked = records(250, "honest");
     faked[149] = records(250, "faked")[149];
     let tree2 = JobTree::build(&faked, 100).expect("build failed");
-    c.commit(&commitment(job2, &tree2, 250, 4_000))
+    worker
+        .commit(&commitment(job2, &tree2, 250, 4_000))
         .await
         .expect("commit failed");
     let proof = tree2.prove_step(149).expect("prove_step failed");
@@ -445,28 +813,41 @@ pub async fn challenge_is_upheld<B: EvmBackend>(c: &ArthaContracts<B>) {
     };
     let mut wrong = ch.clone();
     wrong.replayed = records(250, "honest")[150];
-    assert_eq!(
-        revert_name(
-            &c.challenge(&wrong)
-                .await
-                .expect_err("challenge should fail")
-        ),
-        Some("StepMismatch")
+    refused(
+        verif.challenge(&wrong).await,
+        ErrorKind::Reverted,
+        "StepMismatch",
     );
-    c.challenge(&ch).await.expect("challenge failed");
+    let r = verif.challenge(&ch).await.expect("challenge failed");
+    assert_eq!(sender(verif, &r).await, a.verifier);
     assert_eq!(
-        c.job_status(&job2).await.expect("job_status failed"),
+        worker.job_status(&job2).await.expect("job_status failed"),
         ChainJobStatus::Challenged
     );
-    let sub2 = c.balance(accounts.submitter).await.expect("balance failed");
-    let id = c.challenge_count().await.expect("challenge_count failed");
-    c.resolve(id, true).await.expect("resolve failed");
+    let sub2 = subm.balance().await.expect("balance failed");
+    let id = worker
+        .challenge_count()
+        .await
+        .expect("challenge_count failed");
+    let e = refused(
+        as_worker.resolve(id, false).await,
+        ErrorKind::PermissionDenied,
+        "Unauthorized",
+    );
+    assert_eq!(e.context_value("role"), Some("ARBITER"), "{e}");
+    refused(
+        p.attestor.resolve(id + U256::from(1), true).await,
+        ErrorKind::NotFound,
+        "UnknownChallenge",
+    );
+    let r = p.attestor.resolve(id, true).await.expect("resolve failed");
+    assert_eq!(sender(worker, &r).await, a.admin);
     assert_eq!(
-        c.job_status(&job2).await.expect("job_status failed"),
+        worker.job_status(&job2).await.expect("job_status failed"),
         ChainJobStatus::Slashed
     );
     assert_eq!(
-        c.balance(accounts.submitter)
+        subm.balance()
             .await
             .expect("balance failed")
             .checked_sub(sub2)
@@ -474,37 +855,107 @@ pub async fn challenge_is_upheld<B: EvmBackend>(c: &ArthaContracts<B>) {
         arth(10),
         "full refund"
     );
+
+    // Slashed: decertified, and the worker alone cannot make it eligible
+    // again — not by registering again, staking more or certifying itself.
+    let n = worker.node(&node()).await.expect("node failed");
+    assert!(!n.certified && n.active, "{n:?}");
     assert!(
-        !c.node_eligible(&node())
+        !worker
+            .node_eligible(&node())
             .await
             .expect("node_eligible failed"),
         "slashed node is decertified"
     );
+    refused(
+        worker
+            .register_node(
+                &node(),
+                8,
+                81_920,
+                Amount::from_wei(RATE),
+                "local",
+                &["mlp"],
+                arth(1),
+            )
+            .await,
+        ErrorKind::AlreadyExists,
+        "NodeExists",
+    );
+    worker
+        .add_stake(&node(), arth(1))
+        .await
+        .expect("add_stake failed");
+    refused(
+        as_worker.certify(&node()).await,
+        ErrorKind::PermissionDenied,
+        "Unauthorized",
+    );
+    assert!(
+        !worker
+            .node_eligible(&node())
+            .await
+            .expect("node_eligible failed"),
+        "a slashed node stays out until the attestor says otherwise"
+    );
+    let job3 = JobId::from_bytes(RECERTIFIED_JOB);
+    subm.submit_job(&submission(job3, arth(10)))
+        .await
+        .expect("submit_job failed");
+    refused(
+        sched.assign(&job3, &node()).await,
+        ErrorKind::Reverted,
+        "NodeNotEligible",
+    );
+    // The attestor's deliberate decision brings it back.
+    p.attestor.certify(&node()).await.expect("certify failed");
+    assert!(
+        worker
+            .node_eligible(&node())
+            .await
+            .expect("node_eligible failed")
+    );
+    sched.assign(&job3, &node()).await.expect("assign failed");
+    // An assigned job that will not run: the scheduler fails it (refund).
+    let r = sched.fail(&job3).await.expect("fail failed");
+    assert_eq!(sender(sched, &r).await, a.scheduler);
+    assert_eq!(
+        worker.job_status(&job3).await.expect("job_status failed"),
+        ChainJobStatus::Failed
+    );
 }
 
 /// Gas of a whole job life (submit, assign, commit, finalize) in real
-/// transactions, for a job of `steps` steps in windows of 100.
-pub async fn life_gas<B: EvmBackend>(c: &ArthaContracts<B>, job: JobId, steps: u64) -> [u64; 5] {
+/// transactions, each sent by its party, for a job of `steps` steps in
+/// windows of 100: `[submit, assign, commit, finalize, total]`.
+pub async fn life_gas<B: EvmBackend + Clone>(p: &Parties<B>, job: JobId, steps: u64) -> [u64; 5] {
     let recs = records(steps.min(1_000), "gas");
     let tree = JobTree::build(&recs, 100).expect("build failed");
     let mut com = commitment(job, &tree, steps, 4_000);
     com.windows = steps.div_ceil(100) as u32; // the root stands in for a longer run's root
-    let a = c
+    let a = p
+        .submitter
         .submit_job(&submission(job, arth(10)))
         .await
         .expect("submit_job failed")
         .gas_used;
-    let b = c
+    let b = p
+        .scheduler
         .assign(&job, &node())
         .await
         .expect("assign failed")
         .gas_used;
-    let d = c.commit(&com).await.expect("commit failed").gas_used;
-    c.backend()
-        .increase_time(3_601)
+    let d = p.worker.commit(&com).await.expect("commit failed").gas_used;
+    p.worker
+        .advance_time(3_601)
         .await
-        .expect("increase_time failed");
-    let e = c.finalize(&job).await.expect("finalize failed").gas_used;
+        .expect("advance_time failed");
+    let e = p
+        .worker
+        .finalize(&job)
+        .await
+        .expect("finalize failed")
+        .gas_used;
     [a, b, d, e, a + b + d + e]
 }
 

@@ -20,8 +20,8 @@
 //! - [`chain`]: the Artha contracts on an
 //!   [`EvmBackend`](crate::chain::EvmBackend), driven through
 //!   [`ProofChain`](artha_core::ProofChain) and the contract bindings
-//!   (registries, submission, commitment and settlement, failure,
-//!   challenges). Run against the embedded EVM and a real anvil. Its
+//!   (parties and roles, registries, submission, commitment and
+//!   settlement, failure, challenges). Run against the embedded EVM and a real anvil. Its
 //!   [`proof_chain_contract`](chain::proof_chain_contract) scenario uses
 //!   only the [`ProofChain`](artha_core::ProofChain) trait, for a chain
 //!   that is not an EVM backend.
@@ -96,11 +96,13 @@
 //! use artha_engine::chain::embedded::EmbeddedEvm;
 //! use artha_engine::testing::chain;
 //!
-//! // Any EvmBackend: deploys the contracts, runs every scenario. The three
-//! // accounts must hold funds (here the embedded chain mints them).
+//! // Any EvmBackend that signs for the five accounts (admin, scheduler,
+//! // worker, submitter, verifier): deploys the contracts as the admin, runs
+//! // every scenario with each write sent by its party. The accounts must
+//! // hold funds (here the embedded chain mints them).
 //! let evm = Arc::new(EmbeddedEvm::in_memory());
 //! let accounts = chain::dev_accounts();
-//! for a in [accounts.admin, accounts.operator, accounts.submitter] {
+//! for a in accounts.all() {
 //!     evm.fund(a, chain::FUNDING).unwrap();
 //! }
 //! chain::run_all(evm, accounts).await;
