@@ -43,7 +43,7 @@ spec() {
   cat <<JSON
 {"kind":"train","runtime":{"native":"mlp"},"dataset":"$DS","budget":"100 ARTH",
  "hyper":{"epochs":1,"batch_size":1,"learning_rate":0.1,"seed":1,"extra":{"script":"$1"}},
- "resources":{"gpus":0,"max_duration_secs":3600},"proof_window":1000}
+ "resources":{"gpus":0,"cpu_millis":1000,"memory_mib":512,"max_duration_secs":3600},"proof_window":1000}
 JSON
 }
 spec "steps $STEPS complete" >"$DIR/long.json"
