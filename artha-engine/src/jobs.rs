@@ -176,6 +176,19 @@ impl JobLedger {
         crate::store::util::blocking(move || f(&ledger)).await
     }
 
+    /// Runs `f` — SQLite work that blocks — without holding up an async
+    /// worker: on a multi-thread tokio runtime the worker hands its other
+    /// tasks over first (`block_in_place`); elsewhere (a current-thread
+    /// runtime, a plain thread) it runs inline.
+    fn off_async<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(f)
+            }
+            _ => f(),
+        }
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic mid-call cannot leave a half-applied change: every write is
         // one SQLite transaction, rolled back unless committed.
@@ -185,6 +198,7 @@ impl JobLedger {
     /// Records a new job in phase `Submitted`. `AlreadyExists` if the id is
     /// taken (submissions are idempotent by job id).
     pub(crate) fn insert(&self, id: &JobId, submitter: &str, spec: &JobSpec) -> Result<()> {
+        self.off_async(|| {
         let now = now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
@@ -206,6 +220,7 @@ impl JobLedger {
         )
         .map_err(|e| db_error("record a transition", e))?;
         tx.commit().map_err(|e| db_error("commit", e))
+        })
     }
 
     /// Moves `id` from `from` to `to`, recording `reason`. `Conflict` when
@@ -218,6 +233,7 @@ impl JobLedger {
         to: JobPhase,
         reason: Option<&str>,
     ) -> Result<()> {
+        self.off_async(|| {
         if !from.can_become(to) {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -260,18 +276,21 @@ impl JobLedger {
         )
         .map_err(|e| db_error("record a transition", e))?;
         tx.commit().map_err(|e| db_error("commit", e))
+        })
     }
 
     fn update(&self, id: &JobId, sql: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
-        let n = self
-            .conn()
-            .execute(sql, params![value, now_ms() as i64, id.to_string()])
-            .map_err(|e| db_error("update a job", e))?;
-        if n == 0 {
-            return Err(Error::new(ErrorKind::NotFound, "no such job")
-                .with_context("job_id", id.to_string()));
-        }
-        Ok(())
+        self.off_async(|| {
+            let n = self
+                .conn()
+                .execute(sql, params![value, now_ms() as i64, id.to_string()])
+                .map_err(|e| db_error("update a job", e))?;
+            if n == 0 {
+                return Err(Error::new(ErrorKind::NotFound, "no such job")
+                    .with_context("job_id", id.to_string()));
+            }
+            Ok(())
+        })
     }
 
     /// Records the node and GPUs a job was placed on.
@@ -345,34 +364,37 @@ impl JobLedger {
         item: T,
         same: impl Fn(&T, &T) -> bool,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
-        let text: String = tx
-            .query_row(
-                &format!("SELECT {column} FROM jobs WHERE id = ?1"),
-                params![id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error("read a job", e))?
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, "no such job")
-                    .with_context("job_id", id.to_string())
-            })?;
-        let mut list: Vec<T> = from_json(&id.to_string(), column, &text)?;
-        if !list.iter().any(|x| same(x, &item)) {
-            list.push(item);
-            tx.execute(
-                &format!("UPDATE jobs SET {column} = ?1, updated_ms = ?2 WHERE id = ?3"),
-                params![to_json(&list)?, now_ms() as i64, id.to_string()],
-            )
-            .map_err(|e| db_error("update a job", e))?;
-        }
-        tx.commit().map_err(|e| db_error("commit", e))
+        self.off_async(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(|e| db_error("begin", e))?;
+            let text: String = tx
+                .query_row(
+                    &format!("SELECT {column} FROM jobs WHERE id = ?1"),
+                    params![id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| db_error("read a job", e))?
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, "no such job")
+                        .with_context("job_id", id.to_string())
+                })?;
+            let mut list: Vec<T> = from_json(&id.to_string(), column, &text)?;
+            if !list.iter().any(|x| same(x, &item)) {
+                list.push(item);
+                tx.execute(
+                    &format!("UPDATE jobs SET {column} = ?1, updated_ms = ?2 WHERE id = ?3"),
+                    params![to_json(&list)?, now_ms() as i64, id.to_string()],
+                )
+                .map_err(|e| db_error("update a job", e))?;
+            }
+            tx.commit().map_err(|e| db_error("commit", e))
+        })
     }
 
     /// The job's record; `NotFound` if unknown.
     pub(crate) fn get(&self, id: &JobId) -> Result<JobRecord> {
+        self.off_async(|| {
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -437,34 +459,39 @@ impl JobLedger {
                 None => JobProgress::default(),
             },
         })
+        })
     }
 
     /// Ids of jobs in `phases` (all jobs when empty), oldest first.
     pub(crate) fn list(&self, phases: &[JobPhase]) -> Result<Vec<JobId>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, phase FROM jobs ORDER BY created_ms, id")
-            .map_err(|e| db_error("list jobs", e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| db_error("list jobs", e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, phase) = row.map_err(|e| db_error("list jobs", e))?;
-            if phases.is_empty() || phases.contains(&JobPhase::parse(&phase)?) {
-                out.push(id.parse()?);
+        self.off_async(|| {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare("SELECT id, phase FROM jobs ORDER BY created_ms, id")
+                .map_err(|e| db_error("list jobs", e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| db_error("list jobs", e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, phase) = row.map_err(|e| db_error("list jobs", e))?;
+                if phases.is_empty() || phases.contains(&JobPhase::parse(&phase)?) {
+                    out.push(id.parse()?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Jobs the engine must reconcile after a restart (not terminal).
     pub(crate) fn unfinished(&self) -> Result<Vec<JobId>> {
-        let live: Vec<JobPhase> = JobPhase::ALL
-            .into_iter()
-            .filter(|p| !p.is_terminal())
-            .collect();
-        self.list(&live)
+        self.off_async(|| {
+            let live: Vec<JobPhase> = JobPhase::ALL
+                .into_iter()
+                .filter(|p| !p.is_terminal())
+                .collect();
+            self.list(&live)
+        })
     }
 }
 
