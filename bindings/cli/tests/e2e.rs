@@ -362,12 +362,7 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
     assert!(err.is_retryable() && err.to_string().contains("rate limit"));
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     assert_eq!(r.submitter, me.did().as_str());
     assert_eq!(e.list().unwrap().len(), 1, "only the admitted job");
@@ -406,12 +401,7 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
         .extra
         .insert("optimizer".into(), serde_json::json!("sgd"));
     let job = e.submit(spec).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Failed, "{r:?}");
     let reason = r.reason.clone().unwrap();
     assert!(reason.contains("not finite"), "{reason}");
@@ -585,12 +575,7 @@ async fn one_engine_runs_many_jobs_at_once() {
         jobs.push(e.submit(s).await.unwrap().id());
     }
     for j in &jobs {
-        let r = e
-            .job(j)
-            .unwrap()
-            .wait_for(JobPhase::is_terminal)
-            .await
-            .unwrap();
+        let r = common::ended(&e, j).await;
         assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     }
     assert_eq!(e.free_gpus(), 4);
@@ -612,12 +597,7 @@ async fn a_commit_whose_receipt_was_lost_is_still_settled() {
     let home = tmp.path().join("home");
     let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     e.shutdown().await;
 
@@ -664,12 +644,7 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
     let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
     e.shutdown().await;
 
@@ -903,12 +878,7 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
     assert!(std::fs::metadata(&dest).unwrap().len() > 0);
     e.shutdown().await;
     let e = engine(&home).await;
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     assert_eq!(e.proofs(&job).await.unwrap().steps, 150 * 16);
     assert!(!home.join(format!("jobs/run/{job}/resumes")).exists());
@@ -1000,12 +970,7 @@ async fn check_recovered_job(home: &Path, job: &JobId) {
 
     let spec = e.record(job).unwrap().spec;
     let again = e.submit(spec).await.unwrap().id();
-    let r = e
-        .job(&again)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &again).await;
     assert_eq!(r.phase, JobPhase::Completed);
     let clean = e.proofs(&again).await.unwrap();
     assert_eq!(clean.job_root, resumed.job_root);

@@ -99,12 +99,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
         .unwrap()
         .cost;
     let job = e.submit(spec).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     let logs = e.logs(&job, 0).await.unwrap();
     assert_eq!(
         r.phase,

@@ -103,12 +103,7 @@ async fn run_hostile(
         .await
         .unwrap()
         .id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     (e, r, tmp)
 }
 
@@ -273,12 +268,7 @@ async fn native_loader_variables_are_refused_at_submission() {
     let mut s = spec(&e, ds.id, native(), "env OMP_NUM_THREADS events 2");
     s.env.insert("OMP_NUM_THREADS".into(), "1".into());
     let job = e.submit(s).await.unwrap().id();
-    let r = e
-        .job(&job)
-        .unwrap()
-        .wait_for(JobPhase::is_terminal)
-        .await
-        .unwrap();
+    let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
     let logs = e.logs(&job, 0).await.unwrap();
     assert!(
@@ -399,12 +389,7 @@ async fn kill_9_in_the_run_end_gap_never_loses_a_finished_job() {
             let jobs = e.list().unwrap();
             assert_eq!(jobs.len(), 1, "{point}");
             let job: JobId = jobs[0].id;
-            let r = e
-                .job(&job)
-                .unwrap()
-                .wait_for(JobPhase::is_terminal)
-                .await
-                .unwrap();
+            let r = common::ended(&e, &job).await;
             assert_eq!(r.phase, JobPhase::Completed, "{point}: {r:?}");
             let steps = e.proofs(&job).await.unwrap().steps;
             // 128 rows / batch 32 = 4 steps an epoch.

@@ -114,3 +114,12 @@ pub(crate) fn write_keys_file(
     }
     path.to_path_buf()
 }
+
+/// Waits until `job` has ended and the engine has closed it; its record.
+pub(crate) async fn ended(e: &Engine, job: &JobId) -> artha_core::JobRecord {
+    e.job(job)
+        .unwrap()
+        .wait_for(JobPhase::is_terminal)
+        .await
+        .unwrap()
+}
