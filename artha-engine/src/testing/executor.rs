@@ -28,6 +28,8 @@
 //!
 //! # The contract checked
 //!
+//! - [`declares_the_runtime_it_runs`]: it supports the fixture's runtime
+//!   and advertises at least one runtime.
 //! - [`launch_writes_events_and_exits_zero`]: after `launch`, the runtime
 //!   writes its events to `<mounts.artha>/events.jsonl`; `wait` returns
 //!   `Finished { Exited { code: 0 } }` and `state` then says the same.
@@ -145,6 +147,7 @@ pub fn launch_spec(jd: &JobDir, runtime: Runtime, args: &[&str]) -> LaunchSpec {
 
 /// Every scenario of the suite, in the order [`run_all`] runs them.
 pub const SCENARIOS: &[&str] = &[
+    "declares_the_runtime_it_runs",
     "launch_writes_events_and_exits_zero",
     "failing_program_exits_non_zero",
     "stop_ends_a_sleeping_job",
@@ -154,6 +157,21 @@ pub const SCENARIOS: &[&str] = &[
     "second_launch_is_refused",
 ];
 
+/// The executor [supports](Executor::supports) the fixture's runtime and
+/// advertises at least one runtime (what a node registers, and how the
+/// engine routes a job to an executor).
+pub fn declares_the_runtime_it_runs(ex: &dyn Executor, fx: &ExecutorFixture) {
+    assert!(
+        ex.supports(&fx.runtime),
+        "the executor must support the fixture's runtime {:?}",
+        fx.runtime
+    );
+    assert!(
+        !ex.runtimes().is_empty(),
+        "an executor advertises the runtimes it runs"
+    );
+}
+
 /// Runs the scenario called `name` (one of [`SCENARIOS`]).
 ///
 /// # Panics
@@ -162,6 +180,7 @@ pub const SCENARIOS: &[&str] = &[
 pub async fn run_scenario(name: &str, ex: &dyn Executor, fx: &ExecutorFixture) {
     let fut = async move {
         match name {
+            "declares_the_runtime_it_runs" => declares_the_runtime_it_runs(ex, fx),
             "launch_writes_events_and_exits_zero" => {
                 launch_writes_events_and_exits_zero(ex, fx).await;
             }

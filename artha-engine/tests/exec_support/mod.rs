@@ -63,6 +63,7 @@ macro_rules! executor_scenarios {
     };
     ($setup:path) => {
         $crate::executor_scenarios!($setup;
+            declares_the_runtime_it_runs,
             launch_writes_events_and_exits_zero,
             failing_program_exits_non_zero,
             stop_ends_a_sleeping_job,
