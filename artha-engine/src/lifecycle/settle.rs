@@ -22,7 +22,8 @@ pub(crate) async fn close(parts: &Parts, r: &JobRecord) -> Result<()> {
     }
     let status = match parts.chain.job_status(&job).await {
         Ok(s) => Some(s),
-        Err(e) if e.kind() == ErrorKind::Reverted => None, // never submitted
+        // Never submitted (an unknown job; older chains revert untyped).
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Reverted) => None,
         Err(e) => return Err(e),
     };
     match status {

@@ -72,7 +72,7 @@ async fn torch_job_in_docker_settles_on_anvil() {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
         let market = v["deployment"]["market"].as_str().unwrap().parse().unwrap();
-        let rpc = artha_engine::chain::rpc::RpcChain::connect(&url, &[])
+        let rpc = artha_engine::chain::rpc::RpcChain::connect(&url, &common::ANVIL_KEYS[..1])
             .await
             .unwrap();
         rpc.balance(market).await.unwrap()
