@@ -292,8 +292,13 @@ impl EngineBuilder {
             }
             (None, url) => load_config(&root, url.as_deref())?,
         };
+        // A remote store is checked before anything is opened or created.
+        let remote = match self.store.take() {
+            Some(b) => Some(b),
+            None => defaults::remote_store(&cfg.store).await?,
+        };
         let home = EngineHome::open(&root)?;
-        let backend = match self.store.take() {
+        let backend = match remote {
             Some(b) => b,
             None => defaults::store(&home, &cfg.store).await?,
         };

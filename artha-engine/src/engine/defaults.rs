@@ -58,9 +58,19 @@ pub(crate) enum ChainChoice {
 /// `<home>/store`, or an S3 bucket (checked to answer, so a refused or
 /// silent endpoint is an `Unavailable` error before anything is opened).
 pub(crate) async fn store(home: &EngineHome, cfg: &StoreConfig) -> Result<Arc<dyn StoreBackend>> {
+    match remote_store(cfg).await? {
+        Some(s) => Ok(s),
+        None => Ok(Arc::new(LocalBlobStore::open(home.dir("store"))?)),
+    }
+}
+
+/// The configured remote store, checked to answer (`None` for the local
+/// one) — opened before the home, so a store that does not answer changes
+/// nothing.
+pub(crate) async fn remote_store(cfg: &StoreConfig) -> Result<Option<Arc<dyn StoreBackend>>> {
     match &cfg.url {
-        StoreUrl::Local => Ok(Arc::new(LocalBlobStore::open(home.dir("store"))?)),
-        StoreUrl::S3 { bucket, prefix } => s3_store(cfg, bucket, prefix).await,
+        StoreUrl::Local => Ok(None),
+        StoreUrl::S3 { bucket, prefix } => s3_store(cfg, bucket, prefix).await.map(Some),
     }
 }
 

@@ -375,8 +375,12 @@ pub(crate) fn job_deal(job: &JobId) -> Deal {
 /// use the store without opening the engine.
 pub async fn open_store(root: &Path, url: Option<&str>) -> Result<EngineStore> {
     let cfg = builder::load_config(root, url)?;
+    let remote = defaults::remote_store(&cfg.store).await?;
     let home = crate::home::EngineHome::open(root)?;
-    let backend = defaults::store(&home, &cfg.store).await?;
+    let backend = match remote {
+        Some(b) => b,
+        None => defaults::store(&home, &cfg.store).await?,
+    };
     crate::store::Svdb::new(backend, home.dir("store"))
 }
 
