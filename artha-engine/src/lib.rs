@@ -6,12 +6,16 @@
 //! Modules:
 //! - [`home`]: the engine's home directory, the on-disk layout every other
 //!   module lives in, and the lock that keeps two engines off one home;
-//! - [`engine`]: the [`Engine`] handle that ties every part below into the
-//!   job lifecycle (submit → schedule → stage → run → prove → settle);
+//! - [`engine`]: the composition root — the [`Engine`] and [`engine::Job`]
+//!   handles and the builder with a slot per part (store, executors,
+//!   scheduler, chain) — and `lifecycle`, one job's state machine with a
+//!   module per phase (schedule → stage → run → prove → settle);
+//! - [`config`]: `artha.toml` and the `ARTHA_*` overrides;
 //! - [`chain`]: the EVM chain the contracts run on (embedded revm by default);
 //! - [`exec`]: executors (Docker containers, native processes), GPU
 //!   inventory and allocation, and the supervisor that follows a job's events;
-//! - [`jobs`]: the job ledger (lifecycle, history, artifacts, receipts) in SQLite;
+//! - the job ledger (lifecycle, history, progress, artifacts, receipts) in
+//!   SQLite, internal; its records are `artha_core::JobRecord`;
 //! - [`policy`]: did:key identities, signed credentials, budget and rate checks;
 //! - [`proofs`]: events → step records → window and job roots → one
 //!   commitment; audit selection and replay comparison;

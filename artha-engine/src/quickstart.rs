@@ -108,7 +108,7 @@ pub fn spec(model: ModelId, dataset: DatasetId, cost: &CostModel) -> Result<(Job
 /// Quickstart up to submission: writes a small real dataset (512 rows, two
 /// Gaussian classes) and the initial model's architecture under
 /// `<home>/quickstart/`, pushes and registers both, and submits the training
-/// job. Follow it with [`Engine::progress`] / [`Engine::wait`], then
+/// job. Follow it with [`Engine::job`] (its events, or `wait`), then
 /// [`finish`].
 pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
     let dir = engine.home().join("quickstart");

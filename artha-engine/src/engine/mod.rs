@@ -1,47 +1,57 @@
-//! The engine: one handle that ties the store, the executors, the scheduler,
-//! the policy, the job ledger, the proofs and the chain into the job
-//! lifecycle (DESIGN §3).
+//! The engine: the composition root that ties a store, executors, a
+//! scheduler and one chain client per party — each a trait object, each
+//! with an embedded default (the `defaults` module is the only one naming
+//! concrete backends) — to the policy, the job ledger and the proofs, and
+//! drives each job through its lifecycle (DESIGN §3).
 //!
 //! ```no_run
-//! # async fn demo() -> artha_core::Result<()> {
+//! # async fn demo(spec: artha_core::JobSpec) -> artha_core::Result<()> {
 //! use artha_engine::Engine;
 //! let engine = Engine::open("/tmp/artha-home").await?;
 //! let dataset = engine.register_dataset_path("data.csv".as_ref(), "demo", "").await?;
-//! # let _ = dataset; Ok(()) }
+//! let job = engine.submit(spec).await?; // a `Job` handle
+//! let outcome = job.wait().await?;      // `JobOutcome`
+//! # let _ = (dataset, outcome); Ok(()) }
 //! ```
 //!
 //! ## Defaults of [`Engine::open`]
 //!
 //! Everything has an embedded default, so `Engine::open(dir)` needs no
-//! configuration and no external service:
-//! - storage: the local SVDB under `<home>/store`;
+//! configuration and no external service; `<home>/artha.toml` and the
+//! `ARTHA_*` variables ([`crate::config`]) change what the builder was not
+//! told:
+//! - storage: the local SVDB under `<home>/store` (or an S3 bucket);
 //! - chain: the contracts deployed on the in-process EVM (revm) under
-//!   `<home>/chain`, with funded development accounts (like `anvil`'s);
+//!   `<home>/chain`, with a funded development account per party (like
+//!   `anvil`'s) — submitter, scheduler, worker, verifier — and none of them
+//!   the admin (or a JSON-RPC chain with a key file per party);
 //! - identity: a did:key generated on first use under `<home>/keys`, trusted
 //!   as credential issuer, with a self-issued credential;
 //! - executors: the process executor for native runtimes (the
 //!   `artha-runtime` program: `$ARTHA_NATIVE_RUNTIME`, else next to the
 //!   current executable, else on `PATH`), and Docker when a daemon answers;
 //! - GPUs: NVML when built with `gpu` and a driver answers, else a simulated
-//!   inventory of [`EngineBuilder::simulated_gpus`] devices, so GPU
-//!   accounting and allocation behave the same on a CPU-only machine;
-//! - this machine registers itself as a node on `NodeCertRegistry` (staked
-//!   and certified by the local attestor) and is the scheduler's only
-//!   candidate until other nodes are known.
+//!   inventory (4 devices of 16 GiB unless configured), so GPU accounting
+//!   and allocation behave the same on a CPU-only machine;
+//! - this machine's worker registers it as a node on `NodeCertRegistry`
+//!   (staked; certified once by the development chain's attestor, whose key
+//!   the engine then drops) and it is the scheduler's only candidate until
+//!   other nodes are known.
 //!
 //! ## Lifecycle
 //!
 //! `Submitted → Accepted → Scheduled → Staging → Running → Proving →
 //! Completed | Failed | Cancelled → Settled`, persisted in SQLite (WAL) by
-//! [`JobLedger`]; every chain write goes through the [`Outbox`]. Each job is
-//! driven by a task that resumes from whatever phase the ledger holds, so a
-//! restarted engine ([`Engine::open`] on the same home) continues every
-//! unfinished job: a job whose process or container still runs is
-//! re-attached; one whose runtime died with the engine is resumed from its
-//! last checkpoint (the events after it are dropped and recomputed — the
-//! runtime is deterministic, so the proofs are the same); chain writes that
-//! were recorded but not confirmed are checked against the chain before
-//! being re-sent, so nothing is applied twice.
+//! the job ledger; every chain write goes through the outbox
+//! ([`crate::chain::outbox::Outbox`]). Each job is driven by a task
+//! (`lifecycle`, one module per phase) that resumes from whatever phase the
+//! ledger holds, so a restarted engine ([`Engine::open`] on the same home)
+//! continues every unfinished job: a job whose process or container still
+//! runs is re-attached; one whose runtime died with the engine is resumed
+//! from its last checkpoint (the events after it are dropped and recomputed
+//! — the runtime is deterministic, so the proofs are the same); chain writes
+//! that were recorded but not confirmed are checked against the chain
+//! before being re-sent, so nothing is applied twice.
 //!
 //! Payment: the engine measures each job's wall time while its runtime runs
 //! (never the runtime's own claim) and bills `devices × seconds`, rounded

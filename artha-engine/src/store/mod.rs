@@ -3,7 +3,7 @@
 //! Two layers:
 //!
 //! 1. **Blob backends** implementing [`artha_core::BlobStore`] (whole,
-//!    immutable blobs named by their BLAKE3 [`Cid`](artha_core::Cid)):
+//!    immutable blobs named by their BLAKE3 [`artha_core::Cid`]):
 //!    [`LocalBlobStore`] (files under `<home>/store`, the embedded default)
 //!    and, with feature `s3`, `S3BlobStore` (any S3-compatible bucket via
 //!    `object_store`). Both verify every read and never expose a partial
