@@ -27,7 +27,7 @@ async fn main() -> Result<(), artha_core::Error> {
         .await?;
     println!("home      {}", engine.home().display());
     for (party, account) in engine.chain().accounts() {
-        println!("{party:<9} {account}");
+        println!("{:<9} {account}", party.as_str());
     }
 
     // A small two-class dataset, pushed to the content-addressed store.

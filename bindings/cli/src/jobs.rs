@@ -652,7 +652,7 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
         ))?;
         // Each party acts with its own account; none holds the chain admin's.
         for (party, account) in engine.chain().accounts() {
-            say(format!("  {party:<9} {account}"))?;
+            say(format!("  {:<9} {account}", party.as_str()))?;
         }
         let q = quickstart::start(engine).await?;
         say(format!(

@@ -290,6 +290,11 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
     if let Some(f) = &cli.rpc_keys_file {
         check_path("--rpc-keys-file", f)?;
     }
+    if let Some(s) = &cli.store {
+        check_len("--store", s, LONG)?;
+        s.parse::<artha_engine::config::StoreUrl>()
+            .map_err(|e| Error::invalid("--store", e.message().to_string()))?;
+    }
     match &cli.command {
         Command::Train(a) | Command::Infer(a) => a.check()?,
         Command::JobStatus { job_id, .. }

@@ -179,3 +179,16 @@ fn artha_toml_sets_the_gpu_inventory_and_bad_keys_are_named() {
     let list = json(&arthai(&home, &["--json", "job-list"], &[]));
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing was submitted");
 }
+
+#[test]
+fn a_malformed_store_url_names_the_option_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    for bad in ["s3://Bad_Bucket/x", "ftp://x", "s3://bucket/../up"] {
+        let out = arthai(&home, &["--store", bad, "job-list"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--store"), "{bad}: {err}");
+        assert!(!home.exists(), "{bad}: nothing was created");
+    }
+}
