@@ -93,3 +93,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> artha_core::Result<()> 
         io_err("write atomically", path, e)
     })
 }
+
+/// Runs `f` — work that blocks (SQLite, small file reads) — without holding
+/// up an async worker: on a multi-thread tokio runtime the worker hands its
+/// other tasks over first (`block_in_place`); elsewhere (a current-thread
+/// runtime, a plain thread) it runs inline.
+pub(crate) fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

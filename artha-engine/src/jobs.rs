@@ -176,17 +176,10 @@ impl JobLedger {
         crate::store::util::blocking(move || f(&ledger)).await
     }
 
-    /// Runs `f` — SQLite work that blocks — without holding up an async
-    /// worker: on a multi-thread tokio runtime the worker hands its other
-    /// tasks over first (`block_in_place`); elsewhere (a current-thread
-    /// runtime, a plain thread) it runs inline.
+    /// Runs `f` (SQLite work) off the async worker: see
+    /// [`crate::fsutil::off_async`].
     fn off_async<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(f)
-            }
-            _ => f(),
-        }
+        crate::fsutil::off_async(f)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -108,38 +108,41 @@ impl Catalog {
     /// Records a dataset; `AlreadyExists` when the id is taken by other
     /// content (the same content again is a no-op).
     pub fn put_dataset(&self, d: &DatasetEntry) -> Result<()> {
-        if let Some(old) = self.dataset(&d.id)? {
-            return if old.uri == d.uri {
-                Ok(())
-            } else {
-                Err(
-                    Error::new(ErrorKind::AlreadyExists, "dataset id names other content")
-                        .with_context("dataset_id", d.id.to_string()),
-                )
-            };
-        }
-        self.conn()
+        crate::fsutil::off_async(|| {
+            if let Some(old) = self.dataset(&d.id)? {
+                return if old.uri == d.uri {
+                    Ok(())
+                } else {
+                    Err(
+                        Error::new(ErrorKind::AlreadyExists, "dataset id names other content")
+                            .with_context("dataset_id", d.id.to_string()),
+                    )
+                };
+            }
+            self.conn()
             .execute(
                 "INSERT INTO datasets (id, uri, name, size, tags, created_ms) VALUES (?1,?2,?3,?4,?5,?6)",
                 params![d.id.to_string(), d.uri, d.name, d.size as i64, d.tags, d.created_ms as i64],
             )
             .map_err(|e| db("record a dataset", e))?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Records a model (same rules as [`put_dataset`](Self::put_dataset)).
     pub fn put_model(&self, m: &ModelEntry) -> Result<()> {
-        if let Some(old) = self.model(&m.id)? {
-            return if old.uri == m.uri {
-                Ok(())
-            } else {
-                Err(
-                    Error::new(ErrorKind::AlreadyExists, "model id names other content")
-                        .with_context("model_id", m.id.to_string()),
-                )
-            };
-        }
-        self.conn()
+        crate::fsutil::off_async(|| {
+            if let Some(old) = self.model(&m.id)? {
+                return if old.uri == m.uri {
+                    Ok(())
+                } else {
+                    Err(
+                        Error::new(ErrorKind::AlreadyExists, "model id names other content")
+                            .with_context("model_id", m.id.to_string()),
+                    )
+                };
+            }
+            self.conn()
             .execute(
                 "INSERT INTO models (id, uri, name, architecture, version, parent, dataset, job, created_ms)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -156,51 +159,55 @@ impl Catalog {
                 ],
             )
             .map_err(|e| db("record a model", e))?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A dataset by id.
     pub fn dataset(&self, id: &DatasetId) -> Result<Option<DatasetEntry>> {
-        let row = self
-            .conn()
-            .query_row(
-                "SELECT uri, name, size, tags, created_ms FROM datasets WHERE id = ?1",
-                params![id.to_string()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| db("read a dataset", e))?;
-        Ok(row.map(|(uri, name, size, tags, created)| DatasetEntry {
-            id: *id,
-            uri,
-            name,
-            size: size as u64,
-            tags,
-            created_ms: created as u64,
-        }))
+        crate::fsutil::off_async(|| {
+            let row = self
+                .conn()
+                .query_row(
+                    "SELECT uri, name, size, tags, created_ms FROM datasets WHERE id = ?1",
+                    params![id.to_string()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(|e| db("read a dataset", e))?;
+            Ok(row.map(|(uri, name, size, tags, created)| DatasetEntry {
+                id: *id,
+                uri,
+                name,
+                size: size as u64,
+                tags,
+                created_ms: created as u64,
+            }))
+        })
     }
 
     /// A model by id.
     pub fn model(&self, id: &ModelId) -> Result<Option<ModelEntry>> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            i64,
-        );
-        let row: Option<Row> = self
+        crate::fsutil::off_async(|| {
+            type Row = (
+                String,
+                String,
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                i64,
+            );
+            let row: Option<Row> = self
             .conn()
             .query_row(
                 "SELECT uri, name, architecture, version, parent, dataset, job, created_ms FROM models WHERE id = ?1",
@@ -220,37 +227,41 @@ impl Catalog {
             )
             .optional()
             .map_err(|e| db("read a model", e))?;
-        let Some((uri, name, architecture, version, parent, dataset, job, created)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(ModelEntry {
-            id: *id,
-            uri,
-            name,
-            architecture,
-            version,
-            parent: parse_opt("parent model id", parent)?,
-            dataset: parse_opt("dataset id", dataset)?,
-            job: parse_opt("job id", job)?,
-            created_ms: created as u64,
-        }))
+            let Some((uri, name, architecture, version, parent, dataset, job, created)) = row
+            else {
+                return Ok(None);
+            };
+            Ok(Some(ModelEntry {
+                id: *id,
+                uri,
+                name,
+                architecture,
+                version,
+                parent: parse_opt("parent model id", parent)?,
+                dataset: parse_opt("dataset id", dataset)?,
+                job: parse_opt("job id", job)?,
+                created_ms: created as u64,
+            }))
+        })
     }
 
     /// The model a job trained, if it was registered.
     pub fn model_of_job(&self, job: &JobId) -> Result<Option<ModelEntry>> {
-        let id: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT id FROM models WHERE job = ?1",
-                params![job.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db("find a job's model", e))?;
-        match id {
-            Some(id) => self.model(&parse("model id", &id)?),
-            None => Ok(None),
-        }
+        crate::fsutil::off_async(|| {
+            let id: Option<String> = self
+                .conn()
+                .query_row(
+                    "SELECT id FROM models WHERE job = ?1",
+                    params![job.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| db("find a job's model", e))?;
+            match id {
+                Some(id) => self.model(&parse("model id", &id)?),
+                None => Ok(None),
+            }
+        })
     }
 }
 
