@@ -87,7 +87,7 @@ async fn main() -> artha_core::Result<()> {
         while done < point {
             run_one().await?;
             done += 1;
-            if done % 100 == 0 {
+            if done.is_multiple_of(100) {
                 engine.dev_advance_time(period + 1).await?;
                 engine.settle_due().await?;
             }
