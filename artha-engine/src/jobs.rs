@@ -459,18 +459,25 @@ impl JobLedger {
     pub(crate) fn list(&self, phases: &[JobPhase]) -> Result<Vec<JobId>> {
         self.off_async(|| {
             let conn = self.conn();
-            let mut stmt = conn
-                .prepare("SELECT id, phase FROM jobs ORDER BY created_ms, id")
-                .map_err(|e| db_error("list jobs", e))?;
+            // Filtered by the phase index in SQL: the engine lists the few
+            // jobs in a phase (to settle, to resume) out of a history that
+            // only grows.
+            let names: Vec<&str> = phases.iter().map(|p| p.as_str()).collect();
+            let sql = if names.is_empty() {
+                "SELECT id FROM jobs ORDER BY created_ms, id".to_string()
+            } else {
+                let marks = vec!["?"; names.len()].join(", ");
+                format!("SELECT id FROM jobs WHERE phase IN ({marks}) ORDER BY created_ms, id")
+            };
+            let mut stmt = conn.prepare(&sql).map_err(|e| db_error("list jobs", e))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map(rusqlite::params_from_iter(names.iter()), |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(|e| db_error("list jobs", e))?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, phase) = row.map_err(|e| db_error("list jobs", e))?;
-                if phases.is_empty() || phases.contains(&JobPhase::parse(&phase)?) {
-                    out.push(id.parse()?);
-                }
+                out.push(row.map_err(|e| db_error("list jobs", e))?.parse()?);
             }
             Ok(out)
         })
