@@ -16,7 +16,6 @@ use artha_core::{
     Registry,
 };
 use artha_engine::Engine;
-use artha_engine::engine::DockerChoice;
 use artha_engine::policy::{Credential, Identity};
 
 mod common;
@@ -45,15 +44,7 @@ fn ok_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-async fn engine(home: &Path) -> Engine {
-    Engine::builder()
-        .home(home)
-        .native_runtime(ARTHAI, &["runtime"])
-        .docker(DockerChoice::Off)
-        .build()
-        .await
-        .unwrap()
-}
+use common::engine;
 
 /// An engine at `home` with the blobs dataset (written under `dir`)
 /// registered.

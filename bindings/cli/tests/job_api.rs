@@ -11,20 +11,12 @@ use artha_core::{
     Runtime,
 };
 use artha_engine::Engine;
-use artha_engine::engine::{DockerChoice, JobsView};
+use artha_engine::engine::JobsView;
 use futures_util::StreamExt;
 
-const ARTHAI: &str = env!("CARGO_BIN_EXE_arthai");
-
-async fn engine(home: &Path) -> Engine {
-    Engine::builder()
-        .home(home)
-        .native_runtime(ARTHAI, &["runtime"])
-        .docker(DockerChoice::Off)
-        .build()
-        .await
-        .unwrap()
-}
+#[allow(dead_code)]
+mod common;
+use common::engine;
 
 fn spec(e: &Engine, dataset: artha_core::DatasetId, epochs: u32) -> JobSpec {
     let mut s = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);

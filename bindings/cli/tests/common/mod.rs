@@ -123,3 +123,16 @@ pub(crate) async fn ended(e: &Engine, job: &JobId) -> artha_core::JobRecord {
         .await
         .unwrap()
 }
+
+/// An engine at `home` that runs native jobs with `arthai runtime` (this
+/// build's), without Docker.
+#[allow(dead_code)]
+pub(crate) async fn engine(home: &Path) -> Engine {
+    Engine::builder()
+        .home(home)
+        .native_runtime(env!("CARGO_BIN_EXE_arthai"), &["runtime"])
+        .docker(artha_engine::engine::DockerChoice::Off)
+        .build()
+        .await
+        .unwrap()
+}
