@@ -305,6 +305,107 @@ impl std::fmt::Debug for PartyKeys {
     }
 }
 
+/// The roles of a keys text, in the order [`PartyKeys::parse`] names them.
+pub const KEY_ROLES: [&str; 5] = ["admin", "scheduler", "worker", "submitter", "verifier"];
+
+impl PartyKeys {
+    /// Parses keys text (e.g. `arthai`'s `--rpc-keys-file`, `--rpc-keys` or
+    /// `$ARTHA_RPC_KEYS`) into one private key per party:
+    ///
+    /// ```text
+    /// # comments start with `#`
+    /// admin=0xac09…ff80       # optional: deploys the contracts, attests nodes
+    /// scheduler=0x59c6…690d   # assigns jobs, registers trained models
+    /// worker=0x5de4…365a      # the node operator: commits, is paid
+    /// submitter=0x7c85…07a6   # submits jobs, locks escrow, is refunded
+    /// verifier=0x47e1…926a    # challenges committed work
+    /// ```
+    ///
+    /// One `role=key` entry per line (or separated by commas, as
+    /// `--rpc-keys` takes them); white space around entries and `=` is
+    /// ignored; a key is 64 hex digits, `0x` optional. `admin` may be left out
+    /// (then the contracts must already be deployed for this endpoint, and the
+    /// engine cannot certify nodes); every other role is required. An unknown
+    /// role, a role given twice, a missing role, an entry without `=` or a key
+    /// that is not 64 hex digits is invalid input naming `field`, the `role`
+    /// and (in `file`) the file — never the key.
+    pub fn parse(field: &str, file: Option<&Path>, text: &str) -> Result<PartyKeys> {
+        let fail = |role: Option<&str>, msg: String| {
+            let mut e = Error::invalid(field, msg);
+            if let Some(r) = role {
+                e = e.with_context("role", r.to_string());
+            }
+            if let Some(f) = file {
+                e = e.with_context("file", f.display().to_string());
+            }
+            e
+        };
+        let mut found: [Option<String>; 5] = Default::default();
+        let entries = text
+            .lines()
+            .map(|l| l.split_once('#').map_or(l, |(before, _)| before))
+            .flat_map(|l| l.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        for (n, entry) in entries.enumerate() {
+            let Some((role, key)) = entry.split_once('=') else {
+                return Err(fail(
+                    None,
+                    format!(
+                        "entry {} is not `role=key`: give one key per role ({}), e.g. \
+                         `worker=0x…` (the three-key list of earlier versions is no longer read)",
+                        n + 1,
+                        KEY_ROLES.join(", ")
+                    ),
+                ));
+            };
+            let (role, key) = (role.trim(), key.trim());
+            let Some(i) = KEY_ROLES.iter().position(|r| *r == role) else {
+                // Shown only when it looks like a role name, not a stray key.
+                let shown = if role.len() <= 32 && role.chars().all(|c| c.is_ascii_alphabetic()) {
+                    role
+                } else {
+                    "?"
+                };
+                return Err(fail(
+                    Some(shown),
+                    format!(
+                        "unknown role `{shown}` (the roles are {})",
+                        KEY_ROLES.join(", ")
+                    ),
+                ));
+            };
+            if found[i].is_some() {
+                return Err(fail(Some(role), format!("the `{role}` key is given twice")));
+            }
+            let hex = key.strip_prefix("0x").unwrap_or(key);
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(fail(
+                    Some(role),
+                    format!("the `{role}` key is not a private key (64 hex digits, `0x` optional)"),
+                ));
+            }
+            found[i] = Some(key.to_string());
+        }
+        let [admin, scheduler, worker, submitter, verifier] = found;
+        let need = |role: &str, k: Option<String>| {
+            k.ok_or_else(|| {
+                fail(
+                    Some(role),
+                    format!("no key for the `{role}` role (give `{role}=0x…`)"),
+                )
+            })
+        };
+        Ok(PartyKeys {
+            admin,
+            scheduler: need("scheduler", scheduler)?,
+            worker: need("worker", worker)?,
+            submitter: need("submitter", submitter)?,
+            verifier: need("verifier", verifier)?,
+        })
+    }
+}
+
 impl PartyKeys {
     /// Each key with its role's name, the admin's first when given.
     pub fn named(&self) -> Vec<(&'static str, &str)> {

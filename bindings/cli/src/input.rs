@@ -12,7 +12,7 @@
 //! |---|---|
 //! | any one command-line argument | [`MAX_ARG_BYTES`] (8 KiB), checked before parsing |
 //! | `--spec FILE`, `spec-check FILE` | a regular file of at most [`MAX_SPEC_FILE_BYTES`] (1 MiB) |
-//! | `--rpc-keys-file FILE` | a regular file of at most [`MAX_KEYS_FILE_BYTES`] (4 KiB), not readable or writable by group or others (refused, as `ssh` refuses such a key); `role=key` lines ([`parse_keys`]) |
+//! | `--rpc-keys-file FILE` | a regular file of at most [`MAX_KEYS_FILE_BYTES`] (4 KiB), not readable or writable by group or others (refused, as `ssh` refuses such a key); `role=key` lines ([`PartyKeys::parse`]) |
 //! | `--hyper KEY=VALUE` | at most [`MAX_EXTRA`] (64) of them; value at most [`MAX_VALUE_BYTES`] (4 KiB); the spec file's `hyper.extra` values too |
 //! | `--env KEY=VALUE` | at most [`MAX_ENV`] (128) of them; key at most [`MAX_ENV_KEY`] (128 bytes), value at most [`MAX_VALUE_BYTES`] |
 //! | `--name`, `--architecture`, `--version`, `--runtime` | [`MAX_NAME_BYTES`] (256) |
@@ -24,6 +24,7 @@
 //! never start). A file that does not exist is not found (exit 3); one that
 //! cannot be read is invalid input (exit 2); both name the file.
 
+use artha_engine::chain::setup::PartyKeys;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -238,111 +239,18 @@ pub(crate) fn read_spec(field: &str, path: &Path) -> Result<artha_core::JobSpec,
     Ok(spec)
 }
 
-/// The roles of a keys file, in the order [`parse_keys`] names them.
-pub(crate) const KEY_ROLES: [&str; 5] = ["admin", "scheduler", "worker", "submitter", "verifier"];
-
-/// Parses the RPC keys — the text of `--rpc-keys-file`, `--rpc-keys` or
-/// `$ARTHA_RPC_KEYS` — into one private key per party:
-///
-/// ```text
-/// # comments start with `#`
-/// admin=0xac09…ff80       # optional: deploys the contracts, attests nodes
-/// scheduler=0x59c6…690d   # assigns jobs, registers trained models
-/// worker=0x5de4…365a      # the node operator: commits, is paid
-/// submitter=0x7c85…07a6   # submits jobs, locks escrow, is refunded
-/// verifier=0x47e1…926a    # challenges committed work
-/// ```
-///
-/// One `role=key` entry per line (or separated by commas, as
-/// `--rpc-keys` takes them); white space around entries and `=` is
-/// ignored; a key is 64 hex digits, `0x` optional. `admin` may be left out
-/// (then the contracts must already be deployed for this endpoint, and the
-/// engine cannot certify nodes); every other role is required. An unknown
-/// role, a role given twice, a missing role, an entry without `=` or a key
-/// that is not 64 hex digits is invalid input naming `field`, the `role`
-/// and (in `file`) the file — never the key.
+/// Parses the RPC keys text ([`PartyKeys::parse`]: one `role=key` entry
+/// per party), naming `field` and `file` in errors.
 pub(crate) fn parse_keys(
     field: &str,
     file: Option<&Path>,
     text: &str,
-) -> Result<artha_engine::chain::setup::PartyKeys, Error> {
-    let fail = |role: Option<&str>, msg: String| {
-        let mut e = Error::invalid(field, msg);
-        if let Some(r) = role {
-            e = e.with_context("role", r.to_string());
-        }
-        if let Some(f) = file {
-            e = e.with_context("file", f.display().to_string());
-        }
-        e
-    };
-    let mut found: [Option<String>; 5] = Default::default();
-    let entries = text
-        .lines()
-        .map(|l| l.split_once('#').map_or(l, |(before, _)| before))
-        .flat_map(|l| l.split(','))
-        .map(str::trim)
-        .filter(|e| !e.is_empty());
-    for (n, entry) in entries.enumerate() {
-        let Some((role, key)) = entry.split_once('=') else {
-            return Err(fail(
-                None,
-                format!(
-                    "entry {} is not `role=key`: give one key per role ({}), e.g. \
-                     `worker=0x…` (the three-key list of earlier versions is no longer read)",
-                    n + 1,
-                    KEY_ROLES.join(", ")
-                ),
-            ));
-        };
-        let (role, key) = (role.trim(), key.trim());
-        let Some(i) = KEY_ROLES.iter().position(|r| *r == role) else {
-            // Shown only when it looks like a role name, not a stray key.
-            let shown = if role.len() <= 32 && role.chars().all(|c| c.is_ascii_alphabetic()) {
-                role
-            } else {
-                "?"
-            };
-            return Err(fail(
-                Some(shown),
-                format!(
-                    "unknown role `{shown}` (the roles are {})",
-                    KEY_ROLES.join(", ")
-                ),
-            ));
-        };
-        if found[i].is_some() {
-            return Err(fail(Some(role), format!("the `{role}` key is given twice")));
-        }
-        let hex = key.strip_prefix("0x").unwrap_or(key);
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(fail(
-                Some(role),
-                format!("the `{role}` key is not a private key (64 hex digits, `0x` optional)"),
-            ));
-        }
-        found[i] = Some(key.to_string());
-    }
-    let [admin, scheduler, worker, submitter, verifier] = found;
-    let need = |role: &str, k: Option<String>| {
-        k.ok_or_else(|| {
-            fail(
-                Some(role),
-                format!("no key for the `{role}` role (give `{role}=0x…`)"),
-            )
-        })
-    };
-    Ok(artha_engine::chain::setup::PartyKeys {
-        admin,
-        scheduler: need("scheduler", scheduler)?,
-        worker: need("worker", worker)?,
-        submitter: need("submitter", submitter)?,
-        verifier: need("verifier", verifier)?,
-    })
+) -> Result<PartyKeys, Error> {
+    PartyKeys::parse(field, file, text)
 }
 
 /// Reads `--rpc-keys-file`: one `role=key` line per party, in the format
-/// of [`parse_keys`] (checked here, so an error names the file). The file
+/// of [`PartyKeys::parse`] (checked here, so an error names the file). The file
 /// must be a regular file of at most [`MAX_KEYS_FILE_BYTES`], and on Unix
 /// not readable or writable by group or others (mode `0600` or stricter) —
 /// refused otherwise, as `ssh` refuses an unprotected private key. Returns
