@@ -241,11 +241,7 @@ pub(crate) fn read_spec(field: &str, path: &Path) -> Result<artha_core::JobSpec,
 
 /// Parses the RPC keys text ([`PartyKeys::parse`]: one `role=key` entry
 /// per party), naming `field` and `file` in errors.
-pub(crate) fn parse_keys(
-    field: &str,
-    file: Option<&Path>,
-    text: &str,
-) -> Result<PartyKeys, Error> {
+pub(crate) fn parse_keys(field: &str, file: Option<&Path>, text: &str) -> Result<PartyKeys, Error> {
     PartyKeys::parse(field, file, text)
 }
 
