@@ -17,7 +17,7 @@ cd "$ROOT"
 # shellcheck source=lib/torch_image.sh
 . "$ROOT/tests/lib/torch_image.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -151,6 +151,31 @@ stage_cli() {
   return $rc
 }
 
+# The REST API of `arthai serve` fuzzed from its own OpenAPI document by
+# schemathesis (PyPI, its own venv): no request may get a 5xx.
+SCHEMATHESIS_VERSION="4.32.5"
+stage_api() {
+  local venv="$ARTHA_CACHE/schemathesis" tmp pid url token rc
+  if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*$')" != "$SCHEMATHESIS_VERSION" ]; then
+    python3 -m venv "$venv" &&
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" || return 1
+  fi
+  ws_bins || return 1
+  tmp="$(mktemp -d)"
+  "$ROOT/target/debug/arthai" --home "$tmp/home" --json serve --addr 127.0.0.1:0 --rate-limit 0 >"$tmp/serve.json" &
+  pid=$!
+  for _ in $(seq 1 100); do [ -s "$tmp/serve.json" ] && break; sleep 0.2; done
+  url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$tmp/serve.json")" || { kill "$pid"; return 1; }
+  token="$(cat "$tmp/home/serve.token")"
+  "$venv/bin/schemathesis" run "$url/openapi.json" -H "Authorization: Bearer $token" \
+    --checks not_a_server_error --max-examples "${API_FUZZ_EXAMPLES:-25}" --workers 1 \
+    --generation-deterministic --request-timeout 60 --no-color --suppress-health-check all
+  rc=$?
+  kill -TERM "$pid"; wait "$pid" || rc=1
+  rm -rf "$tmp"
+  return $rc
+}
+
 log "prerequisites"
 if ! prereqs; then
   if [ "$CI" = "true" ]; then
@@ -172,6 +197,7 @@ if [ -f contracts/test.sh ]; then run_stage contracts stage_contracts; fi
 run_stage runtimes stage_runtimes
 run_stage examples stage_examples
 run_stage cli stage_cli
+run_stage api stage_api
 
 echo
 echo "stage times: ${stage_times[*]}"

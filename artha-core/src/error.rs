@@ -70,6 +70,30 @@ impl ErrorKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Corrupted,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InsufficientFunds,
+        ErrorKind::ResourceExhausted,
+        ErrorKind::Conflict,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Reverted,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+        ErrorKind::JobFailed,
+    ];
+
+    /// The kind [`as_str`](Self::as_str) names (`None` for an unknown name).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// Whether an error of this kind is, by default, worth retrying.
     pub const fn is_retryable_by_default(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)

@@ -29,6 +29,7 @@
 //! public conformance suites in `testing`, for custom backends).
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod chain;
 pub mod config;
 pub mod engine;
@@ -42,8 +43,15 @@ pub mod proofs;
 pub mod quickstart;
 pub mod sched;
 pub mod store;
+#[cfg(feature = "client")]
+pub mod remote;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod connect;
+
+pub use connect::{Connection, connect};
 
 pub use artha_core as core;
 pub use engine::{Engine, EngineBuilder};

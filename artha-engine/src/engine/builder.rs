@@ -15,7 +15,7 @@ use artha_core::{Amount, BlobStore, CostModel, Executor, NodeId, Result, Schedul
 use super::catalog::Catalog;
 use super::defaults::{self, ChainChoice, DockerChoice};
 use super::parts::Parts;
-use super::{Engine, view};
+use super::Engine;
 use crate::chain::contracts::Params;
 use crate::chain::outbox::Outbox;
 use crate::chain::parties::ChainParties;
@@ -384,12 +384,6 @@ impl EngineBuilder {
         // The development chain's attestor certifies this node when it first
         // registers, then goes: the engine keeps no admin key.
         super::tasks::register_node(&parts, assembly.attestor.as_ref()).await?;
-        view::write_node_facts(
-            parts.home.root(),
-            &view::NodeFacts {
-                rate_wei: parts.cost.rate_per_gpu_second.wei(),
-            },
-        )?;
         let engine = Engine { parts };
         super::tasks::resume_unfinished(&engine).await?;
         super::tasks::spawn_settler(&engine, self.settle_interval);

@@ -66,10 +66,10 @@ mod builder;
 mod catalog;
 mod defaults;
 mod job;
+mod ops;
 pub(crate) mod parts;
 mod registry;
 mod tasks;
-mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,7 +85,6 @@ pub use defaults::{DockerChoice, NATIVE_RUNTIMES};
 pub use job::Job;
 pub use parts::EngineStore;
 pub use registry::ModelRegistration;
-pub use view::JobsView;
 
 use crate::chain::parties::ChainParties;
 use crate::jobs::now_ms;

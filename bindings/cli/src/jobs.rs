@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artha_core::JobPhase;
-use artha_core::JobRecord;
 use artha_core::{
-    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, LogLine,
-    ModelId, Runtime,
+    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, KeccakHash,
+    LogLine, ModelId, Runtime,
 };
+use artha_engine::api::JobSummary;
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
-use artha_engine::engine::{JobsView, ModelRegistration};
-use artha_engine::{Engine, quickstart};
+use artha_engine::engine::{DatasetMeta, ModelRegistration};
+use artha_engine::{Connection, Engine, quickstart};
 use clap::Args;
 use futures_util::StreamExt;
 
@@ -34,7 +34,7 @@ pub(crate) struct JobArgs {
     #[arg(long)]
     model: Option<String>,
     /// Dataset or inputs: a registered `dataset-…` id or an `artha://` URI.
-    #[arg(long)]
+    #[arg(long, visible_alias = "data")]
     dataset: Option<String>,
     /// Runtime: a native id (`mlp`, `logreg`) or `image:<reference>`.
     #[arg(long, default_value = "mlp")]
@@ -43,10 +43,10 @@ pub(crate) struct JobArgs {
     #[arg(long)]
     epochs: Option<u32>,
     /// Mini-batch size.
-    #[arg(long)]
+    #[arg(long, visible_alias = "batch")]
     batch_size: Option<u32>,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, visible_alias = "lr")]
     learning_rate: Option<f64>,
     /// Seed.
     #[arg(long)]
@@ -60,7 +60,8 @@ pub(crate) struct JobArgs {
     /// Longest run, seconds (bounds the budget: devices × seconds × rate).
     #[arg(long)]
     max_duration: Option<u64>,
-    /// Budget, e.g. `2.5 ARTH` or `1000 wei` (default: the estimate).
+    /// Budget: `1000` (ARTH), `2.5 ARTH` or `1000 wei` (default: the
+    /// estimate).
     #[arg(long)]
     budget: Option<String>,
     /// Steps per proof window.
@@ -74,9 +75,10 @@ pub(crate) struct JobArgs {
     /// Extra environment for the runtime, `KEY=VALUE` (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Return once submitted instead of following the job to its end. The
-    /// job is driven while an engine has the home open: the next `arthai`
-    /// command on this home (e.g. `job-status --wait`) carries it on.
+    /// Return once submitted instead of following the job to its end. With
+    /// `arthai serve` running for the home, the daemon drives it; without,
+    /// the next `arthai` command on this home (e.g. `job-status --wait`)
+    /// carries it on.
     #[arg(long)]
     detach: bool,
 }
@@ -190,13 +192,28 @@ fn build_spec(kind: JobKind, a: &JobArgs) -> Result<JobSpec, Error> {
         spec.hyper.extra.insert(k.to_string(), value);
     }
     spec.budget = match &a.budget {
-        Some(b) => b
-            .parse()
-            .map_err(|e: Error| e.with_context("field", "--budget"))?,
+        Some(b) => parse_budget(b)?,
         None if a.spec.is_some() => spec.budget,
         None => Amount::ZERO,
     };
     Ok(spec)
+}
+
+/// A budget: a bare number is ARTH (`1000` = `1000 ARTH`), as the
+/// reference's `--budget 1000`; `wei` and `ARTH` may be given explicitly.
+pub(crate) fn parse_budget(b: &str) -> Result<Amount, Error> {
+    let t = b.trim();
+    let text = if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        format!("{t} ARTH")
+    } else if let Some(n) = t.strip_suffix("ARTH").or_else(|| t.strip_suffix("arth")) {
+        format!("{} ARTH", n.trim())
+    } else if let Some(n) = t.strip_suffix("wei") {
+        format!("{} wei", n.trim())
+    } else {
+        t.to_string()
+    };
+    text.parse()
+        .map_err(|e: Error| e.with_context("field", "--budget"))
 }
 
 /// Every problem the spec has on its own (all but the budget when none was
@@ -207,15 +224,6 @@ fn precheck(spec: &JobSpec) -> Result<(), Error> {
         probe.budget = Amount::from_wei(1);
     }
     probe.validate().map_err(Error::from)
-}
-
-/// The budget when none was given: the estimate. (The engine refuses a
-/// budget below the estimate or over the submitter's balance.)
-fn fund(engine: &Engine, spec: &mut JobSpec) -> Result<(), Error> {
-    if spec.budget.is_zero() {
-        spec.budget = engine.cost_model().estimate(spec)?.cost;
-    }
-    Ok(())
 }
 
 fn bar(json: bool) -> Option<indicatif::ProgressBar> {
@@ -232,9 +240,14 @@ fn bar(json: bool) -> Option<indicatif::ProgressBar> {
 }
 
 fn describe_progress(phase: JobPhase, p: &JobProgress, epochs: u32) -> String {
+    let of = if epochs > 0 {
+        format!("/{epochs}")
+    } else {
+        String::new()
+    };
     match p.loss {
         Some(loss) => format!(
-            "{phase}: epoch {}/{epochs} step {} loss {loss:.4} checkpoints {}",
+            "{phase}: epoch {}{of} step {} loss {loss:.4} checkpoints {}",
             p.epoch + 1,
             p.step,
             p.checkpoints
@@ -243,22 +256,33 @@ fn describe_progress(phase: JobPhase, p: &JobProgress, epochs: u32) -> String {
     }
 }
 
-/// Follows a job (through its event stream) until `done`, with a live
+/// Follows a job (through its event stream) until it ends, with a live
 /// line on a terminal (and plain progress lines on stderr otherwise,
-/// unless `json`).
-async fn follow(
-    engine: &Engine,
-    job: &JobId,
-    epochs: u32,
-    json: bool,
-    done: fn(JobPhase) -> bool,
-) -> Result<(), Error> {
+/// unless `json`). Ctrl-C stops following, not the job, and says how to
+/// follow it again.
+async fn follow(c: &Connection, job: &JobId, epochs: u32, json: bool) -> Result<(), Error> {
     let pb = bar(json);
     let mut last = String::new();
     let mut phase = JobPhase::Submitted;
     let mut progress = JobProgress::default();
-    let mut events = std::pin::pin!(engine.job(job)?.progress_events());
-    while let Some(ev) = events.next().await {
+    let mut events = c.events(job, true).await?;
+    loop {
+        let ev = tokio::select! {
+            ev = events.next() => ev,
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(pb) = &pb { pb.finish_and_clear(); }
+                let how = if c.is_remote() {
+                    "the daemon goes on running it"
+                } else {
+                    "its runtime goes on; the next arthai command on this home carries it on"
+                };
+                errln!("\ninterrupted: job {job} was not cancelled ({how}).")?;
+                errln!("follow it again: arthai job-status {job} --wait   (or job-logs {job} --follow; cancel: arthai job-cancel {job})")?;
+                return Err(Error::new(ErrorKind::Cancelled, "stopped following (the job goes on)")
+                    .with_context("job_id", job.to_string()));
+            }
+        };
+        let Some(ev) = ev else { break };
         match ev? {
             JobEvent::Phase { phase: p, .. } => phase = p,
             JobEvent::Progress(p) => progress = p,
@@ -273,7 +297,7 @@ async fn follow(
             }
             last = line;
         }
-        if done(phase) {
+        if phase.is_terminal() {
             break;
         }
     }
@@ -281,10 +305,6 @@ async fn follow(
         pb.finish_and_clear();
     }
     Ok(())
-}
-
-fn print_status(engine: &Engine, job: &JobId, json: bool) -> Result<(), Error> {
-    print_record(&engine.status(job)?, json)
 }
 
 /// Prints a job's status as JSON, or as text.
@@ -335,17 +355,33 @@ fn print_record(r: &JobStatus, json: bool) -> Result<(), Error> {
 
 pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result<(), Error> {
     // Everything about the input is checked before the engine opens.
-    let mut spec = build_spec(kind, a)?;
+    let spec = build_spec(kind, a)?;
     precheck(&spec)?;
     let budget_field = if a.budget.is_none() && a.spec.is_some() {
         "budget"
     } else {
         "--budget"
     };
-    with_engine(o, async |engine| {
-        fund(engine, &mut spec)?;
+    with_conn(o, async |c| {
         let epochs = spec.hyper.epochs;
-        let job = engine.submit(spec).await.map(|j| j.id()).map_err(|e| {
+        if !json && !a.detach {
+            errln!("Submitting {kind} job...")?;
+            if let Some(m) = &spec.model {
+                errln!("  Model:      {m}")?;
+            }
+            if let Some(d) = &spec.dataset {
+                errln!("  Dataset:    {d}")?;
+            }
+            if kind == JobKind::Train {
+                errln!("  Epochs:     {}", spec.hyper.epochs)?;
+                errln!("  Batch Size: {}", spec.hyper.batch_size)?;
+                errln!("  LR:         {}", spec.hyper.learning_rate)?;
+            }
+            if !spec.budget.is_zero() {
+                errln!("  Budget:     {}", spec.budget)?;
+            }
+        }
+        let sub = c.submit(spec).await.map_err(|e| {
             // The engine names the spec's field; the user typed the flag.
             if e.context_value("field") == Some("budget") {
                 e.with_context("option", budget_field)
@@ -353,21 +389,34 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
                 e
             }
         })?;
+        let job = sub.job_id;
         if a.detach {
             if json {
-                return print_json(&serde_json::json!({ "job_id": job.to_string() }));
+                return print_json(&sub);
             }
-            return outln!("{job}");
+            outln!("{job}")?;
+            return Ok(());
         }
         if !json {
-            errln!("submitted {job}")?;
+            let e = &sub.estimate;
+            errln!("Job submitted.")?;
+            errln!("  Job ID: {job}")?;
+            errln!("  Status: {}", sub.status.status)?;
+            errln!(
+                "  Estimated Cost: at most {} ({} GPU-s x {})",
+                e.cost,
+                e.gpu_seconds,
+                e.rate
+            )?;
+            errln!("  Estimated Duration: at most {} s", e.duration_secs)?;
+            errln!("Monitor with: arthai job-status {job}")?;
         }
-        follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
-        let _ = engine.settle_due().await;
-        print_status(engine, &job, json)?;
+        follow(c, &job, epochs, json).await?;
+        let _ = c.settle().await;
+        print_status(c, &job, json).await?;
         // The engine's outcome rule (a job still inside its challenge
         // period has none yet: it completed).
-        match engine.status(&job)?.outcome {
+        match c.status(&job).await?.outcome {
             Some(outcome) => outcome.into_result(&job),
             None => Ok(()),
         }
@@ -383,20 +432,61 @@ pub(crate) struct Opts {
     pub store: Option<String>,
 }
 
-/// Opens the engine, runs `f`, and shuts the engine down before the
-/// process's async runtime goes: jobs this command did not finish (a
-/// `--detach`ed submission, jobs resumed on open) stop at a clean point
-/// and carry on with the next engine on this home.
-fn with_engine<T>(o: &Opts, f: impl AsyncFnOnce(&Engine) -> Result<T, Error>) -> Result<T, Error> {
+impl Opts {
+    /// The home directory.
+    pub(crate) fn root(&self) -> Result<PathBuf, Error> {
+        match &self.home {
+            Some(h) => Ok(h.clone()),
+            None => artha_engine::EngineHome::default_path(),
+        }
+    }
+}
+
+/// Connects to the home's engine — its `arthai serve` when one answers,
+/// else an embedded engine opened here — runs `f`, and closes the
+/// connection before the process's async runtime goes: an embedded engine
+/// is shut down, so jobs this command did not finish (a `--detach`ed
+/// submission, jobs resumed on open) stop at a clean point and carry on
+/// with the next engine on this home.
+pub(crate) fn with_conn<T>(
+    o: &Opts,
+    f: impl AsyncFnOnce(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
     runtime()?.block_on(async {
-        let engine = open_engine(o).await?;
-        let out = f(&engine).await;
-        engine.shutdown().await;
+        let c = connect(o).await?;
+        let out = f(&c).await;
+        c.close().await;
         out
     })
 }
 
-async fn open_engine(o: &Opts) -> Result<Engine, Error> {
+async fn connect(o: &Opts) -> Result<Connection, Error> {
+    let root = o.root()?;
+    let c = artha_engine::connect_or(&root, async || open_engine(o).await).await?;
+    if let Some(url) = c.url() {
+        let flag = if o.rpc_url.is_some() {
+            Some("--rpc-url")
+        } else if o.store.is_some() {
+            Some("--store")
+        } else {
+            None
+        };
+        if let Some(flag) = flag {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "this home is served by `arthai serve` at {url}, which has its own chain and store; \
+                     drop {flag}, or stop the daemon to open the home with it"
+                ),
+            )
+            .with_context("option", flag));
+        }
+    }
+    Ok(c)
+}
+
+/// Opens the embedded engine with the global options.
+pub(crate) async fn open_engine(o: &Opts) -> Result<Engine, Error> {
     let mut b = Engine::builder();
     if let Some(h) = &o.home {
         b = b.home(h);
@@ -420,55 +510,67 @@ async fn open_engine(o: &Opts) -> Result<Engine, Error> {
         // `arthai` carries the native runtime (`arthai runtime`).
         b = b.native_runtime(me, &["runtime"]);
     }
-    b.build().await
+    b.build().await.map_err(|e| {
+        if e.kind() == ErrorKind::Conflict {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}; to use this home from several shells at once, run `arthai serve` for it \
+                     (every arthai command then talks to the daemon)",
+                    e.message()
+                ),
+            )
+        } else {
+            e
+        }
+    })
 }
 
 fn job_id(s: &str) -> Result<JobId, Error> {
     parse_id("job_id", s)
 }
 
-/// A read-only view of the home when another process's engine holds it
-/// (e.g. `arthai train` running in another shell); `None` when it is free.
-fn busy_home_view(o: &Opts) -> Result<Option<JobsView>, Error> {
-    let home = match &o.home {
-        Some(h) => h.clone(),
-        None => artha_engine::EngineHome::default_path()?,
-    };
-    let view = JobsView::if_busy(&home)?;
-    if view.is_some() {
-        errln!("note: another arthai process has this home open; showing what it has recorded")?;
-    }
-    Ok(view)
-}
-
 pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), Error> {
     let job = job_id(id)?;
-    if !wait && let Some(view) = busy_home_view(o)? {
-        return print_record(&view.status(&job)?, json);
-    }
-    with_engine(o, async |engine| {
+    with_conn(o, async |c| {
         if wait {
-            let epochs = engine.record(&job)?.spec.hyper.epochs;
-            follow(engine, &job, epochs, json, JobPhase::is_terminal).await?;
-            let _ = engine.settle_due().await;
+            // The total of epochs is the spec's, which a status does not
+            // carry: the line shows the epoch alone.
+            follow(c, &job, 0, json).await?;
+            let _ = c.settle().await;
         }
-        print_status(engine, &job, json)
+        print_status(c, &job, json).await
     })
 }
 
-pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64) -> Result<(), Error> {
+pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64, follow_on: bool) -> Result<(), Error> {
     let job = job_id(id)?;
-    if let Some(view) = busy_home_view(o)? {
-        return print_logs(&view.logs(&job, since)?, json);
-    }
-    with_engine(o, async |engine| {
-        print_logs(&engine.logs(&job, since).await?, json)
+    with_conn(o, async |c| {
+        if !follow_on {
+            return print_logs(&c.logs(&job, since).await?, json);
+        }
+        let mut lines = c.follow_logs(&job, since).await?;
+        loop {
+            let line = tokio::select! {
+                l = lines.next() => l,
+                _ = tokio::signal::ctrl_c() => {
+                    errln!("\ninterrupted: job {job} goes on; follow again with: arthai job-logs {job} --follow")?;
+                    return Ok(());
+                }
+            };
+            let Some(line) = line else { break };
+            print_logs(&[line?], json)?;
+        }
+        Ok(())
     })
 }
 
 fn print_logs(lines: &[LogLine], json: bool) -> Result<(), Error> {
     if json {
-        return print_json(&lines);
+        for l in lines {
+            outln!("{}", serde_json::to_string(l).unwrap_or_default())?;
+        }
+        return Ok(());
     }
     for l in lines {
         if l.stderr {
@@ -481,51 +583,34 @@ fn print_logs(lines: &[LogLine], json: bool) -> Result<(), Error> {
 }
 
 pub(crate) fn list(o: &Opts, json: bool) -> Result<(), Error> {
-    if let Some(view) = busy_home_view(o)? {
-        return print_list(view.list()?, json);
-    }
-    with_engine(o, async |engine| print_list(engine.list()?, json))
+    with_conn(o, async |c| print_list(&c.jobs().await?, json))
 }
 
-fn print_list(jobs: Vec<JobRecord>, json: bool) -> Result<(), Error> {
-    {
-        if json {
-            let rows: Vec<_> = jobs
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "job_id": r.id.to_string(), "status": r.phase.as_str(),
-                        "kind": r.spec.kind.to_string(), "gpu_seconds": r.gpu_seconds,
-                    })
-                })
-                .collect();
-            return print_json(&rows);
-        }
-        for r in jobs {
-            outln!(
-                "{}  {:<10} {:<6} {}",
-                r.id,
-                r.phase,
-                r.spec.kind,
-                r.reason.unwrap_or_default()
-            )?;
-        }
-        Ok(())
+fn print_list(jobs: &[JobSummary], json: bool) -> Result<(), Error> {
+    if json {
+        return print_json(&jobs);
     }
+    for r in jobs {
+        outln!(
+            "{}  {:<10} {:<6} {}",
+            r.job_id,
+            r.status,
+            r.kind,
+            r.reason.as_deref().unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     let job = job_id(id)?;
-    with_engine(o, async |engine| {
-        engine.job(&job)?.cancel().await?;
-        print_status(engine, &job, json)
-    })
+    with_conn(o, async |c| print_record(&c.cancel(&job).await?, json))
 }
 
 pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     let job = job_id(id)?;
-    with_engine(o, async |engine| {
-        let m = engine.proofs(&job).await?;
+    with_conn(o, async |c| {
+        let m = c.proofs(&job).await?;
         if json {
             return print_json(&m);
         }
@@ -549,97 +634,258 @@ pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     })
 }
 
-/// A path to push, or an `artha://` URI already stored.
-async fn content(engine: &Engine, source: &str) -> Result<ArthaUri, Error> {
+/// A path to push, or an `artha://` URI already stored; `field` names the
+/// argument in errors.
+async fn content(c: &Connection, field: &'static str, source: &str) -> Result<ArthaUri, Error> {
     if source.starts_with(ArthaUri::SCHEME) {
         return source
             .parse()
-            .map_err(|e: Error| e.with_context("field", "source"));
+            .map_err(|e: Error| e.with_context("field", field));
     }
     let p = Path::new(source);
     if !p.exists() {
         return Err(Error::new(ErrorKind::NotFound, "no such file or directory")
-            .with_context("field", "source")
+            .with_context("field", field)
             .with_context("path", source.to_string()));
     }
-    engine
-        .push(p)
+    c.push(p)
         .await
         .map(|r| r.uri)
-        .map_err(|e| input::path_error(e, "source", p, false))
+        .map_err(|e| input::path_error(e, field, p, false))
+}
+
+/// The name of something registered without `--name`: the file or
+/// directory name of a path, else the last segment of the URI's path, else
+/// `unnamed`.
+fn default_name(source: &str) -> String {
+    let trimmed = source.trim_end_matches('/');
+    if trimmed.starts_with(ArthaUri::SCHEME) {
+        let rest = &trimmed[ArthaUri::SCHEME.len()..];
+        return match rest.split_once('/') {
+            Some((_, path)) if !path.is_empty() => path.rsplit('/').next().unwrap_or("unnamed").into(),
+            _ => "unnamed".into(),
+        };
+    }
+    Path::new(trimmed)
+        .file_stem()
+        .map_or_else(|| "unnamed".into(), |s| s.to_string_lossy().into_owned())
 }
 
 pub(crate) fn dataset_register(
     o: &Opts,
     json: bool,
     source: &str,
-    name: &str,
+    name: Option<&str>,
     tags: &str,
+    license: Option<&str>,
 ) -> Result<(), Error> {
-    with_engine(o, async |engine| {
-        let uri = content(engine, source).await?;
-        let d = engine.register_dataset(&uri, name, tags).await?;
+    with_conn(o, async |c| {
+        let uri = content(c, "source", source).await?;
+        let license = match license {
+            Some(l) => Some(content(c, "--license", l).await?),
+            None => None,
+        };
+        let meta = DatasetMeta {
+            name: name.map_or_else(|| default_name(source), str::to_string),
+            tags: tags.to_string(),
+            license,
+        };
+        let d = c.register_dataset(&uri, &meta).await?;
         if json {
             return print_json(&d);
         }
-        outln!("{}  {}  {}", d.id, d.uri, d.name)?;
+        outln!("{}", d.id)?;
+        errln!("  {}  {}  tags [{}]", d.uri, d.name, d.tags)?;
+        if let Some(l) = &d.license {
+            errln!("  licence {l}")?;
+        }
         Ok(())
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn model_register(
-    o: &Opts,
-    json: bool,
-    source: &str,
-    name: &str,
-    architecture: &str,
-    version: &str,
-    parent: Option<&str>,
-    dataset: Option<&str>,
-) -> Result<(), Error> {
-    let parent = parent
+/// `model-register`'s arguments.
+#[derive(Debug)]
+pub(crate) struct ModelArgs<'a> {
+    pub source: &'a str,
+    pub name: Option<&'a str>,
+    pub architecture: &'a str,
+    pub version: &'a str,
+    pub parent: Option<&'a str>,
+    pub dataset: Option<&'a str>,
+    pub code_hash: Option<&'a str>,
+}
+
+pub(crate) fn model_register(o: &Opts, json: bool, a: &ModelArgs<'_>) -> Result<(), Error> {
+    let parent = a
+        .parent
         .map(|p| parse_id::<ModelId>("--parent", p))
         .transpose()?;
-    let dataset = dataset
+    let dataset = a
+        .dataset
         .map(|d| parse_id::<DatasetId>("--dataset", d))
         .transpose()?;
-    with_engine(o, async |engine| {
-        let uri = content(engine, source).await?;
-        let m = engine
+    let code_hash = a
+        .code_hash
+        .map(|h| parse_id::<KeccakHash>("--code-hash", h))
+        .transpose()?;
+    with_conn(o, async |c| {
+        let uri = content(c, "source", a.source).await?;
+        let m = c
             .register_model(
                 &uri,
                 &ModelRegistration {
-                    name: name.into(),
-                    architecture: architecture.into(),
-                    version: version.into(),
+                    name: a.name.map_or_else(|| default_name(a.source), str::to_string),
+                    architecture: a.architecture.into(),
+                    version: a.version.into(),
                     parent,
                     dataset,
+                    code_hash,
                 },
             )
             .await?;
         if json {
             return print_json(&m);
         }
-        outln!("{}  {}  {}", m.id, m.uri, m.name)?;
+        outln!("{}", m.id)?;
+        errln!(
+            "  {}  {}  {} version {} code {}",
+            m.uri, m.name, m.architecture, m.version, m.code_hash
+        )?;
         Ok(())
     })
 }
 
-pub(crate) fn settle(o: &Opts, json: bool) -> Result<(), Error> {
-    with_engine(o, async |engine| {
-        let n = engine.settle_due().await?;
+pub(crate) fn dataset_list(o: &Opts, json: bool) -> Result<(), Error> {
+    with_conn(o, async |c| {
+        let ds = c.datasets().await?;
         if json {
-            return print_json(&serde_json::json!({ "settled": n }));
+            return print_json(&ds);
         }
-        outln!("settled {n} job(s)")?;
+        for d in ds {
+            outln!(
+                "{}  {:<20} {:>10} B  [{}]  {}",
+                d.id,
+                d.name,
+                d.size,
+                d.tags,
+                d.license.as_deref().unwrap_or("-")
+            )?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn model_list(o: &Opts, json: bool) -> Result<(), Error> {
+    with_conn(o, async |c| {
+        let ms = c.models().await?;
+        if json {
+            return print_json(&ms);
+        }
+        for m in ms {
+            outln!("{}  {:<20} {:<8} v{}  {}", m.id, m.name, m.architecture, m.version, m.uri)?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn model_lineage(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
+    let id = parse_id::<ModelId>("model_id", id)?;
+    with_conn(o, async |c| {
+        let ms = c.lineage(&id).await?;
+        if json {
+            return print_json(&ms);
+        }
+        for (depth, m) in ms.iter().enumerate() {
+            let arrow = if depth == 0 { "" } else { "<- " };
+            outln!("{:indent$}{arrow}{}  {}  {} v{}", "", m.id, m.name, m.architecture, m.version, indent = depth * 2)?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn node_list(o: &Opts, json: bool) -> Result<(), Error> {
+    with_conn(o, async |c| {
+        let ns = c.nodes().await?;
+        if json {
+            return print_json(&ns);
+        }
+        for n in ns {
+            outln!(
+                "{}  {}/{} GPUs free  {}  stake {}  reputation {}  {}  [{}]",
+                n.id,
+                n.gpus_free,
+                n.gpus_total,
+                n.standing.price_per_gpu_second,
+                n.standing.stake,
+                n.standing.reputation,
+                if n.standing.eligible { "eligible" } else { "not eligible" },
+                n.runtimes.join(",")
+            )?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn settle(o: &Opts, json: bool, when: bool) -> Result<(), Error> {
+    with_conn(o, async |c| {
+        if when {
+            let due = c.due().await?;
+            if json {
+                return print_json(&due);
+            }
+            if due.is_empty() {
+                outln!("nothing waiting to settle")?;
+            }
+            for d in due {
+                let at = if d.in_secs == 0 {
+                    "due now".to_string()
+                } else {
+                    format!("in {} s (chain time {})", d.in_secs, d.settles_at)
+                };
+                outln!("{}  {at}", d.job_id)?;
+            }
+            return Ok(());
+        }
+        let r = c.settle().await?;
+        if json {
+            return print_json(&r);
+        }
+        outln!("settled {} job(s)", r.settled)?;
+        if let Some(next) = r.pending.first() {
+            errln!(
+                "  {} more inside the {} s challenge period; the next settles in {} s ({}).",
+                r.pending.len(),
+                r.challenge_period_secs,
+                next.in_secs,
+                next.job_id
+            )?;
+            errln!("  see them with `arthai settle --when`; on a development chain `arthai dev advance {}` moves the clock", next.in_secs)?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn dev_advance(o: &Opts, json: bool, secs: u64) -> Result<(), Error> {
+    with_conn(o, async |c| {
+        let t = c.dev_advance(secs).await?;
+        if json {
+            return print_json(&serde_json::json!({ "chain_time": t }));
+        }
+        outln!("chain time {t} (+{secs} s)")?;
         Ok(())
     })
 }
 
 pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
     let started = std::time::Instant::now();
-    with_engine(o, async |engine| {
+    with_conn(o, async |c| {
+        let Connection::Local(engine) = c else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "quickstart runs its own engine and demo chain clock; this home is served by `arthai serve` \
+                 (stop it, or give another --home)",
+            ));
+        };
         let say = |s: String| if json { Ok(()) } else { errln!("{s}") };
         say(format!(
             "Artha quickstart (home {})",
@@ -667,13 +913,13 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
             "  job       {} — train native mlp, budget {} ({} GPU-s max) locked in escrow",
             q.job, q.estimate.cost, q.estimate.gpu_seconds
         ))?;
-        follow(engine, &q.job, 3, json, JobPhase::is_terminal).await?;
+        follow(c, &q.job, 3, json).await?;
         say(format!(
             "  settling  dev chain: clock advanced past the {} s challenge period",
             artha_engine::core::ProofChain::challenge_period_secs(engine.chain())
         ))?;
         let r = quickstart::finish(engine, &q.job).await?;
-        print_status(engine, &q.job, json)?;
+        print_status(c, &q.job, json).await?;
         say(format!("done in {:.1} s", started.elapsed().as_secs_f64()))?;
         if r.phase != JobPhase::Settled {
             return Err(Error::new(

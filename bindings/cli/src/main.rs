@@ -29,6 +29,7 @@ mod exit;
 mod input;
 mod jobs;
 mod out;
+mod serve;
 mod storage;
 
 use out::{errln, outln};
@@ -89,10 +90,14 @@ enum Command {
     /// and receipts.
     Quickstart,
     /// Submit a training job and follow it to its end.
+    #[command(after_help = "Example (the reference's flags):\n  arthai train --model model-… --data dataset-… --epochs 3 --batch 64 --lr 0.001 --budget 1000")]
     Train(jobs::JobArgs),
     /// Submit an inference job and follow it to its end.
     Infer(jobs::JobArgs),
-    /// Show a job: phase, measured GPU time, artifacts, receipts.
+    /// Show a job: status, progress, times, node and GPUs, measured GPU
+    /// time, artifacts and receipts (`--json`: a superset of the
+    /// reference's schema).
+    #[command(after_help = "Examples:\n  arthai job-status job-… --json | jq .receipts\n  arthai job-status job-… --wait")]
     JobStatus {
         /// The job id.
         job_id: String,
@@ -100,13 +105,17 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Print a job's output (stdout and stderr).
+    /// Print a job's output (stdout and stderr); `--follow` streams it
+    /// until the job ends.
     JobLogs {
         /// The job id.
         job_id: String,
         /// Skip the first N lines.
         #[arg(long, default_value_t = 0)]
         since: u64,
+        /// Keep printing lines as they come until the job ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// List jobs, newest first.
     JobList,
@@ -120,26 +129,34 @@ enum Command {
         /// The job id.
         job_id: String,
     },
-    /// Register a dataset: a path (pushed first) or an `artha://` URI.
+    /// Register a dataset: a path (pushed first) or an `artha://` URI;
+    /// prints its id.
+    #[command(after_help = "Example:\n  arthai dataset-register artha://b3:… --license artha://b3:… --tags \"nlp,english,gpt\"")]
     DatasetRegister {
         /// File, directory or `artha://` URI.
         source: String,
-        /// Name.
+        /// Name (default: the file or directory name).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Comma-separated tags.
         #[arg(long, default_value = "")]
         tags: String,
+        /// The licence text: an `artha://` URI or a file (pushed); its
+        /// content id is recorded on chain.
+        #[arg(long, visible_alias = "licence", value_name = "URI|PATH")]
+        license: Option<String>,
     },
-    /// Register a model: a path (pushed first) or an `artha://` URI.
+    /// Register a model: a path (pushed first) or an `artha://` URI;
+    /// prints its id.
+    #[command(after_help = "Example:\n  arthai model-register artha://b3:… --arch mlp --dataset dataset-… --code-hash 0x… --version v1.0")]
     ModelRegister {
         /// Weights file, model directory or `artha://` URI.
         source: String,
-        /// Name.
+        /// Name (default: the file or directory name).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Architecture, e.g. `mlp`.
-        #[arg(long)]
+        #[arg(long, visible_alias = "arch")]
         architecture: String,
         /// Version label.
         #[arg(long, default_value = "1")]
@@ -150,9 +167,42 @@ enum Command {
         /// The dataset it was trained on (`dataset-…`).
         #[arg(long)]
         dataset: Option<String>,
+        /// keccak256 of the code that produces the model (`0x` + 64 hex
+        /// digits), recorded on chain.
+        #[arg(long, value_name = "0x…")]
+        code_hash: Option<String>,
     },
-    /// Settle every job whose challenge period has passed.
-    Settle,
+    /// List registered datasets, newest first.
+    DatasetList,
+    /// List registered models, newest first.
+    ModelList,
+    /// Show a model and its ancestors (parents), nearest first.
+    ModelLineage {
+        /// The model id.
+        model_id: String,
+    },
+    /// List the nodes this engine knows, with their standing on chain.
+    NodeList,
+    /// Settle every job whose challenge period has passed (`--when`: list
+    /// what is waiting and when it settles, settling nothing).
+    Settle {
+        /// Show what is waiting to settle and when, without settling.
+        #[arg(long)]
+        when: bool,
+    },
+    /// Development chains: move the chain's clock.
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Serve this home's engine over HTTP (the REST API) until Ctrl-C or
+    /// SIGTERM; every other arthai command on the home then talks to it.
+    #[command(after_help = "Examples:\n  arthai serve &                      # loopback :8090, token in <home>/serve.token\n  arthai train --data dataset-… --model model-… --detach   # from any shell\n  curl -H \"Authorization: Bearer $(cat ~/.artha/serve.token)\" http://127.0.0.1:8090/jobs")]
+    Serve(serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The native runtime itself (what the engine runs for `mlp`/`logreg`
     /// jobs): `arthai runtime [train|infer]`, configured by the environment.
     #[command(hide = true, disable_help_flag = true)]
@@ -189,6 +239,16 @@ enum Command {
     StorageLs {
         /// `artha://<cid>[/path]`.
         uri: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Move the development chain's clock forward by SECS seconds (e.g.
+    /// past the challenge period, to see settlement without waiting).
+    Advance {
+        /// Seconds.
+        secs: u64,
     },
 }
 
@@ -301,10 +361,17 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
         | Command::JobLogs { job_id, .. }
         | Command::JobCancel { job_id }
         | Command::Proofs { job_id } => check_len("job_id", job_id, LONG)?,
-        Command::DatasetRegister { source, name, tags } => {
+        Command::ModelLineage { model_id } => check_len("model_id", model_id, LONG)?,
+        Command::DatasetRegister {
+            source,
+            name,
+            tags,
+            license,
+        } => {
             check_len("source", source, LONG)?;
-            check_len("--name", name, NAME)?;
+            check_len("--name", name.as_deref().unwrap_or_default(), NAME)?;
             check_len("--tags", tags, VALUE)?;
+            check_len("--license", license.as_deref().unwrap_or_default(), LONG)?;
         }
         Command::ModelRegister {
             source,
@@ -313,14 +380,17 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
             version,
             parent,
             dataset,
+            code_hash,
         } => {
             check_len("source", source, LONG)?;
-            check_len("--name", name, NAME)?;
+            check_len("--name", name.as_deref().unwrap_or_default(), NAME)?;
             check_len("--architecture", architecture, NAME)?;
             check_len("--version", version, NAME)?;
             check_len("--parent", parent.as_deref().unwrap_or_default(), LONG)?;
             check_len("--dataset", dataset.as_deref().unwrap_or_default(), LONG)?;
+            check_len("--code-hash", code_hash.as_deref().unwrap_or_default(), NAME)?;
         }
+        Command::Serve(a) => a.check()?,
         Command::SpecCheck { file } => check_path("file", file)?,
         Command::StoragePush { path, .. } => check_path("path", path)?,
         Command::StorageGet { uri, dest } => {
@@ -328,7 +398,15 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
             check_path("dest", dest)?;
         }
         Command::StorageLs { uri } => check_len("URI", uri, LONG)?,
-        Command::Quickstart | Command::JobList | Command::Settle | Command::Runtime { .. } => {}
+        Command::Quickstart
+        | Command::JobList
+        | Command::DatasetList
+        | Command::ModelList
+        | Command::NodeList
+        | Command::Settle { .. }
+        | Command::Dev(_)
+        | Command::Completions { .. }
+        | Command::Runtime { .. } => {}
     }
     Ok(())
 }
@@ -337,6 +415,12 @@ fn run(cli: Cli, keys_file_on_command_line: bool) -> Result<(), Error> {
     check_args(&cli)?;
     if let Command::SpecCheck { file } = &cli.command {
         return spec_check(file, cli.json);
+    }
+    if let Command::Completions { shell } = &cli.command {
+        let mut cmd = Cli::command();
+        let mut out = Vec::new();
+        clap_complete::generate(*shell, &mut cmd, "arthai", &mut out);
+        return outln!("{}", String::from_utf8_lossy(&out).trim_end());
     }
     let rpc_keys = rpc_keys(&cli, keys_file_on_command_line)?;
     // Every other command opens the home: check it first, and name it in
@@ -365,13 +449,27 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
         Command::Train(a) => jobs::submit(o, cli.json, JobKind::Train, &a),
         Command::Infer(a) => jobs::submit(o, cli.json, JobKind::Infer, &a),
         Command::JobStatus { job_id, wait } => jobs::status(o, cli.json, &job_id, wait),
-        Command::JobLogs { job_id, since } => jobs::logs(o, cli.json, &job_id, since),
+        Command::JobLogs {
+            job_id,
+            since,
+            follow,
+        } => jobs::logs(o, cli.json, &job_id, since, follow),
         Command::JobList => jobs::list(o, cli.json),
         Command::JobCancel { job_id } => jobs::cancel(o, cli.json, &job_id),
         Command::Proofs { job_id } => jobs::proofs(o, cli.json, &job_id),
-        Command::DatasetRegister { source, name, tags } => {
-            jobs::dataset_register(o, cli.json, &source, &name, &tags)
-        }
+        Command::DatasetRegister {
+            source,
+            name,
+            tags,
+            license,
+        } => jobs::dataset_register(
+            o,
+            cli.json,
+            &source,
+            name.as_deref(),
+            &tags,
+            license.as_deref(),
+        ),
         Command::ModelRegister {
             source,
             name,
@@ -379,17 +477,28 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
             version,
             parent,
             dataset,
+            code_hash,
         } => jobs::model_register(
             o,
             cli.json,
-            &source,
-            &name,
-            &architecture,
-            &version,
-            parent.as_deref(),
-            dataset.as_deref(),
+            &jobs::ModelArgs {
+                source: &source,
+                name: name.as_deref(),
+                architecture: &architecture,
+                version: &version,
+                parent: parent.as_deref(),
+                dataset: dataset.as_deref(),
+                code_hash: code_hash.as_deref(),
+            },
         ),
-        Command::Settle => jobs::settle(o, cli.json),
+        Command::DatasetList => jobs::dataset_list(o, cli.json),
+        Command::ModelList => jobs::model_list(o, cli.json),
+        Command::ModelLineage { model_id } => jobs::model_lineage(o, cli.json, &model_id),
+        Command::NodeList => jobs::node_list(o, cli.json),
+        Command::Settle { when } => jobs::settle(o, cli.json, when),
+        Command::Dev(DevCommand::Advance { secs }) => jobs::dev_advance(o, cli.json, secs),
+        Command::Serve(a) => serve::run(o, cli.json, &a),
+        Command::Completions { .. } => Ok(()),
         Command::Runtime { .. } => Err(Error::invalid(
             "arguments",
             "`runtime` must be the first argument (`arthai runtime [train|infer]`)",

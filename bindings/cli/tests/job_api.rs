@@ -1,7 +1,6 @@
 //! The typed Job API on the real engine (native runtime, embedded chain):
 //! a job's event stream in order, its status and outcome, a failed job's
-//! outcome, and the status another process reads while the engine holds the
-//! home.
+//! outcome, and the status the next engine on the home reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -11,7 +10,6 @@ use artha_core::{
     Runtime,
 };
 use artha_engine::Engine;
-use artha_engine::engine::JobsView;
 use futures_util::StreamExt;
 
 #[allow(dead_code)]
@@ -151,9 +149,10 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
     }
     e.shutdown().await;
 
-    // Another process's view of the home: the persisted progress and outcome.
-    let view = JobsView::open(tmp.path().join("home")).unwrap();
-    let seen = view.status(&job.id()).unwrap();
+    // The next engine on the home: the persisted progress and outcome.
+    let e = engine(&tmp.path().join("home")).await;
+    let seen = e.status(&job.id()).unwrap();
+    e.shutdown().await;
     assert_eq!(seen.progress.step, 8);
     assert_eq!(seen.outcome, Some(JobOutcome::Completed));
 }
