@@ -7,9 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::hash::KeccakHash;
 use crate::ids::{JobId, NodeId};
 use crate::money::Amount;
-use crate::spec::JobSpec;
+use crate::spec::{JobKind, JobSpec};
 use crate::traits::{ExecHandle, LogLine, Receipt};
 
 /// Where a job is in its life.
@@ -365,13 +366,46 @@ impl JobOutcome {
 }
 
 /// A job's status: the record as the reference's `/job/:id/status` shows
-/// it, with its progress, cost and outcome.
+/// it — a superset of the reference's fields (`job_id`, `status`,
+/// `progress`, `started_at`, `completed_at`, `duration_secs`,
+/// `assigned_node`, `gpu_allocated`, `artifacts`, `receipts`) — with what
+/// its runtime reported, its cost and its outcome.
+///
+/// - `status` is the phase as a caller reads it: a job that failed or was
+///   cancelled says so (with its `reason`) even once its escrow was
+///   refunded or its partial work paid; only a successful job says
+///   `settled` once paid. The ledger's own phase is `phase`, and `settled`
+///   says whether the money moved.
+/// - `progress` is the fraction done, in `[0, 1]` (see
+///   [`JobStatus::fraction_done`]); the runtime's own report is `training`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
     /// The job.
     pub job_id: JobId,
-    /// Its phase.
+    /// Its status: the phase, except that a failed or cancelled job stays
+    /// `failed` / `cancelled` once settled.
     pub status: JobPhase,
+    /// The fraction done, in `[0, 1]`.
+    pub progress: f64,
+    /// When it started running (first entry into `running`), Unix seconds.
+    pub started_at: Option<u64>,
+    /// When it ended (its entry into `completed`, `failed` or
+    /// `cancelled`), Unix seconds.
+    pub completed_at: Option<u64>,
+    /// `completed_at − started_at`, or `now − started_at` while it runs.
+    pub duration_secs: Option<u64>,
+    /// The node it runs or ran on, as text.
+    pub assigned_node: Option<String>,
+    /// Its GPUs as `gpu:0` / `gpu:0,1` (`None` when it holds none).
+    pub gpu_allocated: Option<String>,
+    /// What it produced.
+    pub artifacts: Vec<Artifact>,
+    /// Its chain transactions, as the reference names them.
+    pub receipts: Vec<ReceiptView>,
+    /// The ledger's phase (`settled` for a refunded failure too).
+    pub phase: JobPhase,
+    /// Whether its payment and refunds are done on chain.
+    pub settled: bool,
     /// `train`, `infer` or `agent`.
     pub kind: String,
     /// Who submitted it (a DID).
@@ -380,50 +414,272 @@ pub struct JobStatus {
     pub node: Option<NodeId>,
     /// GPU indices it holds or held.
     pub gpus: Vec<u32>,
-    /// What its runtime reported.
-    pub progress: JobProgress,
+    /// What its runtime reported last (step, epoch, loss, checkpoints,
+    /// inferences).
+    pub training: JobProgress,
     /// GPU-seconds measured.
     pub gpu_seconds: Option<u64>,
     /// What they cost at the node's price (when known).
     pub cost: Option<Amount>,
     /// Its budget.
     pub budget: Amount,
-    /// Reason of the last failure or cancellation.
+    /// Why it failed or was cancelled (with how it was closed); for other
+    /// jobs the note of the last transition that gave one.
     pub reason: Option<String>,
     /// How it ended (once it has).
     pub outcome: Option<JobOutcome>,
-    /// What it produced.
-    pub artifacts: Vec<Artifact>,
-    /// Its chain transactions.
-    pub receipts: Vec<ReceiptRecord>,
     /// Its history, oldest first.
     pub history: Vec<Transition>,
 }
 
+/// What a job's chain transaction is, by the reference's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReceiptType {
+    /// [`ChainAction::Submit`]: submitted with its escrow.
+    JobSubmitted,
+    /// [`ChainAction::Assign`]: assigned to a node.
+    JobAssigned,
+    /// [`ChainAction::Commit`] of a train job: its step proofs.
+    TrainProof,
+    /// [`ChainAction::Commit`] of an inference (or agent) job.
+    InferProof,
+    /// [`ChainAction::Finalize`]: the node paid, the rest refunded.
+    FinalReceipt,
+    /// [`ChainAction::Fail`]: ended uncommitted, the escrow refunded.
+    Refund,
+    /// [`ChainAction::Challenge`].
+    Challenge,
+    /// [`ChainAction::ModelRegister`]: the trained model registered.
+    ModelRegistered,
+}
+
+impl ReceiptType {
+    /// The type of a receipt of `action` for a job of `kind`.
+    pub fn of(action: ChainAction, kind: JobKind) -> ReceiptType {
+        match action {
+            ChainAction::Submit => ReceiptType::JobSubmitted,
+            ChainAction::Assign => ReceiptType::JobAssigned,
+            ChainAction::Commit if kind == JobKind::Train => ReceiptType::TrainProof,
+            ChainAction::Commit => ReceiptType::InferProof,
+            ChainAction::Finalize => ReceiptType::FinalReceipt,
+            ChainAction::Fail => ReceiptType::Refund,
+            ChainAction::Challenge => ReceiptType::Challenge,
+            ChainAction::ModelRegister => ReceiptType::ModelRegistered,
+        }
+    }
+}
+
+/// A job's chain transaction as its [`JobStatus`] shows it (the ledger
+/// keeps [`ReceiptRecord`]s; this is the view, not a stored format).
+///
+/// JSON: `{"type":"TrainProof","action":"commit","step":100,"tx_hash":"0x…",
+/// "block":7,"gas":91234}`; a `FinalReceipt` adds `gpu_seconds`, `payout`
+/// and `refund`, a `Refund` its `payout` (0) and `refund` (the budget);
+/// amounts are decimal strings of wei.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    /// The reference's name of what it did.
+    #[serde(rename = "type")]
+    pub kind: ReceiptType,
+    /// What it did ([`ChainAction`]'s name).
+    pub action: ChainAction,
+    /// A commit's step count: the last step of a train job, the number of
+    /// inferences of an inference job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// Transaction hash.
+    pub tx_hash: KeccakHash,
+    /// Block it was included in.
+    pub block: u64,
+    /// Gas it used.
+    pub gas: u64,
+    /// GPU-seconds paid for (a `FinalReceipt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_seconds: Option<u64>,
+    /// Paid to the node: `min(gpu_seconds × rate, budget)`, as the contract
+    /// pays it (`None` when the rate is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "wei_text")]
+    pub payout: Option<Amount>,
+    /// Refunded to the submitter: `budget − payout`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "wei_text")]
+    pub refund: Option<Amount>,
+}
+
+/// An optional [`Amount`] as a decimal string of wei (`"4710000000000000000"`).
+mod wei_text {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::money::Amount;
+
+    pub(super) fn serialize<S: Serializer>(
+        v: &Option<Amount>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.wei().to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<Amount>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| {
+                if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(D::Error::custom("expected a decimal number of wei"));
+                }
+                t.parse::<u128>()
+                    .map(Amount::from_wei)
+                    .map_err(D::Error::custom)
+            })
+            .transpose()
+    }
+}
+
 impl JobStatus {
-    /// The status of `record`, costed at `rate` per GPU-second when known.
+    /// The status of `record` now, costed at the `cost` model's rate per
+    /// GPU-second when known.
     pub fn of(record: &JobRecord, cost: Option<&crate::money::CostModel>) -> Result<JobStatus> {
-        let cost = match (record.gpu_seconds, cost) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        JobStatus::at(record, cost, now_ms)
+    }
+
+    /// The status of `record` at `now_ms` (milliseconds since the Unix
+    /// epoch: what a running job's `duration_secs` counts to).
+    pub fn at(
+        record: &JobRecord,
+        cost: Option<&crate::money::CostModel>,
+        now_ms: u64,
+    ) -> Result<JobStatus> {
+        let price = match (record.gpu_seconds, cost) {
             (Some(s), Some(m)) => Some(m.cost(s)?),
             _ => None,
         };
+        let outcome = JobOutcome::of(record);
+        let status = match (record.phase, &outcome) {
+            (JobPhase::Settled, Some(JobOutcome::Failed { .. })) => JobPhase::Failed,
+            (JobPhase::Settled, Some(JobOutcome::Cancelled { .. })) => JobPhase::Cancelled,
+            (phase, _) => phase,
+        };
+        let reason = match &outcome {
+            Some(JobOutcome::Failed { reason, .. } | JobOutcome::Cancelled { reason }) => {
+                Some(reason.clone())
+            }
+            _ => record.reason.clone(),
+        };
+        let secs = |phases: &[JobPhase]| {
+            record
+                .history
+                .iter()
+                .find(|t| phases.contains(&t.phase))
+                .map(|t| t.at_ms / 1000)
+        };
+        let started_at = secs(&[JobPhase::Running]);
+        let completed_at = secs(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled]);
+        let duration_secs = match (started_at, completed_at) {
+            (Some(s), Some(c)) => Some(c.saturating_sub(s)),
+            (Some(s), None) => Some((now_ms / 1000).saturating_sub(s)),
+            _ => None,
+        };
+        let gpu_allocated = (!record.gpus.is_empty()).then(|| {
+            let ids: Vec<String> = record.gpus.iter().map(u32::to_string).collect();
+            format!("gpu:{}", ids.join(","))
+        });
+        let budget = record.spec.budget;
+        let payout = price.map(|p| p.min(budget));
+        let receipts = record
+            .receipts
+            .iter()
+            .map(|r| {
+                let kind = ReceiptType::of(r.action, record.spec.kind);
+                let mut v = ReceiptView {
+                    kind,
+                    action: r.action,
+                    step: None,
+                    tx_hash: r.receipt.tx_hash,
+                    block: r.receipt.block_number,
+                    gas: r.receipt.gas_used,
+                    gpu_seconds: None,
+                    payout: None,
+                    refund: None,
+                };
+                match kind {
+                    ReceiptType::TrainProof => v.step = Some(record.progress.step),
+                    ReceiptType::InferProof => v.step = Some(record.progress.inferences),
+                    ReceiptType::FinalReceipt => {
+                        v.gpu_seconds = record.gpu_seconds;
+                        v.payout = payout;
+                        v.refund = payout.and_then(|p| budget.checked_sub(p));
+                    }
+                    ReceiptType::Refund => {
+                        v.payout = Some(Amount::ZERO);
+                        v.refund = Some(budget);
+                    }
+                    _ => {}
+                }
+                v
+            })
+            .collect();
         Ok(JobStatus {
             job_id: record.id,
-            status: record.phase,
+            status,
+            progress: JobStatus::fraction_done(record, outcome.as_ref()),
+            started_at,
+            completed_at,
+            duration_secs,
+            assigned_node: record.node.map(|n| n.to_string()),
+            gpu_allocated,
+            artifacts: record.artifacts.clone(),
+            receipts,
+            phase: record.phase,
+            settled: record.phase == JobPhase::Settled,
             kind: record.spec.kind.to_string(),
             submitter: record.submitter.clone(),
             node: record.node,
             gpus: record.gpus.clone(),
-            progress: record.progress.clone(),
+            training: record.progress.clone(),
             gpu_seconds: record.gpu_seconds,
-            cost,
-            budget: record.spec.budget,
-            reason: record.reason.clone(),
-            outcome: JobOutcome::of(record),
-            artifacts: record.artifacts.clone(),
-            receipts: record.receipts.clone(),
+            cost: price,
+            budget,
+            reason,
+            outcome,
             history: record.history.clone(),
         })
+    }
+
+    /// The fraction of a job done, in `[0, 1]`. The rule:
+    ///
+    /// - a job that completed (committed, settled or not) is done: `1.0`;
+    /// - before it runs (`submitted` … `staging`): `0.0`;
+    /// - `proving`: the runtime's work is done: `1.0`;
+    /// - running, or stopped (failed, cancelled): for a train job, the
+    ///   epochs finished over the epochs asked, `epoch / epochs` (the
+    ///   runtime reports no step total, and the steps of an epoch are
+    ///   not known to the engine, so the fraction of the current epoch
+    ///   counts as zero: a lower bound); for an inference or agent job,
+    ///   which report no total either, `0.0`.
+    pub fn fraction_done(record: &JobRecord, outcome: Option<&JobOutcome>) -> f64 {
+        if outcome == Some(&JobOutcome::Completed) {
+            return 1.0;
+        }
+        match record.phase {
+            JobPhase::Submitted | JobPhase::Accepted | JobPhase::Scheduled | JobPhase::Staging => {
+                0.0
+            }
+            JobPhase::Proving | JobPhase::Completed => 1.0,
+            JobPhase::Running | JobPhase::Failed | JobPhase::Cancelled | JobPhase::Settled => {
+                let p = &record.progress;
+                if record.spec.kind != JobKind::Train || p.step == 0 {
+                    return 0.0;
+                }
+                let epochs = f64::from(record.spec.hyper.epochs.max(1));
+                (f64::from(p.epoch) / epochs).clamp(0.0, 1.0)
+            }
+        }
     }
 }
 
@@ -446,4 +702,361 @@ pub enum JobEvent {
     Receipt(ReceiptRecord),
     /// It produced an artifact.
     Artifact(Artifact),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::CostModel;
+    use crate::spec::Runtime;
+
+    const T0: u64 = 1_698_765_432_000;
+
+    fn step(phase: JobPhase, at_ms: u64, reason: Option<&str>) -> Transition {
+        Transition {
+            phase,
+            at_ms,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    fn receipt(action: ChainAction, block: u64) -> ReceiptRecord {
+        ReceiptRecord {
+            action,
+            receipt: Receipt {
+                tx_hash: KeccakHash::of(action.as_str().as_bytes()),
+                block_number: block,
+                gas_used: 21_000 + block,
+            },
+        }
+    }
+
+    /// A train job of 3 epochs with a 10 ARTH budget, placed on GPUs 0 and
+    /// 1 of a node, that ran from `T0` and went through `phases` after.
+    fn record(kind: JobKind, phases: &[(JobPhase, u64, Option<&str>)]) -> JobRecord {
+        let mut spec = JobSpec::new(
+            kind,
+            Runtime::Native("mlp".into()),
+            Amount::from_arth(10).unwrap(),
+        );
+        spec.hyper.epochs = 3;
+        let mut history = vec![
+            step(JobPhase::Submitted, T0 - 5_000, None),
+            step(JobPhase::Accepted, T0 - 4_000, None),
+            step(JobPhase::Scheduled, T0 - 3_000, None),
+            step(JobPhase::Staging, T0 - 2_000, None),
+            step(JobPhase::Running, T0, None),
+        ];
+        history.extend(phases.iter().map(|(p, at, r)| step(*p, *at, *r)));
+        let phase = history.last().unwrap().phase;
+        let reason = history.iter().rev().find_map(|t| t.reason.clone());
+        JobRecord {
+            id: JobId::from_bytes([0xab; 16]),
+            submitter: "did:artha:alice".into(),
+            spec,
+            phase,
+            reason,
+            node: Some(NodeId::from_bytes([3; 16])),
+            gpus: vec![0, 1],
+            exec: None,
+            gpu_seconds: None,
+            artifacts: Vec::new(),
+            receipts: vec![
+                receipt(ChainAction::Submit, 1),
+                receipt(ChainAction::Assign, 2),
+            ],
+            history,
+            progress: JobProgress {
+                step: 120,
+                epoch: 1,
+                loss: Some(0.25),
+                checkpoints: 2,
+                inferences: 0,
+            },
+        }
+    }
+
+    fn rate() -> CostModel {
+        CostModel::new(Amount::parse_arth("0.001").unwrap())
+    }
+
+    #[test]
+    fn a_running_job_has_its_epoch_fraction_and_its_time_so_far() {
+        let r = record(JobKind::Train, &[]);
+        let s = JobStatus::at(&r, Some(&rate()), T0 + 90_500).unwrap();
+        assert_eq!(s.status, JobPhase::Running);
+        assert_eq!(s.phase, JobPhase::Running);
+        assert!(!s.settled);
+        // Epoch 1 (0-based) of 3: one epoch done.
+        assert!((s.progress - 1.0 / 3.0).abs() < 1e-12, "{}", s.progress);
+        assert_eq!(s.started_at, Some(T0 / 1000));
+        assert_eq!(s.completed_at, None);
+        assert_eq!(s.duration_secs, Some(90));
+        assert_eq!(s.gpu_allocated.as_deref(), Some("gpu:0,1"));
+        assert_eq!(
+            s.assigned_node,
+            Some(NodeId::from_bytes([3; 16]).to_string())
+        );
+        assert_eq!(s.training.step, 120);
+        assert_eq!(s.outcome, None);
+        assert_eq!(s.cost, None, "not measured yet");
+        let types: Vec<_> = s.receipts.iter().map(|x| x.kind).collect();
+        assert_eq!(types, [ReceiptType::JobSubmitted, ReceiptType::JobAssigned]);
+
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["status"], "running");
+        assert_eq!(v["receipts"][0]["type"], "JobSubmitted");
+        assert_eq!(v["receipts"][0]["action"], "submit");
+        assert_eq!(v["receipts"][1]["block"], 2);
+        assert!(v["receipts"][1].get("step").is_none());
+
+        // Before it runs: nothing done, no times.
+        let mut queued = r.clone();
+        queued.history.truncate(2);
+        queued.phase = JobPhase::Accepted;
+        queued.gpus.clear();
+        queued.progress = JobProgress::default();
+        let s = JobStatus::at(&queued, None, T0).unwrap();
+        assert_eq!(s.progress, 0.0);
+        assert_eq!((s.started_at, s.duration_secs), (None, None));
+        assert_eq!(s.gpu_allocated, None);
+        let mut one = r;
+        one.gpus = vec![0];
+        let s = JobStatus::at(&one, None, T0).unwrap();
+        assert_eq!(s.gpu_allocated.as_deref(), Some("gpu:0"));
+    }
+
+    #[test]
+    fn a_settled_job_shows_its_payout_and_refund() {
+        let end = T0 + 10_800_000;
+        let mut r = record(
+            JobKind::Train,
+            &[
+                (JobPhase::Proving, end - 60_000, None),
+                (JobPhase::Completed, end, None),
+                (
+                    JobPhase::Settled,
+                    end + 3_600_000,
+                    Some("challenge period passed: node paid for measured GPU time, rest refunded"),
+                ),
+            ],
+        );
+        r.gpu_seconds = Some(4_710);
+        r.progress = JobProgress {
+            step: 300,
+            epoch: 2,
+            loss: Some(0.125),
+            checkpoints: 3,
+            inferences: 0,
+        };
+        r.receipts.extend([
+            receipt(ChainAction::Commit, 9),
+            receipt(ChainAction::ModelRegister, 10),
+            receipt(ChainAction::Finalize, 20),
+        ]);
+        let s = JobStatus::at(&r, Some(&rate()), end + 10_000_000).unwrap();
+        assert_eq!(s.status, JobPhase::Settled);
+        assert!(s.settled);
+        assert_eq!(s.progress, 1.0);
+        assert_eq!(s.outcome, Some(JobOutcome::Completed));
+        assert_eq!(s.started_at, Some(1_698_765_432));
+        assert_eq!(s.completed_at, Some(1_698_776_232));
+        assert_eq!(s.duration_secs, Some(10_800));
+        // The last values the runtime reported, not zeros.
+        assert_eq!(s.training.step, 300);
+        assert_eq!(s.training.epoch, 2);
+        assert_eq!(s.training.checkpoints, 3);
+
+        let commit = &s.receipts[2];
+        assert_eq!(commit.kind, ReceiptType::TrainProof);
+        assert_eq!(commit.step, Some(300));
+        assert_eq!(s.receipts[3].kind, ReceiptType::ModelRegistered);
+        let fin = &s.receipts[4];
+        assert_eq!(fin.kind, ReceiptType::FinalReceipt);
+        assert_eq!(fin.gpu_seconds, Some(4_710));
+        // 4 710 GPU-s × 0.001 ARTH = 4.71 ARTH paid; 10 − 4.71 = 5.29 back.
+        let v = serde_json::to_value(fin).unwrap();
+        assert_eq!(v["type"], "FinalReceipt");
+        assert_eq!(v["action"], "finalize");
+        assert_eq!(v["gpu_seconds"], 4_710);
+        assert_eq!(v["payout"], "4710000000000000000");
+        assert_eq!(v["refund"], "5290000000000000000");
+        assert_eq!(v["block"], 20);
+        assert_eq!(v["gas"], 21_020);
+        assert!(v["tx_hash"].as_str().unwrap().starts_with("0x"));
+
+        // The payout never exceeds the escrow (the budget).
+        r.spec.budget = Amount::from_arth(4).unwrap();
+        let s = JobStatus::at(&r, Some(&rate()), end).unwrap();
+        let v = serde_json::to_value(&s.receipts[4]).unwrap();
+        assert_eq!(v["payout"], "4000000000000000000");
+        assert_eq!(v["refund"], "0");
+
+        // Without a known rate: no amounts.
+        let s = JobStatus::at(&r, None, end).unwrap();
+        assert_eq!((s.receipts[4].payout, s.receipts[4].refund), (None, None));
+
+        // Completed, inside the challenge period.
+        r.history.pop();
+        r.phase = JobPhase::Completed;
+        r.receipts.pop();
+        let s = JobStatus::at(&r, Some(&rate()), end).unwrap();
+        assert_eq!(s.status, JobPhase::Completed);
+        assert!(!s.settled);
+        assert_eq!(s.progress, 1.0);
+    }
+
+    #[test]
+    fn a_refunded_failure_still_says_failed_with_its_reason() {
+        let end = T0 + 30_000;
+        let mut r = record(
+            JobKind::Train,
+            &[
+                (
+                    JobPhase::Failed,
+                    end,
+                    Some("job_failed: the runtime exited with 1"),
+                ),
+                (
+                    JobPhase::Settled,
+                    end + 1_000,
+                    Some("nothing computed: escrow refunded"),
+                ),
+            ],
+        );
+        r.progress = JobProgress::default();
+        r.receipts.push(receipt(ChainAction::Fail, 5));
+        let s = JobStatus::at(&r, Some(&rate()), end + 99_000).unwrap();
+        assert_eq!(s.status, JobPhase::Failed);
+        assert_eq!(s.phase, JobPhase::Settled);
+        assert!(s.settled);
+        let reason = s.reason.as_deref().unwrap();
+        assert!(reason.contains("the runtime exited with 1"), "{reason}");
+        assert!(matches!(s.outcome, Some(JobOutcome::Failed { .. })));
+        assert_eq!(s.progress, 0.0);
+        assert_eq!(s.completed_at, Some(end / 1000));
+        assert_eq!(s.duration_secs, Some(30));
+        let refund = s.receipts.last().unwrap();
+        assert_eq!(refund.kind, ReceiptType::Refund);
+        let v = serde_json::to_value(refund).unwrap();
+        assert_eq!(v["payout"], "0");
+        assert_eq!(v["refund"], "10000000000000000000");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["phase"], "settled");
+        assert_eq!(v["settled"], true);
+    }
+
+    #[test]
+    fn a_cancelled_job_says_cancelled_before_and_after_its_refund() {
+        let end = T0 + 12_000;
+        let mut r = record(
+            JobKind::Infer,
+            &[(
+                JobPhase::Cancelled,
+                end,
+                Some("cancelled by the submitter while running"),
+            )],
+        );
+        r.progress = JobProgress {
+            inferences: 4,
+            ..JobProgress::default()
+        };
+        let s = JobStatus::at(&r, None, end).unwrap();
+        assert_eq!(s.status, JobPhase::Cancelled);
+        assert!(!s.settled);
+        assert_eq!(s.training.inferences, 4);
+        assert_eq!(s.progress, 0.0, "an inference job reports no total");
+
+        r.history.push(step(
+            JobPhase::Settled,
+            end + 500,
+            Some("nothing computed: escrow refunded"),
+        ));
+        r.phase = JobPhase::Settled;
+        r.reason = Some("nothing computed: escrow refunded".into());
+        r.receipts.push(receipt(ChainAction::Fail, 6));
+        let s = JobStatus::at(&r, None, end + 60_000).unwrap();
+        assert_eq!(s.status, JobPhase::Cancelled);
+        assert_eq!(s.phase, JobPhase::Settled);
+        assert!(s.settled);
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .contains("cancelled by the submitter")
+        );
+        assert!(matches!(s.outcome, Some(JobOutcome::Cancelled { .. })));
+        assert_eq!(s.duration_secs, Some(12));
+        assert_eq!(serde_json::to_value(&s).unwrap()["status"], "cancelled");
+    }
+
+    #[test]
+    fn an_inference_commit_counts_its_inferences() {
+        let end = T0 + 5_000;
+        let mut r = record(
+            JobKind::Infer,
+            &[
+                (JobPhase::Proving, end, None),
+                (JobPhase::Completed, end + 1_000, None),
+            ],
+        );
+        r.progress = JobProgress {
+            inferences: 16,
+            ..JobProgress::default()
+        };
+        r.receipts.push(receipt(ChainAction::Commit, 7));
+        let s = JobStatus::at(&r, None, end).unwrap();
+        let c = s.receipts.last().unwrap();
+        assert_eq!((c.kind, c.step), (ReceiptType::InferProof, Some(16)));
+        assert_eq!(s.progress, 1.0);
+    }
+
+    #[test]
+    fn the_status_round_trips_through_json() {
+        let mut r = record(
+            JobKind::Train,
+            &[
+                (JobPhase::Proving, T0 + 1_000, None),
+                (JobPhase::Completed, T0 + 2_000, None),
+                (JobPhase::Settled, T0 + 3_000, Some("paid")),
+            ],
+        );
+        r.gpu_seconds = Some(7);
+        r.artifacts.push(Artifact {
+            kind: ArtifactKind::Checkpoint,
+            name: "step-100.safetensors".into(),
+            uri: "artha://example".into(),
+        });
+        r.receipts.extend([
+            receipt(ChainAction::Commit, 3),
+            receipt(ChainAction::Finalize, 4),
+        ]);
+        let s = JobStatus::at(&r, Some(&rate()), T0 + 9_000).unwrap();
+        let text = serde_json::to_string(&s).unwrap();
+        let back: JobStatus = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for k in [
+            "job_id",
+            "status",
+            "progress",
+            "started_at",
+            "completed_at",
+            "duration_secs",
+            "assigned_node",
+            "gpu_allocated",
+            "artifacts",
+            "receipts",
+        ] {
+            assert!(v.get(k).is_some(), "{k} in {v}");
+        }
+        assert!(v["progress"].is_number());
+        assert_eq!(v["training"]["step"], 120);
+        assert_eq!(v["artifacts"][0]["kind"], "checkpoint");
+        // A payout that is not a decimal number of wei is refused.
+        let bad = text.replace("\"payout\":\"7000000000000000\"", "\"payout\":\"7 ARTH\"");
+        assert_ne!(bad, text);
+        assert!(serde_json::from_str::<JobStatus>(&bad).is_err());
+    }
 }

@@ -60,7 +60,7 @@ pub use hash::{Blake3Digest, Cid, DType, KeccakHash, tensor_digest, tensor_diges
 pub use ids::{DatasetId, JobId, ModelId, NodeId};
 pub use job::{
     Artifact, ArtifactKind, ChainAction, JobEvent, JobOutcome, JobPhase, JobProgress, JobRecord,
-    JobStatus, ReceiptRecord, Transition,
+    JobStatus, ReceiptRecord, ReceiptType, ReceiptView, Transition,
 };
 pub use merkle::{JobTree, MerkleProof, MerkleTree, StepProof};
 pub use money::{Amount, CostModel, Estimate};

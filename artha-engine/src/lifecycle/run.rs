@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use artha_core::{
-    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, LogLine, Result,
-    RuntimeEvent,
+    Error, ErrorKind, ExecHandle, ExecState, Executor, ExitReason, JobId, JobProgress, LogLine,
+    Result, RuntimeEvent,
 };
 
 use super::effects::store_checkpoint;
@@ -228,6 +228,13 @@ pub(crate) async fn after_run(cx: &JobCtx<'_>, r: &JobRecord, end: RunEnd) -> Re
             ..
         }
     );
+    // A finished job's status shows the last values its runtime reported,
+    // even when the run ended while no engine tailed its events.
+    let recorded = parts.ledger.get(&job)?.progress;
+    let last = final_progress(recorded.clone(), &events);
+    if last != recorded {
+        parts.ledger.set_progress(&job, &last)?;
+    }
     let completed = events
         .iter()
         .any(|e| matches!(e, RuntimeEvent::Complete { .. }));
@@ -284,6 +291,30 @@ pub(crate) async fn after_run(cx: &JobCtx<'_>, r: &JobRecord, end: RunEnd) -> Re
     parts
         .ledger
         .transition(&job, JobPhase::Running, to, reason.as_deref())
+}
+
+/// `recorded` brought up to the end of a run's `events`: the last step
+/// (its epoch and loss) when it is past the recorded one, and at least as
+/// many inferences as the events hold (checkpoints count only once
+/// stored, so they stay as recorded).
+pub(crate) fn final_progress(mut recorded: JobProgress, events: &[RuntimeEvent]) -> JobProgress {
+    let last = events.iter().rev().find_map(|e| match e {
+        RuntimeEvent::Step(s) => Some(s),
+        _ => None,
+    });
+    if let Some(s) = last
+        && s.step > recorded.step
+    {
+        recorded.step = s.step;
+        recorded.epoch = s.epoch;
+        recorded.loss = Some(s.loss);
+    }
+    let served = events
+        .iter()
+        .filter(|e| matches!(e, RuntimeEvent::Infer(_)))
+        .count() as u64;
+    recorded.inferences = recorded.inferences.max(served);
+    recorded
 }
 
 pub(crate) fn remove_run_end(parts: &Parts, job: &JobId) -> Result<()> {
@@ -398,4 +429,50 @@ pub(crate) fn read_output(job_dir: &Path, since: u64) -> Result<Vec<LogLine>> {
         .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
         .filter(|l| l.seq >= since)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use artha_core::{Blake3Digest, InferRecord, StepRecord};
+
+    use super::*;
+
+    #[test]
+    fn final_progress_takes_the_last_reported_values() {
+        let d = Blake3Digest::of(b"x");
+        let step = |step, epoch, loss| {
+            RuntimeEvent::Step(StepRecord {
+                step,
+                epoch,
+                loss,
+                grad_digest: d,
+                weight_digest: d,
+                batch_digest: d,
+            })
+        };
+        let events = [
+            step(7, 0, 0.5),
+            step(8, 1, 0.25),
+            RuntimeEvent::Infer(InferRecord {
+                input_digest: d,
+                output_digest: d,
+            }),
+        ];
+        let recorded = JobProgress {
+            step: 5,
+            epoch: 0,
+            loss: Some(0.75),
+            checkpoints: 2,
+            inferences: 0,
+        };
+        let p = final_progress(recorded.clone(), &events);
+        assert_eq!((p.step, p.epoch, p.loss), (8, 1, Some(0.25)));
+        assert_eq!((p.checkpoints, p.inferences), (2, 1));
+        // Never backwards.
+        let ahead = JobProgress {
+            step: 9,
+            ..recorded
+        };
+        assert_eq!(final_progress(ahead.clone(), &events[..2]), ahead);
+    }
 }

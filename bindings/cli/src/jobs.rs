@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use artha_core::JobPhase;
 use artha_core::{
-    Amount, ArthaUri, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec, KeccakHash,
-    LogLine, ModelId, Runtime,
+    Amount, ArthaUri, ArtifactKind, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec,
+    KeccakHash, LogLine, ModelId, Runtime,
 };
 use artha_engine::api::JobSummary;
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
@@ -307,46 +307,98 @@ async fn follow(c: &Connection, job: &JobId, epochs: u32, json: bool) -> Result<
     Ok(())
 }
 
-/// Prints a job's status as JSON, or as text.
+/// Prints a job's status as JSON (every field, every artifact), or as
+/// text (checkpoints listed compactly when there are many).
 fn print_record(r: &JobStatus, json: bool) -> Result<(), Error> {
     if json {
         return print_json(r);
     }
     outln!("job {}", r.job_id)?;
-    outln!("  status:      {}", r.status)?;
+    if r.status == r.phase {
+        outln!("  status:      {}", r.status)?;
+    } else {
+        outln!("  status:      {} ({})", r.status, r.phase)?;
+    }
     if let Some(reason) = &r.reason {
         outln!("  reason:      {reason}")?;
     }
     if let Some(n) = &r.node {
-        outln!("  node:        {n} (GPUs {:?})", r.gpus)?;
+        let gpus = r.gpu_allocated.as_deref().unwrap_or("no GPU");
+        outln!("  node:        {n} ({gpus})")?;
+    }
+    if let Some(start) = r.started_at {
+        let took = r
+            .duration_secs
+            .map_or_else(String::new, |d| format!(", {d} s"));
+        outln!("  started:     {start} (Unix s){took}")?;
+    }
+    let t = &r.training;
+    if t.step > 0 {
+        let loss = t.loss.map_or_else(|| "null".to_string(), |l| l.to_string());
+        outln!(
+            "  progress:    {:.0}% (step {}, epoch {}, loss {loss})",
+            r.progress * 100.0,
+            t.step,
+            t.epoch + 1
+        )?;
+    } else if t.inferences > 0 {
+        outln!(
+            "  progress:    {:.0}% ({} inferences)",
+            r.progress * 100.0,
+            t.inferences
+        )?;
     }
     if let Some(s) = r.gpu_seconds {
         let cost = r
             .cost
             .map_or_else(|| "cost unknown".to_string(), |c| c.to_string());
         outln!("  measured:    {s} GPU-s → {cost} (budget {})", r.budget)?;
-    } else if r.progress.step > 0 {
-        let loss = r
-            .progress
-            .loss
-            .map_or_else(|| "null".to_string(), |l| l.to_string());
-        outln!("  progress:    step {}, loss {loss}", r.progress.step)?;
     }
     if !r.artifacts.is_empty() {
         outln!("  artifacts:")?;
+        let checkpoints: Vec<_> = r
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == ArtifactKind::Checkpoint)
+            .collect();
+        let compact = checkpoints.len() > 3;
         for a in &r.artifacts {
-            outln!("    {:<10} {:<28} {}", a.kind, a.name, a.uri)?;
+            if compact && a.kind == ArtifactKind::Checkpoint {
+                continue;
+            }
+            outln!("    {:<10} {:<28} {}", a.kind.as_str(), a.name, a.uri)?;
+        }
+        if let (true, Some(first), Some(last)) = (compact, checkpoints.first(), checkpoints.last())
+        {
+            let kind = ArtifactKind::Checkpoint.as_str();
+            outln!("    {kind:<10} {:<28} {}", first.name, first.uri)?;
+            outln!(
+                "    {kind:<10} … {} more ({} in all)",
+                checkpoints.len() - 2,
+                checkpoints.len()
+            )?;
+            outln!("    {kind:<10} {:<28} {}", last.name, last.uri)?;
         }
     }
     if !r.receipts.is_empty() {
         outln!("  receipts:")?;
         for x in &r.receipts {
+            let mut extra = String::new();
+            if let Some(step) = x.step {
+                extra.push_str(&format!(" step {step}"));
+            }
+            if let Some(p) = x.payout {
+                extra.push_str(&format!(" payout {p}"));
+            }
+            if let Some(p) = x.refund {
+                extra.push_str(&format!(" refund {p}"));
+            }
             outln!(
-                "    {:<15} block {:<5} gas {:<8} tx {}",
-                x.action,
-                x.receipt.block_number,
-                x.receipt.gas_used,
-                x.receipt.tx_hash
+                "    {:<15} block {:<5} gas {:<8} tx {}{extra}",
+                x.action.as_str(),
+                x.block,
+                x.gas,
+                x.tx_hash
             )?;
         }
     }

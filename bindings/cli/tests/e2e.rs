@@ -475,6 +475,16 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
             .collect::<Vec<_>>(),
         ["submit", "assign", "fail"]
     );
+    // Its status still says it failed, with why, once refunded.
+    let st = e.status(&job).unwrap();
+    assert_eq!(st.status, JobPhase::Failed);
+    assert_eq!(st.phase, JobPhase::Settled);
+    assert!(st.settled);
+    assert!(st.reason.as_deref().unwrap().contains("line 3"), "{st:?}");
+    let v = serde_json::to_value(&st).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["receipts"][2]["type"], "Refund");
+    assert_eq!(v["receipts"][2]["payout"], "0");
     assert_eq!(
         e.chain().job_status(&job).await.unwrap(),
         ChainJobStatus::Failed
@@ -533,7 +543,7 @@ async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
     let job = e.submit(train_spec(ds.id, 400, 64)).await.unwrap().id();
     let handle = e.job(&job).unwrap();
     tokio::time::timeout(Duration::from_secs(120), async {
-        while handle.status().unwrap().progress.step < 70 {
+        while handle.status().unwrap().training.step < 70 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -979,7 +989,7 @@ async fn kill_9_of_the_engine_mid_training_reattaches_to_the_runtime() {
     // live progress, the listing and the output, read-only.
     let v = ok_json(&arthai(&home, &["--json", "job-status", &job.to_string()]));
     assert_eq!(v["status"], "running", "{v:#}");
-    assert!(v["progress"]["step"].as_u64().unwrap() >= 200, "{v:#}");
+    assert!(v["training"]["step"].as_u64().unwrap() >= 200, "{v:#}");
     assert!(
         v["artifacts"]
             .as_array()

@@ -302,7 +302,7 @@ fn kill_9_of_the_engine_reattaches_to_the_running_container() {
         !runs.join(&job).join("resumes").exists(),
         "re-attached, not relaunched"
     );
-    let steps = v["progress"]["step"].as_u64().unwrap_or(0);
+    let steps = v["training"]["step"].as_u64().unwrap_or(0);
     let out = arthai(&["--json", "proofs", &job]);
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["steps"], 400 * 8, "every step once (progress {steps})");

@@ -132,7 +132,8 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
     let st = job.status().unwrap();
     assert_eq!(st.status, JobPhase::Completed);
     assert_eq!(st.outcome, Some(JobOutcome::Completed));
-    assert_eq!(st.progress.step, 8);
+    assert_eq!(st.training.step, 8);
+    assert_eq!(st.progress, 1.0);
     assert!(st.cost.is_some() && st.gpu_seconds.is_some());
     // The JSON shape keeps the reference's fields.
     let v = serde_json::to_value(&st).unwrap();
@@ -144,16 +145,37 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
         "artifacts",
         "receipts",
         "history",
+        "started_at",
+        "completed_at",
+        "duration_secs",
+        "assigned_node",
+        "gpu_allocated",
+        "training",
     ] {
         assert!(v.get(k).is_some(), "{k} in {v}");
     }
+    let types: Vec<&str> = v["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"TrainProof"), "{types:?}");
+    let proof = v["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == "TrainProof")
+        .unwrap();
+    assert_eq!(proof["step"], 8, "{proof}");
+    assert!(st.started_at.is_some() && st.completed_at.is_some());
     e.shutdown().await;
 
     // The next engine on the home: the persisted progress and outcome.
     let e = engine(&tmp.path().join("home")).await;
     let seen = e.status(&job.id()).unwrap();
     e.shutdown().await;
-    assert_eq!(seen.progress.step, 8);
+    assert_eq!(seen.training.step, 8);
     assert_eq!(seen.outcome, Some(JobOutcome::Completed));
 }
 
