@@ -72,6 +72,7 @@ impl Engine {
                 content: cid,
                 size: listing.size,
                 tags: tags.to_string(),
+                license: None,
             })
             .await;
         registered_once(r)?;
