@@ -578,7 +578,12 @@ pub(crate) fn dataset_register(
 ) -> Result<(), Error> {
     with_engine(o, async |engine| {
         let uri = content(engine, source).await?;
-        let d = engine.register_dataset(&uri, name, tags).await?;
+        let meta = artha_engine::engine::DatasetMeta {
+            name: name.into(),
+            tags: tags.into(),
+            license: None,
+        };
+        let d = engine.register_dataset(&uri, &meta).await?;
         if json {
             return print_json(&d);
         }
@@ -615,6 +620,7 @@ pub(crate) fn model_register(
                     version: version.into(),
                     parent,
                     dataset,
+                    code_hash: None,
                 },
             )
             .await?;
