@@ -569,6 +569,9 @@ pub struct DatasetRegistration {
     pub size: u64,
     /// Tags (comma separated).
     pub tags: String,
+    /// Content id of its licence text (`None`: no licence; zero on chain).
+    #[serde(default)]
+    pub license: Option<Cid>,
 }
 
 /// A model's registration, with its lineage.
@@ -604,6 +607,8 @@ pub trait Registry: MaybeSend + MaybeSync {
     async fn node(&self, node: &NodeId) -> Result<NodeStanding>;
     /// Registers a dataset.
     async fn register_dataset(&self, dataset: &DatasetRegistration) -> Result<Receipt>;
+    /// A dataset as registered (`NotFound` for an unknown dataset).
+    async fn dataset(&self, dataset: &crate::ids::DatasetId) -> Result<DatasetRegistration>;
     /// Registers a model.
     async fn register_model(&self, model: &ModelRecord) -> Result<Receipt>;
     /// A model as registered, with its provenance (`NotFound` for an
@@ -664,6 +669,7 @@ forward_trait!(Registry, async {
     register_node(registration: &NodeRegistration) -> Receipt;
     node(node: &NodeId) -> NodeStanding;
     register_dataset(dataset: &DatasetRegistration) -> Receipt;
+    dataset(dataset: &crate::ids::DatasetId) -> DatasetRegistration;
     register_model(model: &ModelRecord) -> Receipt;
     model(model: &crate::ids::ModelId) -> ModelRecord;
     lineage(model: &crate::ids::ModelId) -> Vec<crate::ids::ModelId>;

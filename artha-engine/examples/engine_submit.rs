@@ -54,7 +54,15 @@ async fn main() -> artha_core::Result<()> {
     let data = home.join("d.csv");
     std::fs::write(&data, "x0,x1,label\n0,1,0\n1,0,1\n")
         .map_err(|e| artha_core::Error::invalid("data", e.to_string()))?;
-    let ds = engine.register_dataset_path(&data, "d", "").await?;
+    let ds = engine
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "d".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
     spec.dataset = Some(InputRef::Id(ds.id));
     spec.hyper.epochs = 1;

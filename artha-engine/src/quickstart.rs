@@ -121,7 +121,14 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
         INITIAL_MODEL_CONFIG.as_bytes(),
     )?;
     let dataset = engine
-        .register_dataset_path(&data, "quickstart-blobs", "synthetic,classification")
+        .register_dataset_path(
+            &data,
+            &crate::engine::DatasetMeta {
+                name: "quickstart-blobs".into(),
+                tags: "synthetic,classification".into(),
+                ..Default::default()
+            },
+        )
         .await?;
     let model_uri = engine.push(&dir.join("model")).await?.uri;
     let initial_model = engine
@@ -133,6 +140,7 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
                 version: "0".into(),
                 parent: None,
                 dataset: None,
+                code_hash: None,
             },
         )
         .await?;

@@ -244,7 +244,15 @@ async fn main() -> Result<()> {
         .await?;
     let data = home.join("points.csv");
     std::fs::write(&data, "x,y\n0,1\n1,4\n").map_err(|e| Error::invalid("data", e.to_string()))?;
-    let dataset = engine.register_dataset_path(&data, "points", "").await?;
+    let dataset = engine
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "points".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
 
     let mut spec = JobSpec::new(
         JobKind::Train,

@@ -44,7 +44,14 @@ async fn main() -> Result<(), artha_core::Error> {
     }
     std::fs::write(&data, csv).map_err(|e| artha_core::Error::invalid("data", e.to_string()))?;
     let dataset = engine
-        .register_dataset_path(&data, "blobs", "example")
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "blobs".into(),
+                tags: "example".into(),
+                ..Default::default()
+            },
+        )
         .await?;
     println!("dataset   {} {}", dataset.id, dataset.uri);
     let weights = engine.push(&data).await?; // any stored content can be a model's

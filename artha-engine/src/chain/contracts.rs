@@ -1150,7 +1150,39 @@ impl<B: EvmBackend> artha_core::Registry for ArthaContracts<B> {
     }
 
     async fn register_dataset(&self, d: &artha_core::DatasetRegistration) -> Result<Receipt> {
-        ArthaContracts::register_dataset(self, &d.id, &d.content, None, d.size, &d.tags).await
+        ArthaContracts::register_dataset(
+            self,
+            &d.id,
+            &d.content,
+            d.license.as_ref(),
+            d.size,
+            &d.tags,
+        )
+        .await
+    }
+
+    async fn dataset(
+        &self,
+        dataset: &artha_core::DatasetId,
+    ) -> Result<artha_core::DatasetRegistration> {
+        let d = self
+            .call(
+                self.deployment.datasets,
+                DatasetRegistry::getCall {
+                    datasetId: word16(dataset.as_bytes()),
+                },
+            )
+            .await
+            .map_err(|e| with_id(e, "dataset_id", dataset.to_string()))?;
+        let cid =
+            |w: &B256| artha_core::Cid::from_digest(artha_core::Blake3Digest::from_bytes(w.0));
+        Ok(artha_core::DatasetRegistration {
+            id: *dataset,
+            content: cid(&d.contentId),
+            size: d.sizeBytes,
+            tags: d.tags,
+            license: (d.licenseId != B256::ZERO).then(|| cid(&d.licenseId)),
+        })
     }
 
     async fn register_model(&self, m: &artha_core::ModelRecord) -> Result<Receipt> {

@@ -13,7 +13,7 @@
 //! | `commit`, `finalize`, `register_node` | worker |
 //! | `challenge` | verifier |
 //! | `register_dataset`, `register_model` (no job) | submitter |
-//! | reads (`job_status`, `settles_at`, `escrow`, times, nodes, lineage) | worker |
+//! | reads (`job_status`, `settles_at`, `escrow`, times, nodes, datasets, models, lineage) | worker |
 //!
 //! In the single-machine default every party lives in one engine, but they
 //! interact only through the chain and the store, exactly as they would
@@ -22,9 +22,9 @@
 use std::sync::Arc;
 
 use artha_core::{
-    Amount, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetRegistration,
-    Escrow, JobId, ModelId, ModelRecord, NodeId, NodeRegistration, NodeStanding, Party, ProofChain,
-    Receipt, Registry, Result,
+    Amount, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetId,
+    DatasetRegistration, Escrow, JobId, ModelId, ModelRecord, NodeId, NodeRegistration,
+    NodeStanding, Party, ProofChain, Receipt, Registry, Result,
 };
 use async_trait::async_trait;
 
@@ -151,6 +151,9 @@ impl Registry for ChainParties {
     }
     async fn register_dataset(&self, d: &DatasetRegistration) -> Result<Receipt> {
         self.submitter.register_dataset(d).await
+    }
+    async fn dataset(&self, dataset: &DatasetId) -> Result<DatasetRegistration> {
+        self.worker.dataset(dataset).await
     }
     async fn register_model(&self, m: &ModelRecord) -> Result<Receipt> {
         if m.job.is_some() {

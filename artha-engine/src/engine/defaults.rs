@@ -177,8 +177,17 @@ pub(crate) fn gpu_inventory(cfg: &GpuConfig, simulated: Option<u32>) -> Result<G
     Ok(match cfg.source {
         GpuSource::Auto => GpuInventory::detect_or(fake),
         GpuSource::Simulated => fake,
+        #[cfg(feature = "gpu")]
         GpuSource::Nvml => {
             GpuInventory::from_nvml().map_err(|e| e.with_context("field", "gpus.source"))?
+        }
+        #[cfg(not(feature = "gpu"))]
+        GpuSource::Nvml => {
+            return Err(artha_core::Error::new(
+                artha_core::ErrorKind::Unsupported,
+                "NVML needs an engine built with the `gpu` feature",
+            )
+            .with_context("field", "gpus.source"));
         }
     })
 }

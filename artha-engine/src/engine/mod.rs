@@ -8,7 +8,8 @@
 //! # async fn demo(spec: artha_core::JobSpec) -> artha_core::Result<()> {
 //! use artha_engine::Engine;
 //! let engine = Engine::open("/tmp/artha-home").await?;
-//! let dataset = engine.register_dataset_path("data.csv".as_ref(), "demo", "").await?;
+//! let meta = artha_engine::engine::DatasetMeta { name: "demo".into(), ..Default::default() };
+//! let dataset = engine.register_dataset_path("data.csv".as_ref(), &meta).await?;
 //! let job = engine.submit(spec).await?; // a `Job` handle
 //! let outcome = job.wait().await?;      // `JobOutcome`
 //! # let _ = (dataset, outcome); Ok(()) }
@@ -63,7 +64,7 @@
 //! [`EngineBuilder::settle_interval`].
 
 mod builder;
-mod catalog;
+pub(crate) mod catalog;
 mod defaults;
 mod job;
 mod ops;
@@ -84,7 +85,7 @@ pub use catalog::{Catalog, DatasetEntry, ModelEntry};
 pub use defaults::{DockerChoice, NATIVE_RUNTIMES};
 pub use job::Job;
 pub use parts::EngineStore;
-pub use registry::ModelRegistration;
+pub use registry::{DatasetMeta, ModelRegistration, NodeInfo};
 
 use crate::chain::parties::ChainParties;
 use crate::jobs::now_ms;

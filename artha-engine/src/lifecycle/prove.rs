@@ -4,8 +4,8 @@
 //! lineage.
 
 use artha_core::{
-    ArthaUri, ArtifactKind, ChainAction, Error, ErrorKind, InputRef, JobId, JobKind, KeccakHash,
-    MerkleTree, ModelRecord, Registry, Result, Runtime, RuntimeEvent,
+    ArthaUri, ArtifactKind, ChainAction, Error, ErrorKind, InputRef, JobId, JobKind, MerkleTree,
+    ModelRecord, Registry, Result, Runtime, RuntimeEvent,
 };
 
 use super::effects::{
@@ -168,6 +168,7 @@ pub(crate) async fn register_trained_model(parts: &Parts, r: &JobRecord) -> Resu
         Runtime::Image(img) => img.clone(),
     };
     let id = artha_core::ModelId::derive(&[b"trained", job.as_bytes()]);
+    let code_hash = crate::engine::catalog::default_code_hash(&architecture);
     if parts.catalog.model(&id)?.is_none() {
         let receipt = parts
             .chain
@@ -176,7 +177,7 @@ pub(crate) async fn register_trained_model(parts: &Parts, r: &JobRecord) -> Resu
                 content: *uri.cid(),
                 architecture: architecture.clone(),
                 dataset,
-                code_hash: KeccakHash::of(architecture.as_bytes()),
+                code_hash,
                 version: "1".into(),
                 parent,
                 job: Some(job),
@@ -197,6 +198,7 @@ pub(crate) async fn register_trained_model(parts: &Parts, r: &JobRecord) -> Resu
             parent,
             dataset,
             job: Some(job),
+            code_hash: code_hash.to_string(),
             created_ms: now_ms(),
         })?;
     }

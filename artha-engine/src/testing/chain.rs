@@ -27,8 +27,8 @@
 use alloy_primitives::{Address, B256, U256};
 use artha_core::{
     Amount, Blake3Digest, ChainJobStatus, ChainSubmission, Challenge, Cid, Commitment, DatasetId,
-    Error, ErrorKind, JobId, JobTree, KeccakHash, ModelId, NodeId, ProofChain, Receipt, Registry,
-    Result, StepRecord,
+    DatasetRegistration, Error, ErrorKind, JobId, JobTree, KeccakHash, ModelId, NodeId, ProofChain,
+    Receipt, Registry, Result, StepRecord,
 };
 use std::sync::Arc;
 
@@ -462,7 +462,9 @@ async fn register_trained<B: EvmBackend>(
 }
 
 /// The submitter registers its dataset and model, once each
-/// (`AlreadyExists`: `DatasetExists`, `ModelExists`); a model trained by a
+/// (`AlreadyExists`: `DatasetExists`, `ModelExists`); a dataset reads
+/// back as registered, with its licence or none (an unknown one is
+/// `NotFound`, naming it); a model trained by a
 /// job registers only from the scheduler (REGISTRAR: the submitter and the
 /// worker are refused, `PermissionDenied`); a model's lineage runs back
 /// through its parents; an unknown model or parent is `NotFound`.
@@ -481,6 +483,47 @@ pub async fn registries_and_lineage<B: EvmBackend + Clone>(p: &Parties<B>) {
             .await,
         ErrorKind::AlreadyExists,
         "DatasetExists",
+    );
+    // Read back as registered: without a licence (zero on chain) …
+    assert_eq!(
+        Registry::dataset(worker, &ds)
+            .await
+            .expect("dataset failed"),
+        DatasetRegistration {
+            id: ds,
+            content: Cid::of(b"data"),
+            size: 1024,
+            tags: "tabular".into(),
+            license: None,
+        }
+    );
+    // … and with one, registered and read through the `Registry` trait.
+    let licensed = DatasetRegistration {
+        id: DatasetId::from_bytes([5; 16]),
+        content: Cid::of(b"corpus"),
+        size: 1 << 40,
+        tags: "nlp,english,gpt".into(),
+        license: Some(Cid::of(b"licence text")),
+    };
+    let r = Registry::register_dataset(subm, &licensed)
+        .await
+        .expect("register_dataset (licensed) failed");
+    assert_eq!(sender(subm, &r).await, a.submitter);
+    assert_eq!(
+        Registry::dataset(worker, &licensed.id)
+            .await
+            .expect("dataset failed"),
+        licensed
+    );
+    let e = refused(
+        Registry::dataset(worker, &DatasetId::from_bytes([9; 16])).await,
+        ErrorKind::NotFound,
+        "UnknownDataset",
+    );
+    assert_eq!(
+        e.context_value("dataset_id"),
+        Some(DatasetId::from_bytes([9; 16]).to_string().as_str()),
+        "{e}"
     );
     let (m0, m1) = (ModelId::from_bytes([2; 16]), ModelId::from_bytes([3; 16]));
     subm.register_model(

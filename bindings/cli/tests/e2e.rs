@@ -54,7 +54,13 @@ async fn engine_with_blobs(
 ) -> (Engine, artha_engine::engine::DatasetEntry) {
     let e = engine(home).await;
     let ds = e
-        .register_dataset_path(&blobs_csv(dir), "blobs", "")
+        .register_dataset_path(
+            &blobs_csv(dir),
+            &artha_engine::engine::DatasetMeta {
+                name: "blobs".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     (e, ds)
@@ -379,7 +385,13 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
     let tmp = tempfile::tempdir().unwrap();
     let e = engine(&tmp.path().join("home")).await;
     let ds = e
-        .register_dataset_path(&diverging_csv(tmp.path()), "reg", "")
+        .register_dataset_path(
+            &diverging_csv(tmp.path()),
+            &artha_engine::engine::DatasetMeta {
+                name: "reg".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let mut spec = train_spec(ds.id, 5, 4);
@@ -445,7 +457,16 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
     let e = engine(&tmp.path().join("home")).await;
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
-    let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &bad,
+            &artha_engine::engine::DatasetMeta {
+                name: "bad".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
     let r = e
         .job(&job)
@@ -643,7 +664,16 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
     let e = engine(&home).await;
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
-    let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &bad,
+            &artha_engine::engine::DatasetMeta {
+                name: "bad".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
     let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
@@ -681,7 +711,16 @@ async fn a_registration_lost_from_the_catalog_registers_again() {
     let home = tmp.path().join("home");
     let e = engine(&home).await;
     let data = blobs_csv(tmp.path());
-    let ds = e.register_dataset_path(&data, "blobs", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "blobs".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let uri: artha_core::ArthaUri = ds.uri.parse().unwrap();
     let reg = artha_engine::engine::ModelRegistration {
         name: "m".into(),
@@ -697,7 +736,16 @@ async fn a_registration_lost_from_the_catalog_registers_again() {
     drop(db);
     let e = engine(&home).await;
     assert!(e.catalog().dataset(&ds.id).unwrap().is_none());
-    let again = e.register_dataset_path(&data, "blobs", "").await.unwrap();
+    let again = e
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "blobs".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(again.id, ds.id);
     let m2 = e.register_model(&uri, &reg).await.unwrap();
     assert_eq!(m2.id, m.id);

@@ -80,7 +80,14 @@ async fn torch_job_in_docker_settles_on_anvil() {
     let market_before = market_balance().await;
 
     let ds = e
-        .register_dataset_path(&blobs_csv(tmp.path()), "blobs", "torch")
+        .register_dataset_path(
+            &blobs_csv(tmp.path()),
+            &artha_engine::engine::DatasetMeta {
+                name: "blobs".into(),
+                tags: "torch".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Image(image), Amount::ZERO);

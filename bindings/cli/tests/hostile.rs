@@ -94,7 +94,16 @@ async fn run_hostile(
     let e = hostile_engine(&home, docker).await;
     let data = tmp.path().join("d.csv");
     std::fs::write(&data, "x,y\n1,2\n").unwrap();
-    let ds = e.register_dataset_path(&data, "d", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "d".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     // The host secret a link points at: created by the test, outside the home.
     std::fs::write(tmp.path().join("secret"), SECRET).unwrap();
     let script = script.replace("{tmp}", tmp.path().to_str().unwrap());
@@ -249,7 +258,16 @@ async fn native_loader_variables_are_refused_at_submission() {
     let e = hostile_engine(&tmp.path().join("home"), false).await;
     let data = tmp.path().join("d.csv");
     std::fs::write(&data, "x,y\n1,2\n").unwrap();
-    let ds = e.register_dataset_path(&data, "d", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &data,
+            &artha_engine::engine::DatasetMeta {
+                name: "d".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     for (k, v) in [
         ("LD_PRELOAD", "../data/evil.so"),
         ("LD_LIBRARY_PATH", "../data"),

@@ -44,7 +44,13 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
     let tmp = tempfile::tempdir().unwrap();
     let e = engine(&tmp.path().join("home")).await;
     let ds = e
-        .register_dataset_path(&data(tmp.path()), "d", "")
+        .register_dataset_path(
+            &data(tmp.path()),
+            &artha_engine::engine::DatasetMeta {
+                name: "d".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let job = e.submit(spec(&e, ds.id, 2)).await.unwrap();
@@ -186,7 +192,16 @@ async fn a_failing_job_has_a_failed_outcome_with_its_reason() {
     // Data the native runtime cannot read: the run fails.
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\nfoo,1,0\n").unwrap();
-    let ds = e.register_dataset_path(&bad, "bad", "").await.unwrap();
+    let ds = e
+        .register_dataset_path(
+            &bad,
+            &artha_engine::engine::DatasetMeta {
+                name: "bad".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let job = e.submit(spec(&e, ds.id, 2)).await.unwrap();
     match job.wait().await.unwrap() {
         JobOutcome::Failed { kind, reason } => {
