@@ -204,9 +204,10 @@ impl Default for HyperParams {
     }
 }
 
-/// What the job needs from a node.
+/// What the job needs from a node. A field left out of a spec takes its
+/// default (see [`Resources::default`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Resources {
     /// GPUs (0 for a CPU-only job, at most 8).
     pub gpus: u32,

@@ -149,10 +149,6 @@ pub struct Discovery {
     /// The certificate (PEM) to trust for an `https` URL.
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
-    /// The store URL the daemon's engine uses when it is not the home's
-    /// configured one.
-    #[serde(default)]
-    pub store: Option<String>,
 }
 
 /// The discovery file of a home (`<home>/serve.json`).

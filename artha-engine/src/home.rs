@@ -106,12 +106,6 @@ enum Found {
 
 /// Looks at `root` without changing anything; refuses what must not become
 /// a home.
-/// Whether `root` is an Artha home already (its marker or lock is there);
-/// nothing is created.
-pub(crate) fn is_home(root: &Path) -> bool {
-    matches!(inspect(root), Ok(Found::Home))
-}
-
 fn inspect(root: &Path) -> Result<Found> {
     let refuse = |why: &str| {
         Error::new(

@@ -51,7 +51,7 @@ pub mod server;
 pub mod testing;
 mod connect;
 
-pub use connect::{Connection, connect};
+pub use connect::{Connection, connect, connect_or};
 
 pub use artha_core as core;
 pub use engine::{Engine, EngineBuilder};

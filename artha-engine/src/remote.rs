@@ -33,7 +33,6 @@ pub struct RemoteEngine {
     token: String,
     http: reqwest::Client,
     home: PathBuf,
-    store: Option<String>,
 }
 
 /// The daemon serving `home`, if its discovery file names one that
@@ -104,7 +103,6 @@ impl RemoteEngine {
             token: token.to_string(),
             http,
             home: home.to_path_buf(),
-            store: d.store.clone(),
         })
     }
 
@@ -289,13 +287,44 @@ impl RemoteEngine {
         self.get("/stats").await
     }
 
-    /// Pushes a file or tree into the home's store (written here, as the
-    /// daemon's store is the home's: `storage-push` does the same).
+    /// Pushes a file or tree of this host into the home's store, pinned
+    /// with the default deal (the daemon reads it: it is on this host).
     pub async fn push(&self, path: &Path) -> Result<crate::store::PushReport> {
-        let store = crate::engine::open_store(&self.home, self.store.as_deref()).await?;
-        store
-            .push_path(path, &crate::store::PushOptions::default())
-            .await
+        self.push_pinned(path, None, None).await
+    }
+
+    /// [`push`](Self::push) with the deal's replicas and months.
+    pub async fn push_pinned(
+        &self,
+        path: &Path,
+        replicas: Option<u32>,
+        months: Option<u32>,
+    ) -> Result<crate::store::PushReport> {
+        let abs = std::path::absolute(path)
+            .map_err(|e| crate::fsutil::io_err("resolve the path", path, e))?;
+        self.post(
+            "/storage/push",
+            &serde_json::json!({ "path": abs, "replicas": replicas, "months": months }),
+        )
+        .await
+    }
+
+    /// Writes what `uri` names to `dest` (which must not exist) on this
+    /// host.
+    pub async fn get_to(&self, uri: &ArthaUri, dest: &Path) -> Result<crate::store::LayoutReport> {
+        let abs = std::path::absolute(dest)
+            .map_err(|e| crate::fsutil::io_err("resolve the path", dest, e))?;
+        self.post(
+            "/storage/get",
+            &serde_json::json!({ "uri": uri.to_string(), "dest": abs }),
+        )
+        .await
+    }
+
+    /// What `uri` names (the store's listing, as JSON).
+    pub async fn ls(&self, uri: &ArthaUri) -> Result<serde_json::Value> {
+        let q: String = url_escape(&uri.to_string());
+        self.get(&format!("/storage/ls?uri={q}")).await
     }
 
     /// Registers stored content as a dataset.
@@ -350,6 +379,19 @@ impl RemoteEngine {
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         self.get("/nodes").await
     }
+}
+
+/// `s` with everything but unreserved characters percent-encoded.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Result<T> {

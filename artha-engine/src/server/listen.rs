@@ -163,7 +163,6 @@ async fn start(
             .tls
             .as_ref()
             .map(|(c, _)| std::path::absolute(c).unwrap_or(c.clone())),
-        store: cfg.store_url.clone(),
     };
     if let Err(e) = write_discovery(engine.home(), &disc) {
         stop.send_replace(true);

@@ -37,6 +37,7 @@ mod metrics;
 pub(crate) mod openapi;
 mod registry_routes;
 mod routes;
+mod storage_routes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -189,9 +190,6 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// How long requests in flight get to finish on shutdown.
     pub grace: Duration,
-    /// The store URL the engine was opened with when it is not the home's
-    /// configured one (recorded for clients that push to the store).
-    pub store_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -203,7 +201,6 @@ impl ServeConfig {
             options,
             header_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(5),
-            store_url: None,
         }
     }
 }

@@ -110,6 +110,7 @@ pub(crate) fn table() -> Vec<Route> {
         route!(post "/dev/advance", "dev", "Move a development chain's clock forward (409/422 elsewhere).", B("AdvanceBody"), &[], J(200, "ChainTime"), r::dev_advance),
     ];
     v.extend(super::registry_routes::table());
+    v.extend(super::storage_routes::table());
     v
 }
 
@@ -274,6 +275,11 @@ fn schemas() -> Value {
             "architecture": {"type": "string", "maxLength": 128}, "version": {"type": "string", "maxLength": 128},
             "parent": {"type": "string"}, "dataset": {"type": "string"},
             "code_hash": {"type": "string", "description": "0x + 64 hex digits"}}},
+        "StoragePush": {"type": "object", "required": ["path"], "additionalProperties": false, "properties": {
+            "path": {"type": "string"}, "replicas": {"type": "integer", "minimum": 1, "maximum": 64},
+            "months": {"type": "integer", "minimum": 1, "maximum": 120}}},
+        "StorageGet": {"type": "object", "required": ["uri", "dest"], "additionalProperties": false, "properties": {
+            "uri": {"type": "string"}, "dest": {"type": "string"}}},
         "Dataset": obj,
         "DatasetList": {"type": "array", "items": obj},
         "Model": obj,

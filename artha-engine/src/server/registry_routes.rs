@@ -26,7 +26,7 @@ fn parse<T: std::str::FromStr<Err = Error>>(field: &'static str, s: &str) -> Res
 
 /// The name of content registered without one: the last segment of its
 /// URI's path, else `unnamed`.
-pub fn default_name(uri: &ArthaUri) -> String {
+pub(super) fn default_name(uri: &ArthaUri) -> String {
     uri.path()
         .rsplit('/')
         .find(|s| !s.is_empty())

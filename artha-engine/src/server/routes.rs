@@ -245,11 +245,20 @@ pub(crate) struct FinalizeBody {
     job_id: Option<String>,
 }
 
-pub(crate) async fn finalize(
-    State(app): St,
-    body: Option<Body<FinalizeBody>>,
-) -> Reply<crate::api::SettleReport> {
-    let job = match body.and_then(|Body(b)| b.job_id) {
+pub(crate) async fn finalize(State(app): St, body: Bytes) -> Reply<crate::api::SettleReport> {
+    let body: FinalizeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FinalizeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .map_or_else(|| "body".to_string(), str::to_string);
+            ApiError(Error::invalid(field, msg))
+        })?
+    };
+    let job = match body.job_id {
         Some(j) => Some(job_id(&j)?),
         None => None,
     };

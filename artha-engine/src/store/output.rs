@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use artha_core::{ArthaUri, Cid, Error, ErrorKind, Result};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StoreBackend;
 use super::manifest::{
@@ -33,7 +33,7 @@ use super::svdb::{Resolved, Svdb, inconsistent};
 use super::util::{blocking, bounded, io_err, rename_noreplace, unique_suffix};
 
 /// What [`Svdb::get`] or [`Svdb::materialize`] laid out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayoutReport {
     /// The URI read.
     pub uri: ArthaUri,

@@ -140,7 +140,7 @@ impl fmt::Debug for PushOptions {
 }
 
 /// What a push stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushReport {
     /// `artha://<cid>` of the pushed file or tree.
     pub uri: ArthaUri,

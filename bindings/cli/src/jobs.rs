@@ -307,6 +307,10 @@ async fn follow(c: &Connection, job: &JobId, epochs: u32, json: bool) -> Result<
     Ok(())
 }
 
+async fn print_status(c: &Connection, job: &JobId, json: bool) -> Result<(), Error> {
+    print_record(&c.status(job).await?, json)
+}
+
 /// Prints a job's status as JSON (every field, every artifact), or as
 /// text (checkpoints listed compactly when there are many).
 fn print_record(r: &JobStatus, json: bool) -> Result<(), Error> {
@@ -711,8 +715,7 @@ async fn content(c: &Connection, field: &'static str, source: &str) -> Result<Ar
 /// `unnamed`.
 fn default_name(source: &str) -> String {
     let trimmed = source.trim_end_matches('/');
-    if trimmed.starts_with(ArthaUri::SCHEME) {
-        let rest = &trimmed[ArthaUri::SCHEME.len()..];
+    if let Some(rest) = trimmed.strip_prefix(ArthaUri::SCHEME) {
         return match rest.split_once('/') {
             Some((_, path)) if !path.is_empty() => path.rsplit('/').next().unwrap_or("unnamed").into(),
             _ => "unnamed".into(),

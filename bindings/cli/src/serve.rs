@@ -11,7 +11,7 @@ use clap::Args;
 
 use crate::jobs::{Opts, open_engine};
 use crate::out::{errln, outln};
-use crate::storage::{print_json, runtime};
+use crate::storage::runtime;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -80,13 +80,17 @@ pub(crate) fn run(o: &Opts, json: bool, a: &ServeArgs) -> Result<(), Error> {
         let mut cfg = ServeConfig::new(options);
         cfg.addr = a.addr;
         cfg.tls = a.tls_cert.clone().zip(a.tls_key.clone());
-        cfg.store_url = o.store.clone();
         let srv = server::serve(engine, cfg).await?;
         let token_file = server::token_path(&home);
         if json {
-            print_json(&serde_json::json!({
-                "url": srv.url(), "home": home, "token_file": token_file, "pid": std::process::id()
-            }))?;
+            // One line, so a supervisor can read it as soon as it is there.
+            outln!(
+                "{}",
+                serde_json::json!({
+                    "url": srv.url(), "home": home, "token_file": token_file,
+                    "pid": std::process::id()
+                })
+            )?;
         } else {
             outln!("serving {} on {}", home.display(), srv.url())?;
             errln!(

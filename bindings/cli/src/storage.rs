@@ -35,6 +35,24 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
+/// The daemon serving the home, when one does (its store is then reached
+/// through it: one engine holds a home).
+fn daemon(o: &Opts) -> Result<Option<artha_engine::remote::RemoteEngine>, Error> {
+    let root = o.root()?;
+    let d = runtime()?.block_on(artha_engine::remote::discover(&root))?;
+    if let (Some(r), Some(_)) = (&d, &o.store) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "this home is served by `arthai serve` at {}, which has its own store; drop --store",
+                r.url()
+            ),
+        )
+        .with_context("option", "--store"));
+    }
+    Ok(d)
+}
+
 /// The home's store, as its configuration (or `--store`) names it.
 fn open(o: &Opts) -> Result<((), artha_engine::engine::EngineStore), Error> {
     let root = match &o.home {
@@ -88,6 +106,12 @@ pub(crate) fn push(
     };
     // Bad terms fail before anything is read or written.
     deal.validate()?;
+    if let Some(r) = daemon(home)? {
+        let report = runtime()?
+            .block_on(r.push_pinned(path, Some(replicas), Some(months)))
+            .map_err(|e| crate::input::path_error(e, "path", path, false))?;
+        return print_push(&report, json, replicas, months);
+    }
     let (_home, svdb) = open(home)?;
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(0);
@@ -109,8 +133,17 @@ pub(crate) fn push(
         b.0.finish_and_clear();
     }
     let report = report.map_err(|e| crate::input::path_error(e, "path", path, false))?;
+    print_push(&report, json, replicas, months)
+}
+
+fn print_push(
+    report: &artha_engine::store::PushReport,
+    json: bool,
+    replicas: u32,
+    months: u32,
+) -> Result<(), Error> {
     if json {
-        return print_json(&report);
+        return print_json(report);
     }
     outln!("{}", report.uri)?;
     if std::io::stderr().is_terminal() {
@@ -130,8 +163,13 @@ pub(crate) fn push(
 /// `arthai storage-get URI DEST`.
 pub(crate) fn get(home: &Opts, json: bool, uri: &str, dest: &Path) -> Result<(), Error> {
     let uri = parse_uri(uri)?;
-    let (_home, svdb) = open(home)?;
-    let r: LayoutReport = runtime()?.block_on(svdb.get(&uri, dest))?;
+    let r: LayoutReport = match daemon(home)? {
+        Some(d) => runtime()?.block_on(d.get_to(&uri, dest))?,
+        None => {
+            let (_home, svdb) = open(home)?;
+            runtime()?.block_on(svdb.get(&uri, dest))?
+        }
+    };
     if json {
         return print_json(&r);
     }
@@ -147,6 +185,11 @@ pub(crate) fn get(home: &Opts, json: bool, uri: &str, dest: &Path) -> Result<(),
 /// `arthai storage-ls URI`.
 pub(crate) fn ls(home: &Opts, json: bool, uri: &str) -> Result<(), Error> {
     let uri = parse_uri(uri)?;
+    if let Some(d) = daemon(home)? {
+        // The daemon's listing, as JSON (the same fields as below).
+        let l = runtime()?.block_on(d.ls(&uri))?;
+        return print_json(&l);
+    }
     let (_home, svdb) = open(home)?;
     let l = runtime()?.block_on(svdb.ls(&uri))?;
     if json {
