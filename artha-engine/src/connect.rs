@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use artha_core::{
-    ArthaUri, DatasetId, Error, ErrorKind, JobEvent, JobId, JobOutcome, JobSpec,
-    JobStatus, LogLine, ModelId, Result,
+    ArthaUri, DatasetId, Error, ErrorKind, JobEvent, JobId, JobOutcome, JobSpec, JobStatus,
+    LogLine, ModelId, Result,
 };
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -80,7 +80,18 @@ impl Connection {
     /// Submits a job (a zero budget means the estimate); returns its id,
     /// status and estimate.
     pub async fn submit(&self, spec: JobSpec) -> Result<Submitted> {
-        both!(self, e => e.submit_estimated(spec).await, r => r.submit(&spec).await)
+        both!(self, e => e.submit_estimated(spec, false).await, r => r.submit(&spec, false).await)
+    }
+
+    /// Submits a job held (checked and recorded; it starts on
+    /// [`release`](Self::release)), as `sbatch --hold` does.
+    pub async fn submit_held(&self, spec: JobSpec) -> Result<Submitted> {
+        both!(self, e => e.submit_estimated(spec, true).await, r => r.submit(&spec, true).await)
+    }
+
+    /// Starts a held job (`Conflict` when it is not held).
+    pub async fn release(&self, job: &JobId) -> Result<JobStatus> {
+        both!(self, e => e.release(job).await, r => r.release(job).await)
     }
 
     /// What `spec` may cost and take.
@@ -199,7 +210,11 @@ impl Connection {
     }
 
     /// Registers stored content as a dataset.
-    pub async fn register_dataset(&self, uri: &ArthaUri, meta: &DatasetMeta) -> Result<DatasetEntry> {
+    pub async fn register_dataset(
+        &self,
+        uri: &ArthaUri,
+        meta: &DatasetMeta,
+    ) -> Result<DatasetEntry> {
         both!(self, e => e.register_dataset(uri, meta).await, r => r.register_dataset(uri, meta).await)
     }
 

@@ -104,6 +104,15 @@ fn from_json<T: serde::de::DeserializeOwned>(job: &str, field: &str, text: &str)
 }
 
 /// Milliseconds since the Unix epoch.
+/// The reason a held job carries (submitted with `hold`, waiting for
+/// [`JobLedger::release`]).
+pub(crate) const HELD: &str = "held: waiting for release";
+
+/// Whether `r` is a held job.
+pub(crate) fn is_held(r: &JobRecord) -> bool {
+    r.phase == JobPhase::Accepted && r.reason.as_deref() == Some(HELD)
+}
+
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -480,6 +489,30 @@ impl JobLedger {
                 out.push(row.map_err(|e| db_error("list jobs", e))?.parse()?);
             }
             Ok(out)
+        })
+    }
+
+    /// Lets a held job start: clears its hold (`Conflict` when it is not a
+    /// held job: already released, started or ended; `NotFound` for an
+    /// unknown job). Atomic, so two releases start it once.
+    pub(crate) fn release(&self, id: &JobId) -> Result<()> {
+        self.off_async(|| {
+            let n = self
+                .conn()
+                .execute(
+                    "UPDATE jobs SET reason = NULL, updated_ms = ?1 WHERE id = ?2 AND phase = 'accepted' AND reason = ?3",
+                    params![now_ms() as i64, id.to_string(), HELD],
+                )
+                .map_err(|e| db_error("release a job", e))?;
+            if n == 1 {
+                return Ok(());
+            }
+            let r = self.get(id)?;
+            Err(Error::new(
+                ErrorKind::Conflict,
+                format!("the job is {} and not held", r.phase),
+            )
+            .with_context("job_id", id.to_string()))
         })
     }
 

@@ -32,6 +32,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+mod connect;
 pub mod engine;
 pub mod exec;
 mod fsutil;
@@ -41,15 +42,14 @@ mod lifecycle;
 pub mod policy;
 pub mod proofs;
 pub mod quickstart;
-pub mod sched;
-pub mod store;
 #[cfg(feature = "client")]
 pub mod remote;
+pub mod sched;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod connect;
 
 pub use connect::{Connection, connect, connect_or};
 

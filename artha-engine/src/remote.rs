@@ -11,17 +11,17 @@ use artha_core::{
     ArthaUri, DatasetId, Error, ErrorKind, JobEvent, JobId, JobSpec, JobStatus, LogLine, ModelId,
     ReceiptRecord, Result,
 };
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::{Discovery, discovery_path, token_path};
 use crate::api::{
     DueJob, EngineInfo, ErrorBody, JobEstimate, JobSummary, SettleReport, Stats, Submitted,
 };
 use crate::engine::{DatasetEntry, DatasetMeta, ModelEntry, ModelRegistration, NodeInfo};
 use crate::proofs::ProofManifest;
-use crate::api::{Discovery, discovery_path, token_path};
 
 /// How long [`discover`] waits for a daemon to answer.
 const PROBE: Duration = Duration::from_millis(1500);
@@ -43,11 +43,20 @@ pub async fn discover(home: &Path) -> Result<Option<RemoteEngine>> {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::fsutil::io_err("read the daemon's discovery file", &path, e)),
+        Err(e) => {
+            return Err(crate::fsutil::io_err(
+                "read the daemon's discovery file",
+                &path,
+                e,
+            ));
+        }
     };
     let d: Discovery = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::new(ErrorKind::Corrupted, format!("malformed discovery file: {e}"))
-            .with_context("path", path.display().to_string())
+        Error::new(
+            ErrorKind::Corrupted,
+            format!("malformed discovery file: {e}"),
+        )
+        .with_context("path", path.display().to_string())
     })?;
     if !alive(d.pid) {
         return Ok(None);
@@ -79,7 +88,8 @@ impl RemoteEngine {
             use rustls_pki_types::CertificateDer;
             use rustls_pki_types::pem::PemObject;
             for c in CertificateDer::pem_file_iter(ca).map_err(|e| {
-                Error::invalid("ca_cert", e.to_string()).with_context("path", ca.display().to_string())
+                Error::invalid("ca_cert", e.to_string())
+                    .with_context("path", ca.display().to_string())
             })? {
                 let c = c.map_err(|e| Error::invalid("ca_cert", e.to_string()))?;
                 roots
@@ -128,13 +138,17 @@ impl RemoteEngine {
             return Err(http_error(status, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(ErrorKind::Corrupted, format!("the daemon sent malformed JSON: {e}"))
-                .with_context("url", self.base.clone())
+            Error::new(
+                ErrorKind::Corrupted,
+                format!("the daemon sent malformed JSON: {e}"),
+            )
+            .with_context("url", self.base.clone())
         })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
@@ -199,9 +213,16 @@ impl RemoteEngine {
         self.get("/health").await
     }
 
-    /// Submits a job (a zero budget means the estimate).
-    pub async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
-        self.post("/job/start", spec).await
+    /// Submits a job (a zero budget means the estimate); held until
+    /// [`release`](Self::release) with `hold`.
+    pub async fn submit(&self, spec: &JobSpec, hold: bool) -> Result<Submitted> {
+        self.post(&format!("/job/start?hold={hold}"), spec).await
+    }
+
+    /// Starts a held job.
+    pub async fn release(&self, job: &JobId) -> Result<JobStatus> {
+        self.post(&format!("/job/{job}/release"), &serde_json::json!({}))
+            .await
     }
 
     /// What `spec` may cost and take.
@@ -328,7 +349,11 @@ impl RemoteEngine {
     }
 
     /// Registers stored content as a dataset.
-    pub async fn register_dataset(&self, uri: &ArthaUri, meta: &DatasetMeta) -> Result<DatasetEntry> {
+    pub async fn register_dataset(
+        &self,
+        uri: &ArthaUri,
+        meta: &DatasetMeta,
+    ) -> Result<DatasetEntry> {
         self.post(
             "/ai/dataset/register",
             &serde_json::json!({ "uri": uri.to_string(), "name": meta.name, "tags": meta.tags,
@@ -338,7 +363,11 @@ impl RemoteEngine {
     }
 
     /// Registers stored content as a model.
-    pub async fn register_model(&self, uri: &ArthaUri, reg: &ModelRegistration) -> Result<ModelEntry> {
+    pub async fn register_model(
+        &self,
+        uri: &ArthaUri,
+        reg: &ModelRegistration,
+    ) -> Result<ModelEntry> {
         self.post(
             "/ai/model/register",
             &serde_json::json!({ "uri": uri.to_string(), "name": reg.name,
@@ -399,7 +428,10 @@ fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Result<T> {
         return Err(body.into_error());
     }
     serde_json::from_slice(line).map_err(|e| {
-        Error::new(ErrorKind::Corrupted, format!("the daemon sent a malformed line: {e}"))
+        Error::new(
+            ErrorKind::Corrupted,
+            format!("the daemon sent a malformed line: {e}"),
+        )
     })
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use artha_core::{Amount, BlobStore, CostModel, Executor, NodeId, Result, Scheduler};
 
+use super::Engine;
 use super::catalog::Catalog;
 use super::defaults::{self, ChainChoice, DockerChoice};
 use super::parts::Parts;
-use super::Engine;
 use crate::chain::contracts::Params;
 use crate::chain::outbox::Outbox;
 use crate::chain::parties::ChainParties;

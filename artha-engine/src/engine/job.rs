@@ -93,6 +93,12 @@ impl Job {
         }
         let ctl = self.engine.parts.run_ctl(&self.id);
         ctl.cancel.send_replace(true);
+        if crate::jobs::is_held(&r) {
+            // Nothing drives a held job: release it into a driver that
+            // finds it cancelled.
+            self.engine.parts.ledger.release(&self.id)?;
+            super::tasks::spawn_driver(&self.engine, self.id);
+        }
         self.wait_for(JobPhase::is_terminal).await?;
         self.status()
     }

@@ -207,6 +207,35 @@ impl Engine {
         submitter: &Did,
         credential: &SignedCredential,
     ) -> Result<Job> {
+        self.admit_and_record(spec, submitter, credential, false)
+            .await
+    }
+
+    /// Submits a job as [`submit`](Self::submit) does but holds it (like
+    /// `sbatch --hold`): it is checked and recorded — `Accepted`, with the
+    /// reason `held: …` — and starts only on [`release`](Self::release)
+    /// (cancelling it ends it). Its escrow is locked when it starts, so the
+    /// balance is checked again then.
+    pub async fn submit_held(&self, spec: JobSpec) -> Result<Job> {
+        let did = self.parts.identity.did().clone();
+        let cred = self.parts.credential.clone();
+        self.admit_and_record(spec, &did, &cred, true).await
+    }
+
+    /// Starts a held job (`Conflict` when it is not held).
+    pub async fn release(&self, job: &JobId) -> Result<JobStatus> {
+        self.parts.ledger.release(job)?;
+        tasks::spawn_driver(self, *job);
+        self.status(job)
+    }
+
+    async fn admit_and_record(
+        &self,
+        spec: JobSpec,
+        submitter: &Did,
+        credential: &SignedCredential,
+        hold: bool,
+    ) -> Result<Job> {
         let parts = &self.parts;
         spec.validate()?;
         // Money problems are insufficient funds (exit 6), not invalid input:
@@ -270,10 +299,15 @@ impl Engine {
             .map_err(|e| Error::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
         let job = JobId::derive(&[&nonce, submitter.as_str().as_bytes()]);
         parts.ledger.insert(&job, submitter.as_str(), &spec)?;
-        parts
-            .ledger
-            .transition(&job, JobPhase::Submitted, JobPhase::Accepted, None)?;
-        tasks::spawn_driver(self, job);
+        parts.ledger.transition(
+            &job,
+            JobPhase::Submitted,
+            JobPhase::Accepted,
+            hold.then_some(crate::jobs::HELD),
+        )?;
+        if !hold {
+            tasks::spawn_driver(self, job);
+        }
         Ok(Job::new(self.clone(), job))
     }
 

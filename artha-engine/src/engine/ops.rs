@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use artha_core::{
-    ChainAction, JobId, JobPhase, JobRecord, JobSpec, JobStatus, ProofChain, Result,
-};
+use artha_core::{ChainAction, JobId, JobPhase, JobRecord, JobSpec, JobStatus, ProofChain, Result};
 
 use super::Engine;
 use crate::api::{DueJob, EngineInfo, JobEstimate, JobSummary, SettleReport, Stats, Submitted};
@@ -25,15 +23,20 @@ impl Engine {
         })
     }
 
-    /// Submits `spec` as [`submit`](Self::submit) does, with a budget of
+    /// Submits `spec` as [`submit`](Self::submit) does (held, as
+    /// [`submit_held`](Self::submit_held), with `hold`), with a budget of
     /// zero meaning "the estimate" (as `arthai train` without `--budget`);
     /// returns the job's id, status and estimate.
-    pub async fn submit_estimated(&self, mut spec: JobSpec) -> Result<Submitted> {
+    pub async fn submit_estimated(&self, mut spec: JobSpec, hold: bool) -> Result<Submitted> {
         let estimate = self.estimate(&spec)?;
         if spec.budget.is_zero() {
             spec.budget = estimate.cost;
         }
-        let job = self.submit(spec).await?;
+        let job = if hold {
+            self.submit_held(spec).await?
+        } else {
+            self.submit(spec).await?
+        };
         Ok(Submitted {
             job_id: job.id(),
             status: job.status()?,
@@ -65,9 +68,10 @@ impl Engine {
         let parts = &self.parts;
         let now = parts.chain.next_block_time().await?;
         let mut out = Vec::new();
-        for job in parts
-            .ledger
-            .list(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled])?
+        for job in
+            parts
+                .ledger
+                .list(&[JobPhase::Completed, JobPhase::Failed, JobPhase::Cancelled])?
         {
             let r = parts.ledger.get(&job)?;
             if !committed(parts, &r).await {

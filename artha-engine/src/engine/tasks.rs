@@ -112,6 +112,14 @@ pub(crate) async fn resume_unfinished(engine: &Engine) -> Result<()> {
         }
     }
     for job in unfinished {
+        // A held job waits for its release.
+        if parts
+            .ledger
+            .get(&job)
+            .is_ok_and(|r| crate::jobs::is_held(&r))
+        {
+            continue;
+        }
         spawn_driver(engine, job);
     }
     // Ended jobs not yet closed (the engine died between the end and the

@@ -98,7 +98,9 @@ fn json_rejection(rej: JsonRejection) -> Response {
     let status = rej.status();
     let text = rej.body_text();
     let (kind, field) = match &rej {
-        JsonRejection::MissingJsonContentType(_) => (ErrorKind::InvalidInput, "content-type".into()),
+        JsonRejection::MissingJsonContentType(_) => {
+            (ErrorKind::InvalidInput, "content-type".into())
+        }
         JsonRejection::JsonDataError(_) => (
             ErrorKind::InvalidInput,
             serde_field(&text).unwrap_or_else(|| "body".into()),
@@ -214,15 +216,16 @@ pub(crate) async fn guard(State(app): State<Arc<AppState>>, req: Request, next: 
                 }
                 r
             }
-            Ok(()) => match tokio::time::timeout(app.options.request_timeout, next.run(req)).await
-            {
-                Ok(r) => r,
-                Err(_) => error_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &Error::new(ErrorKind::Timeout, "the request took too long")
-                        .with_context("limit", format!("{:?}", app.options.request_timeout)),
-                ),
-            },
+            Ok(()) => {
+                match tokio::time::timeout(app.options.request_timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &Error::new(ErrorKind::Timeout, "the request took too long")
+                            .with_context("limit", format!("{:?}", app.options.request_timeout)),
+                    ),
+                }
+            }
         }
     };
     app.metrics

@@ -143,7 +143,9 @@ async fn start(
                 }
                 match tls {
                     Some(acceptor) => {
-                        if let Ok(Ok(s)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                        {
                             drive!(s);
                         }
                     }
@@ -153,7 +155,8 @@ async fn start(
             // Reap finished connections as we go.
             while conns.try_join_next().is_some() {}
         }
-        let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+        let _ =
+            tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
         conns.abort_all();
     });
     let disc = Discovery {
@@ -201,7 +204,12 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| Error::invalid("tls_key", format!("the certificate and key do not make a TLS configuration: {e}")))?;
+        .map_err(|e| {
+            Error::invalid(
+                "tls_key",
+                format!("the certificate and key do not make a TLS configuration: {e}"),
+            )
+        })?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

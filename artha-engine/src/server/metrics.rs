@@ -64,7 +64,11 @@ impl Metrics {
             let _ = writeln!(o, "artha_jobs{{phase=\"{phase}\"}} {n}");
         }
         for (name, help, v) in [
-            ("artha_gpus_total", "GPUs in the inventory.", stats.gpus_total),
+            (
+                "artha_gpus_total",
+                "GPUs in the inventory.",
+                stats.gpus_total,
+            ),
             ("artha_gpus_in_use", "GPUs held by jobs.", stats.gpus_in_use),
             (
                 "artha_outbox_depth",
@@ -91,9 +95,21 @@ impl Metrics {
                 "Training steps covered by commitments.",
                 stats.steps_committed,
             ),
-            ("artha_jobs_finalized_total", "Jobs paid out.", stats.finalized),
-            ("artha_gas_used_total", "Gas used by job transactions.", stats.gas_used),
-            ("artha_gpu_seconds_total", "GPU-seconds measured.", stats.gpu_seconds),
+            (
+                "artha_jobs_finalized_total",
+                "Jobs paid out.",
+                stats.finalized,
+            ),
+            (
+                "artha_gas_used_total",
+                "Gas used by job transactions.",
+                stats.gas_used,
+            ),
+            (
+                "artha_gpu_seconds_total",
+                "GPU-seconds measured.",
+                stats.gpu_seconds,
+            ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }

@@ -141,8 +141,10 @@ pub fn load_or_create_token(home: &Path) -> Result<String> {
                 .map_err(|e| crate::fsutil::io_err("read the API token", &path, e))?;
             let t = t.trim().to_string();
             if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(Error::new(ErrorKind::Corrupted, "the token file is malformed")
-                    .with_context("path", path.display().to_string()));
+                return Err(
+                    Error::new(ErrorKind::Corrupted, "the token file is malformed")
+                        .with_context("path", path.display().to_string()),
+                );
             }
             Ok(t)
         }

@@ -73,6 +73,11 @@ const LOGS_Q: &[(&str, &str, &str)] = &[
         "Stream lines as they come until the job ends.",
     ),
 ];
+const SUBMIT_Q: &[(&str, &str, &str)] = &[(
+    "hold",
+    "boolean",
+    "Record the job (checked, Accepted) but start it only on `/job/{id}/release`.",
+)];
 const EVENTS_Q: &[(&str, &str, &str)] = &[(
     "progress",
     "boolean",
@@ -88,16 +93,17 @@ pub(crate) fn table() -> Vec<Route> {
         route!(get "/metrics", "service", "Prometheus metrics.", N, &[], Text, r::metrics),
         route!(get "/openapi.json", "service", "This document.", N, &[], J(200, "Any"), r::openapi),
         route!(get "/stats", "proofs", "Proof submission and settlement statistics.", N, &[], J(200, "Stats"), r::stats),
-        route!(post "/ai/train", "ai", "Submit a training job (a job spec; `kind` is implied, a missing budget means the estimate).", B("JobSpec"), &[], J(201, "Submitted"), r::train),
-        route!(post "/ai/infer", "ai", "Submit an inference job.", B("JobSpec"), &[], J(201, "Submitted"), r::infer),
-        route!(post "/ai/agent", "ai", "Submit an agent job (validated; refused with `unsupported` while no executor runs its runtime).", B("JobSpec"), &[], J(201, "Submitted"), r::agent),
+        route!(post "/ai/train", "ai", "Submit a training job (a job spec; `kind` is implied, a missing budget means the estimate).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::train),
+        route!(post "/ai/infer", "ai", "Submit an inference job.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::infer),
+        route!(post "/ai/agent", "ai", "Submit an agent job (validated; refused with `unsupported` while no executor runs its runtime).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::agent),
         route!(post "/ai/job/estimate", "ai", "What a job spec may cost and how long it may run.", B("JobSpec"), &[], J(200, "JobEstimate"), r::estimate),
         route!(get "/ai/job/list", "ai", "Every job, newest first.", N, &[], J(200, "JobSummaryList"), r::jobs),
         route!(get "/ai/job/{id}", "ai", "A job's status.", N, &[], J(200, "JobStatus"), r::status),
         route!(post "/ai/job/{id}/cancel", "ai", "Cancel a job that has not finished running.", N, &[], J(200, "JobStatus"), r::stop),
         route!(get "/ai/job/{id}/logs", "ai", "A job's output lines.", N, LOGS_Q, JsonOrStream("LogLine"), r::logs),
         route!(get "/ai/job/{id}/events", "ai", "A job's events as they happen (newline-delimited JSON).", N, EVENTS_Q, Stream("JobEvent"), r::events),
-        route!(post "/job/start", "jobs", "Submit a job spec of any kind.", B("JobSpec"), &[], J(201, "Submitted"), r::start),
+        route!(post "/job/start", "jobs", "Submit a job spec of any kind.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::start),
+        route!(post "/job/{id}/release", "jobs", "Start a job submitted with `hold=true`.", N, &[], J(200, "JobStatus"), r::release),
         route!(post "/job/{id}/stop", "jobs", "Stop (cancel) a job.", N, &[], J(200, "JobStatus"), r::stop),
         route!(get "/job/{id}/logs", "jobs", "A job's output lines; `follow=true` streams them.", N, LOGS_Q, JsonOrStream("LogLine"), r::logs),
         route!(get "/job/{id}/status", "jobs", "A job's status.", N, &[], J(200, "JobStatus"), r::status),
@@ -162,7 +168,10 @@ pub(crate) fn document() -> Value {
             ("409", "Conflicts with the current state."),
             ("413", "Body over the limit."),
             ("415", "Body is not JSON."),
-            ("422", "Cannot be done here (no runtime, not a development chain, reverted)."),
+            (
+                "422",
+                "Cannot be done here (no runtime, not a development chain, reverted).",
+            ),
             ("429", "Rate limit (see Retry-After)."),
         ];
         for (code, desc) in errors {
@@ -190,7 +199,9 @@ pub(crate) fn document() -> Value {
                 });
             }
         }
-        let entry = paths.entry(rt.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(rt.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[rt.method] = op;
     }
     json!({

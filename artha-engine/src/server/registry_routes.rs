@@ -46,7 +46,10 @@ pub(crate) struct DatasetBody {
     license: Option<String>,
 }
 
-async fn dataset_register(State(app): St, Body(b): Body<DatasetBody>) -> Result<Response, ApiError> {
+async fn dataset_register(
+    State(app): St,
+    Body(b): Body<DatasetBody>,
+) -> Result<Response, ApiError> {
     let uri: ArthaUri = parse("uri", &b.uri)?;
     let license = match &b.license {
         Some(l) => Some(parse::<ArthaUri>("license", l)?),
@@ -94,7 +97,11 @@ async fn model_register(State(app): St, Body(b): Body<ModelBody>) -> Result<Resp
         name: b.name.unwrap_or_else(|| default_name(&uri)),
         architecture: b.architecture,
         version: b.version,
-        parent: b.parent.as_deref().map(|p| parse::<ModelId>("parent", p)).transpose()?,
+        parent: b
+            .parent
+            .as_deref()
+            .map(|p| parse::<ModelId>("parent", p))
+            .transpose()?,
         dataset: b
             .dataset
             .as_deref()

@@ -63,31 +63,60 @@ fn spec_of(mut body: serde_json::Value, kind: Option<JobKind>) -> Result<JobSpec
     })
 }
 
-async fn submit(app: &AppState, body: serde_json::Value, kind: Option<JobKind>) -> Response {
+/// `?hold=true`: record the job but start it only on release.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubmitQuery {
+    #[serde(default)]
+    hold: bool,
+}
+
+async fn submit(
+    app: &AppState,
+    body: serde_json::Value,
+    kind: Option<JobKind>,
+    q: SubmitQuery,
+) -> Response {
     let spec = match spec_of(body, kind) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    match app.engine.submit_estimated(spec).await {
+    match app.engine.submit_estimated(spec, q.hold).await {
         Ok(s) => (axum::http::StatusCode::CREATED, Json(s)).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }
 
-pub(crate) async fn train(State(app): St, Body(b): Body<serde_json::Value>) -> Response {
-    submit(&app, b, Some(JobKind::Train)).await
+pub(crate) async fn train(
+    State(app): St,
+    Params(q): Params<SubmitQuery>,
+    Body(b): Body<serde_json::Value>,
+) -> Response {
+    submit(&app, b, Some(JobKind::Train), q).await
 }
 
-pub(crate) async fn infer(State(app): St, Body(b): Body<serde_json::Value>) -> Response {
-    submit(&app, b, Some(JobKind::Infer)).await
+pub(crate) async fn infer(
+    State(app): St,
+    Params(q): Params<SubmitQuery>,
+    Body(b): Body<serde_json::Value>,
+) -> Response {
+    submit(&app, b, Some(JobKind::Infer), q).await
 }
 
-pub(crate) async fn agent(State(app): St, Body(b): Body<serde_json::Value>) -> Response {
-    submit(&app, b, Some(JobKind::Agent)).await
+pub(crate) async fn agent(
+    State(app): St,
+    Params(q): Params<SubmitQuery>,
+    Body(b): Body<serde_json::Value>,
+) -> Response {
+    submit(&app, b, Some(JobKind::Agent), q).await
 }
 
-pub(crate) async fn start(State(app): St, Body(b): Body<serde_json::Value>) -> Response {
-    submit(&app, b, None).await
+pub(crate) async fn start(
+    State(app): St,
+    Params(q): Params<SubmitQuery>,
+    Body(b): Body<serde_json::Value>,
+) -> Response {
+    submit(&app, b, None, q).await
 }
 
 pub(crate) async fn estimate(
@@ -105,6 +134,13 @@ pub(crate) async fn status(State(app): St, Path(id): Path<String>) -> Reply<arth
 pub(crate) async fn stop(State(app): St, Path(id): Path<String>) -> Reply<artha_core::JobStatus> {
     let job = app.engine.job(&job_id(&id)?)?;
     Ok(Json(job.cancel().await?))
+}
+
+pub(crate) async fn release(
+    State(app): St,
+    Path(id): Path<String>,
+) -> Reply<artha_core::JobStatus> {
+    Ok(Json(app.engine.release(&job_id(&id)?).await?))
 }
 
 pub(crate) async fn jobs(State(app): St) -> Reply<Vec<crate::api::JobSummary>> {
@@ -131,13 +167,17 @@ pub(crate) async fn logs(
         return Ok(Json(app.engine.logs(&job, q.since).await?).into_response());
     }
     let since = q.since;
-    let lines = app.engine.job(&job)?.events().filter_map(move |ev| async move {
-        match ev {
-            Ok(artha_core::JobEvent::Log(l)) if l.seq >= since => Some(Ok(l)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        }
-    });
+    let lines = app
+        .engine
+        .job(&job)?
+        .events()
+        .filter_map(move |ev| async move {
+            match ev {
+                Ok(artha_core::JobEvent::Log(l)) if l.seq >= since => Some(Ok(l)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        });
     Ok(ndjson(lines))
 }
 

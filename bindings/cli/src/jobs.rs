@@ -81,6 +81,10 @@ pub(crate) struct JobArgs {
     /// carries it on.
     #[arg(long)]
     detach: bool,
+    /// Record the job (checked, its budget estimated) but start it only on
+    /// `arthai job-release JOB`, as `sbatch --hold`; prints its id.
+    #[arg(long)]
+    hold: bool,
 }
 
 fn parse_id<T: std::str::FromStr<Err = Error>>(field: &str, s: &str) -> Result<T, Error> {
@@ -420,7 +424,7 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
     };
     with_conn(o, async |c| {
         let epochs = spec.hyper.epochs;
-        if !json && !a.detach {
+        if !json && !a.detach && !a.hold {
             errln!("Submitting {kind} job...")?;
             if let Some(m) = &spec.model {
                 errln!("  Model:      {m}")?;
@@ -437,7 +441,12 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
                 errln!("  Budget:     {}", spec.budget)?;
             }
         }
-        let sub = c.submit(spec).await.map_err(|e| {
+        let sub = if a.hold {
+            c.submit_held(spec).await
+        } else {
+            c.submit(spec).await
+        };
+        let sub = sub.map_err(|e| {
             // The engine names the spec's field; the user typed the flag.
             if e.context_value("field") == Some("budget") {
                 e.with_context("option", budget_field)
@@ -446,7 +455,7 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
             }
         })?;
         let job = sub.job_id;
-        if a.detach {
+        if a.detach || a.hold {
             if json {
                 return print_json(&sub);
             }
@@ -599,11 +608,21 @@ pub(crate) fn status(o: &Opts, json: bool, id: &str, wait: bool) -> Result<(), E
     })
 }
 
-pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64, follow_on: bool) -> Result<(), Error> {
+pub(crate) fn logs(
+    o: &Opts,
+    json: bool,
+    id: &str,
+    since: u64,
+    follow_on: bool,
+) -> Result<(), Error> {
     let job = job_id(id)?;
     with_conn(o, async |c| {
         if !follow_on {
-            return print_logs(&c.logs(&job, since).await?, json);
+            let lines = c.logs(&job, since).await?;
+            if json {
+                return print_json(&lines);
+            }
+            return print_logs(&lines, false);
         }
         let mut lines = c.follow_logs(&job, since).await?;
         loop {
@@ -621,6 +640,8 @@ pub(crate) fn logs(o: &Opts, json: bool, id: &str, since: u64, follow_on: bool) 
     })
 }
 
+/// Prints lines as text, or with `json` one JSON object per line (as
+/// `--follow` streams them).
 fn print_logs(lines: &[LogLine], json: bool) -> Result<(), Error> {
     if json {
         for l in lines {
@@ -656,6 +677,11 @@ fn print_list(jobs: &[JobSummary], json: bool) -> Result<(), Error> {
         )?;
     }
     Ok(())
+}
+
+pub(crate) fn release(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
+    let job = job_id(id)?;
+    with_conn(o, async |c| print_record(&c.release(&job).await?, json))
 }
 
 pub(crate) fn cancel(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
@@ -717,7 +743,9 @@ fn default_name(source: &str) -> String {
     let trimmed = source.trim_end_matches('/');
     if let Some(rest) = trimmed.strip_prefix(ArthaUri::SCHEME) {
         return match rest.split_once('/') {
-            Some((_, path)) if !path.is_empty() => path.rsplit('/').next().unwrap_or("unnamed").into(),
+            Some((_, path)) if !path.is_empty() => {
+                path.rsplit('/').next().unwrap_or("unnamed").into()
+            }
             _ => "unnamed".into(),
         };
     }
@@ -789,7 +817,9 @@ pub(crate) fn model_register(o: &Opts, json: bool, a: &ModelArgs<'_>) -> Result<
             .register_model(
                 &uri,
                 &ModelRegistration {
-                    name: a.name.map_or_else(|| default_name(a.source), str::to_string),
+                    name: a
+                        .name
+                        .map_or_else(|| default_name(a.source), str::to_string),
                     architecture: a.architecture.into(),
                     version: a.version.into(),
                     parent,
@@ -804,7 +834,11 @@ pub(crate) fn model_register(o: &Opts, json: bool, a: &ModelArgs<'_>) -> Result<
         outln!("{}", m.id)?;
         errln!(
             "  {}  {}  {} version {} code {}",
-            m.uri, m.name, m.architecture, m.version, m.code_hash
+            m.uri,
+            m.name,
+            m.architecture,
+            m.version,
+            m.code_hash
         )?;
         Ok(())
     })
@@ -837,7 +871,14 @@ pub(crate) fn model_list(o: &Opts, json: bool) -> Result<(), Error> {
             return print_json(&ms);
         }
         for m in ms {
-            outln!("{}  {:<20} {:<8} v{}  {}", m.id, m.name, m.architecture, m.version, m.uri)?;
+            outln!(
+                "{}  {:<20} {:<8} v{}  {}",
+                m.id,
+                m.name,
+                m.architecture,
+                m.version,
+                m.uri
+            )?;
         }
         Ok(())
     })
@@ -852,7 +893,15 @@ pub(crate) fn model_lineage(o: &Opts, json: bool, id: &str) -> Result<(), Error>
         }
         for (depth, m) in ms.iter().enumerate() {
             let arrow = if depth == 0 { "" } else { "<- " };
-            outln!("{:indent$}{arrow}{}  {}  {} v{}", "", m.id, m.name, m.architecture, m.version, indent = depth * 2)?;
+            outln!(
+                "{:indent$}{arrow}{}  {}  {} v{}",
+                "",
+                m.id,
+                m.name,
+                m.architecture,
+                m.version,
+                indent = depth * 2
+            )?;
         }
         Ok(())
     })
@@ -873,7 +922,11 @@ pub(crate) fn node_list(o: &Opts, json: bool) -> Result<(), Error> {
                 n.standing.price_per_gpu_second,
                 n.standing.stake,
                 n.standing.reputation,
-                if n.standing.eligible { "eligible" } else { "not eligible" },
+                if n.standing.eligible {
+                    "eligible"
+                } else {
+                    "not eligible"
+                },
                 n.runtimes.join(",")
             )?;
         }
@@ -914,7 +967,10 @@ pub(crate) fn settle(o: &Opts, json: bool, when: bool) -> Result<(), Error> {
                 next.in_secs,
                 next.job_id
             )?;
-            errln!("  see them with `arthai settle --when`; on a development chain `arthai dev advance {}` moves the clock", next.in_secs)?;
+            errln!(
+                "  see them with `arthai settle --when`; on a development chain `arthai dev advance {}` moves the clock",
+                next.in_secs
+            )?;
         }
         Ok(())
     })

@@ -90,14 +90,18 @@ enum Command {
     /// and receipts.
     Quickstart,
     /// Submit a training job and follow it to its end.
-    #[command(after_help = "Example (the reference's flags):\n  arthai train --model model-… --data dataset-… --epochs 3 --batch 64 --lr 0.001 --budget 1000")]
+    #[command(
+        after_help = "Example (the reference's flags):\n  arthai train --model model-… --data dataset-… --epochs 3 --batch 64 --lr 0.001 --budget 1000"
+    )]
     Train(jobs::JobArgs),
     /// Submit an inference job and follow it to its end.
     Infer(jobs::JobArgs),
     /// Show a job: status, progress, times, node and GPUs, measured GPU
     /// time, artifacts and receipts (`--json`: a superset of the
     /// reference's schema).
-    #[command(after_help = "Examples:\n  arthai job-status job-… --json | jq .receipts\n  arthai job-status job-… --wait")]
+    #[command(
+        after_help = "Examples:\n  arthai job-status job-… --json | jq .receipts\n  arthai job-status job-… --wait"
+    )]
     JobStatus {
         /// The job id.
         job_id: String,
@@ -124,6 +128,11 @@ enum Command {
         /// The job id.
         job_id: String,
     },
+    /// Start a job submitted with `--hold`.
+    JobRelease {
+        /// The job id.
+        job_id: String,
+    },
     /// Show the proof manifest a job committed.
     Proofs {
         /// The job id.
@@ -131,7 +140,9 @@ enum Command {
     },
     /// Register a dataset: a path (pushed first) or an `artha://` URI;
     /// prints its id.
-    #[command(after_help = "Example:\n  arthai dataset-register artha://b3:… --license artha://b3:… --tags \"nlp,english,gpt\"")]
+    #[command(
+        after_help = "Example:\n  arthai dataset-register artha://b3:… --license artha://b3:… --tags \"nlp,english,gpt\""
+    )]
     DatasetRegister {
         /// File, directory or `artha://` URI.
         source: String,
@@ -148,7 +159,9 @@ enum Command {
     },
     /// Register a model: a path (pushed first) or an `artha://` URI;
     /// prints its id.
-    #[command(after_help = "Example:\n  arthai model-register artha://b3:… --arch mlp --dataset dataset-… --code-hash 0x… --version v1.0")]
+    #[command(
+        after_help = "Example:\n  arthai model-register artha://b3:… --arch mlp --dataset dataset-… --code-hash 0x… --version v1.0"
+    )]
     ModelRegister {
         /// Weights file, model directory or `artha://` URI.
         source: String,
@@ -195,7 +208,9 @@ enum Command {
     Dev(DevCommand),
     /// Serve this home's engine over HTTP (the REST API) until Ctrl-C or
     /// SIGTERM; every other arthai command on the home then talks to it.
-    #[command(after_help = "Examples:\n  arthai serve &                      # loopback :8090, token in <home>/serve.token\n  arthai train --data dataset-… --model model-… --detach   # from any shell\n  curl -H \"Authorization: Bearer $(cat ~/.artha/serve.token)\" http://127.0.0.1:8090/jobs")]
+    #[command(
+        after_help = "Examples:\n  arthai serve &                      # loopback :8090, token in <home>/serve.token\n  arthai train --data dataset-… --model model-… --detach   # from any shell\n  curl -H \"Authorization: Bearer $(cat ~/.artha/serve.token)\" http://127.0.0.1:8090/jobs"
+    )]
     Serve(serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell).
@@ -360,6 +375,7 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
         Command::JobStatus { job_id, .. }
         | Command::JobLogs { job_id, .. }
         | Command::JobCancel { job_id }
+        | Command::JobRelease { job_id }
         | Command::Proofs { job_id } => check_len("job_id", job_id, LONG)?,
         Command::ModelLineage { model_id } => check_len("model_id", model_id, LONG)?,
         Command::DatasetRegister {
@@ -388,7 +404,11 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
             check_len("--version", version, NAME)?;
             check_len("--parent", parent.as_deref().unwrap_or_default(), LONG)?;
             check_len("--dataset", dataset.as_deref().unwrap_or_default(), LONG)?;
-            check_len("--code-hash", code_hash.as_deref().unwrap_or_default(), NAME)?;
+            check_len(
+                "--code-hash",
+                code_hash.as_deref().unwrap_or_default(),
+                NAME,
+            )?;
         }
         Command::Serve(a) => a.check()?,
         Command::SpecCheck { file } => check_path("file", file)?,
@@ -456,6 +476,7 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
         } => jobs::logs(o, cli.json, &job_id, since, follow),
         Command::JobList => jobs::list(o, cli.json),
         Command::JobCancel { job_id } => jobs::cancel(o, cli.json, &job_id),
+        Command::JobRelease { job_id } => jobs::release(o, cli.json, &job_id),
         Command::Proofs { job_id } => jobs::proofs(o, cli.json, &job_id),
         Command::DatasetRegister {
             source,

@@ -55,7 +55,10 @@ impl ServeArgs {
             ));
         }
         if self.request_timeout == 0 || self.request_timeout > 3600 {
-            return Err(Error::invalid("--request-timeout", "between 1 and 3600 seconds"));
+            return Err(Error::invalid(
+                "--request-timeout",
+                "between 1 and 3600 seconds",
+            ));
         }
         Ok(())
     }
@@ -98,10 +101,14 @@ pub(crate) fn run(o: &Opts, json: bool, a: &ServeArgs) -> Result<(), Error> {
                 token_file.display(),
                 srv.url()
             )?;
-            errln!("  every arthai command on this home now talks to this daemon; Ctrl-C stops it")?;
+            errln!(
+                "  every arthai command on this home now talks to this daemon; Ctrl-C stops it"
+            )?;
         }
         wait_for_signal().await;
-        errln!("stopping: requests in flight finish, jobs keep running and resume with the next engine")?;
+        errln!(
+            "stopping: requests in flight finish, jobs keep running and resume with the next engine"
+        )?;
         srv.shutdown().await;
         Ok(())
     })

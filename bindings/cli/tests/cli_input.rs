@@ -289,15 +289,21 @@ fn a_train_whose_reader_goes_away_leaves_the_job_running_detached() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("submitted job-"), "{first}");
+    // The submission's summary on stderr, up to its job id.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut job = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        if let Some(id) = line.trim().strip_prefix("Job ID: ") {
+            job = id.to_string();
+            break;
+        }
+    }
+    assert!(job.starts_with("job-"), "{job}");
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(141), "quiet, no panic (101)");
-    let job = first.trim().trim_start_matches("submitted ").to_string();
     // The job was left as after --detach: the next command carries it on.
     let v = ok_json(&arthai(&home, &["--json", "job-status", &job, "--wait"]));
     assert_eq!(v["status"], "completed", "{v:#}");

@@ -178,8 +178,10 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
     e.shutdown().await;
 
     // The next engine on the home: the persisted progress and outcome.
+    let id = job.id();
+    drop(job);
     let e = engine(&tmp.path().join("home")).await;
-    let seen = e.status(&job.id()).unwrap();
+    let seen = e.status(&id).unwrap();
     e.shutdown().await;
     assert_eq!(seen.training.step, 8);
     assert_eq!(seen.outcome, Some(JobOutcome::Completed));
@@ -224,5 +226,50 @@ async fn a_failing_job_has_a_failed_outcome_with_its_reason() {
     // Cancelling an ended job is a conflict and changes nothing.
     let c = job.cancel().await.unwrap_err();
     assert_eq!(c.kind(), artha_core::ErrorKind::Conflict);
+    e.shutdown().await;
+}
+
+/// A held job (`submit_held`, like `sbatch --hold`) is checked and
+/// recorded but starts only when released — also across a restart — and a
+/// held job can be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_job_starts_only_when_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let e = engine(&home).await;
+    let meta = artha_engine::engine::DatasetMeta {
+        name: "d".into(),
+        ..Default::default()
+    };
+    let ds = e
+        .register_dataset_path(&data(tmp.path()), &meta)
+        .await
+        .unwrap();
+    let held = e.submit_held(spec(&e, ds.id, 1)).await.unwrap().id();
+    let other = e.submit_held(spec(&e, ds.id, 1)).await.unwrap().id();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let st = e.status(&held).unwrap();
+    assert_eq!(st.status, JobPhase::Accepted, "{st:?}");
+    assert!(
+        st.reason.as_deref().unwrap_or("").starts_with("held"),
+        "{st:?}"
+    );
+    e.shutdown().await;
+
+    // Still held after a restart; release starts it, once.
+    let e = engine(&home).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(e.status(&held).unwrap().status, JobPhase::Accepted);
+    e.release(&held).await.unwrap();
+    let again = e.release(&held).await.unwrap_err();
+    assert_eq!(again.kind(), artha_core::ErrorKind::Conflict, "{again}");
+    assert_eq!(
+        e.job(&held).unwrap().wait().await.unwrap(),
+        JobOutcome::Completed
+    );
+    // Cancelling a held job ends it without running it.
+    let st = e.job(&other).unwrap().cancel().await.unwrap();
+    assert_eq!(st.status, JobPhase::Cancelled, "{st:?}");
+    assert_eq!(st.training.step, 0);
     e.shutdown().await;
 }

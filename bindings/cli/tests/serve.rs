@@ -62,8 +62,8 @@ impl Daemon {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
         let token = std::fs::read_to_string(home.join("serve.token")).unwrap();
         Daemon {
             child,
@@ -123,7 +123,10 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
     fn error_kind(&self) -> String {
-        self.json()["error"]["kind"].as_str().unwrap_or("").to_string()
+        self.json()["error"]["kind"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -143,7 +146,10 @@ impl Http {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             dechunk(body)
         } else {
             body.to_string()
@@ -156,7 +162,8 @@ impl Http {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         if let Some(t) = &self.token {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
@@ -235,15 +242,31 @@ fn the_api_guards_its_routes_and_runs_a_job() {
     assert_eq!(anon.get("/health").status, 200);
     let doc = anon.get("/openapi.json").json();
     for p in [
-        "/ai/train", "/ai/infer", "/ai/agent", "/ai/model/register", "/ai/dataset/list",
-        "/job/start", "/job/{id}/stop", "/job/{id}/logs", "/job/{id}/status", "/jobs",
-        "/proof/submit", "/finalize", "/proofs/{job_id}", "/stats", "/metrics",
+        "/ai/train",
+        "/ai/infer",
+        "/ai/agent",
+        "/ai/model/register",
+        "/ai/dataset/list",
+        "/job/start",
+        "/job/{id}/stop",
+        "/job/{id}/logs",
+        "/job/{id}/status",
+        "/jobs",
+        "/proof/submit",
+        "/finalize",
+        "/proofs/{job_id}",
+        "/stats",
+        "/metrics",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} in the OpenAPI document");
     }
     let r = anon.get("/jobs");
     assert_eq!(r.status, 401);
-    assert!(r.headers.to_ascii_lowercase().contains("www-authenticate: bearer"));
+    assert!(
+        r.headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer")
+    );
     assert_eq!(r.error_kind(), "permission_denied");
     assert_eq!(wrong.post("/ai/train", "{}").status, 401);
     assert_eq!(wrong.get("/jobs").status, 401);
@@ -252,12 +275,21 @@ fn the_api_guards_its_routes_and_runs_a_job() {
     let r = api.post("/ai/train", "{not json");
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"]["field"], "body");
-    let r = api.post("/ai/train", r#"{"runtime": {"native": "mlp"}, "budget": 5}"#);
+    let r = api.post(
+        "/ai/train",
+        r#"{"runtime": {"native": "mlp"}, "budget": 5}"#,
+    );
     assert_eq!(r.status, 400, "{}", r.body);
-    let r = api.post("/ai/train", r#"{"kind": "infer", "runtime": {"native": "mlp"}}"#);
+    let r = api.post(
+        "/ai/train",
+        r#"{"kind": "infer", "runtime": {"native": "mlp"}}"#,
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"]["field"], "kind");
-    let big = format!(r#"{{"runtime": {{"native": "mlp"}}, "env": {{"A": "{}"}}}}"#, "x".repeat(2 << 20));
+    let big = format!(
+        r#"{{"runtime": {{"native": "mlp"}}, "env": {{"A": "{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
     let r = api.post("/ai/train", &big);
     assert_eq!(r.status, 413, "{}", &r.body[..r.body.len().min(300)]);
     let r = api.get("/job/..%2F..%2F..%2Fetc%2Fpasswd/status");
@@ -275,11 +307,18 @@ fn the_api_guards_its_routes_and_runs_a_job() {
     let r = api.post("/dev/advance", r#"{"secs": 0}"#);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["field"], "secs");
-    assert_eq!(api.get("/jobs").json().as_array().unwrap().len(), 0, "nothing recorded");
+    assert_eq!(
+        api.get("/jobs").json().as_array().unwrap().len(),
+        0,
+        "nothing recorded"
+    );
 
     // A job over HTTP: register through the CLI (which talks to the daemon),
     // submit, follow its logs as a stream, read its status and proofs.
-    let ds = ok(&arthai(&home, &["dataset-register", blobs_csv(tmp.path()).to_str().unwrap()]));
+    let ds = ok(&arthai(
+        &home,
+        &["dataset-register", blobs_csv(tmp.path()).to_str().unwrap()],
+    ));
     assert!(ds.starts_with("dataset-"), "{ds}");
     let spec = format!(
         r#"{{"runtime": {{"native": "mlp"}}, "dataset": "{ds}", "hyper": {{"epochs": 2, "batch_size": 16}},
@@ -300,7 +339,16 @@ fn the_api_guards_its_routes_and_runs_a_job() {
     }
     let st = api.get(&format!("/job/{job}/status")).json();
     assert_eq!(st["status"], "completed", "{st}");
-    for k in ["job_id", "progress", "started_at", "completed_at", "duration_secs", "assigned_node", "artifacts", "receipts"] {
+    for k in [
+        "job_id",
+        "progress",
+        "started_at",
+        "completed_at",
+        "duration_secs",
+        "assigned_node",
+        "artifacts",
+        "receipts",
+    ] {
         assert!(st.get(k).is_some(), "{k} in {st}");
     }
     let m = api.get(&format!("/proofs/{job}")).json();
@@ -314,7 +362,13 @@ fn the_api_guards_its_routes_and_runs_a_job() {
     assert_eq!(stats["proof_commits"], 1, "{stats}");
     let metrics = anon.get("/metrics");
     assert_eq!(metrics.status, 200);
-    for m in ["artha_jobs{phase=\"completed\"} 1", "artha_outbox_depth", "artha_gpus_in_use", "artha_store_bytes", "artha_http_request_duration_seconds_bucket"] {
+    for m in [
+        "artha_jobs{phase=\"completed\"} 1",
+        "artha_outbox_depth",
+        "artha_gpus_in_use",
+        "artha_store_bytes",
+        "artha_http_request_duration_seconds_bucket",
+    ] {
         assert!(metrics.body.contains(m), "{m} in metrics");
     }
     assert_eq!(api.post("/dev/advance", r#"{"secs": 7200}"#).status, 200);
@@ -357,7 +411,10 @@ fn callers_over_their_rate_get_429() {
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(25), "the connection was closed by the daemon");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the connection was closed by the daemon"
+    );
     assert!(d.stop().success());
 }
 
@@ -368,13 +425,24 @@ fn ten_shells_at_once_share_one_home_through_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let d = Daemon::start(&home, &[]);
-    let ds = ok(&arthai(&home, &["dataset-register", blobs_csv(tmp.path()).to_str().unwrap(), "--name", "blobs"]));
+    let ds = ok(&arthai(
+        &home,
+        &[
+            "dataset-register",
+            blobs_csv(tmp.path()).to_str().unwrap(),
+            "--name",
+            "blobs",
+        ],
+    ));
     let shells: Vec<Child> = (0..10)
         .map(|i| {
             Command::new(ARTHAI)
                 .arg("--home")
                 .arg(&home)
-                .args(["train", "--data", &ds, "--epochs", "1", "--batch", "16", "--lr", "0.05", "--seed"])
+                .args([
+                    "train", "--data", &ds, "--epochs", "1", "--batch", "16", "--lr", "0.05",
+                    "--seed",
+                ])
                 .arg(i.to_string())
                 .arg("--detach")
                 .stdout(Stdio::piped())
@@ -397,7 +465,10 @@ fn ten_shells_at_once_share_one_home_through_the_daemon() {
     assert_eq!(uniq.len(), 10);
     // Another shell follows one to its end; another reads its logs.
     let st = ok_json(&arthai(&home, &["--json", "job-status", &ids[0], "--wait"]));
-    assert!(matches!(st["status"].as_str(), Some("completed" | "settled")), "{st}");
+    assert!(
+        matches!(st["status"].as_str(), Some("completed" | "settled")),
+        "{st}"
+    );
     let logs = arthai(&home, &["job-logs", &ids[0], "--follow"]);
     assert!(logs.status.success());
     // Every job ends; the list from yet another shell shows them all.
@@ -407,9 +478,58 @@ fn ten_shells_at_once_share_one_home_through_the_daemon() {
     }
     let list = ok_json(&arthai(&home, &["--json", "job-list"]));
     assert_eq!(list.as_array().unwrap().len(), 10);
+    // A following command stopped by Ctrl-C says the job goes on.
+    let mut follower = Command::new(ARTHAI)
+        .arg("--home")
+        .arg(&home)
+        .args(["train", "--data", &ds, "--epochs", "400", "--batch", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(follower.stderr.take().unwrap());
+    let mut job = String::new();
+    for _ in 0..30 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        if let Some(id) = line.trim().strip_prefix("Job ID: ") {
+            job = id.to_string();
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let code = follower.wait().unwrap().code();
+    assert!(
+        rest.contains("was not cancelled") && rest.contains(&format!("job-status {job} --wait")),
+        "{rest}"
+    );
+    assert_ne!(code, Some(0));
+    let st = ok_json(&arthai(&home, &["--json", "job-cancel", &job]));
+    assert_eq!(st["status"], "cancelled", "the daemon still ran it: {st}");
     // Cancel from another shell: a finished job cannot be, and says so.
     let c = arthai(&home, &["job-cancel", &ids[1]]);
-    assert_eq!(c.status.code(), Some(4), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(
+        c.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    // Held from one shell, released from another.
+    let held = ok(&arthai(&home, &["train", "--data", &ds, "--hold"]));
+    let st = ok_json(&arthai(&home, &["--json", "job-status", &held]));
+    assert_eq!(st["status"], "accepted", "{st}");
+    ok(&arthai(&home, &["job-release", &held]));
+    let st = ok_json(&arthai(&home, &["--json", "job-status", &held, "--wait"]));
+    assert!(
+        matches!(st["status"].as_str(), Some("completed" | "settled")),
+        "{st}"
+    );
     // Options that would open the home differently are refused while it is served.
     let r = arthai(&home, &["--store", "local", "job-list"]);
     assert_eq!(r.status.code(), Some(4));
@@ -433,16 +553,68 @@ fn the_reference_plan_verbatim() {
     let licence = tmp.path().join("LICENSE.txt");
     std::fs::write(&licence, "CC-BY-4.0\n").unwrap();
 
-    let pushed = ok(&arthai(&home, &["storage-push", data_dir.to_str().unwrap(), "--replicas", "5", "--months", "12"]));
-    let data_uri = pushed.lines().last().unwrap().split_whitespace().find(|w| w.starts_with("artha://")).unwrap().to_string();
+    let pushed = ok(&arthai(
+        &home,
+        &[
+            "storage-push",
+            data_dir.to_str().unwrap(),
+            "--replicas",
+            "5",
+            "--months",
+            "12",
+        ],
+    ));
+    let data_uri = pushed
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("artha://"))
+        .unwrap()
+        .to_string();
     let lic = ok(&arthai(&home, &["storage-push", licence.to_str().unwrap()]));
-    let lic_uri = lic.split_whitespace().find(|w| w.starts_with("artha://")).unwrap().to_string();
-    let ds = ok(&arthai(&home, &["dataset-register", &data_uri, "--license", &lic_uri, "--tags", "nlp,english,gpt"]));
+    let lic_uri = lic
+        .split_whitespace()
+        .find(|w| w.starts_with("artha://"))
+        .unwrap()
+        .to_string();
+    let ds = ok(&arthai(
+        &home,
+        &[
+            "dataset-register",
+            &data_uri,
+            "--license",
+            &lic_uri,
+            "--tags",
+            "nlp,english,gpt",
+        ],
+    ));
     assert!(ds.starts_with("dataset-"), "{ds}");
-    let model = ok(&arthai(&home, &["storage-push", model_dir(tmp.path()).to_str().unwrap()]));
-    let model_uri = model.split_whitespace().find(|w| w.starts_with("artha://")).unwrap().to_string();
+    let model = ok(&arthai(
+        &home,
+        &["storage-push", model_dir(tmp.path()).to_str().unwrap()],
+    ));
+    let model_uri = model
+        .split_whitespace()
+        .find(|w| w.starts_with("artha://"))
+        .unwrap()
+        .to_string();
     let code_hash = format!("0x{}", "ab".repeat(32));
-    let m = ok(&arthai(&home, &["model-register", &model_uri, "--arch", "mlp", "--dataset", &ds, "--code-hash", &code_hash, "--version", "v1.0"]));
+    let m = ok(&arthai(
+        &home,
+        &[
+            "model-register",
+            &model_uri,
+            "--arch",
+            "mlp",
+            "--dataset",
+            &ds,
+            "--code-hash",
+            &code_hash,
+            "--version",
+            "v1.0",
+        ],
+    ));
     assert!(m.starts_with("model-"), "{m}");
     let shown = ok_json(&arthai(&home, &["--json", "model-list"]));
     assert_eq!(shown[0]["code_hash"], code_hash.as_str(), "{shown}");
@@ -451,13 +623,29 @@ fn the_reference_plan_verbatim() {
     assert_eq!(dsl[0]["tags"], "nlp,english,gpt");
     assert_eq!(dsl[0]["license"], lic_uri.as_str());
 
-    let train = arthai(&home, &["train", "--model", &m, "--data", &ds, "--epochs", "3", "--batch", "64", "--lr", "0.001", "--budget", "1000"]);
+    let train = arthai(
+        &home,
+        &[
+            "train", "--model", &m, "--data", &ds, "--epochs", "3", "--batch", "64", "--lr",
+            "0.001", "--budget", "1000",
+        ],
+    );
     let job = ok(&train);
     let err = String::from_utf8_lossy(&train.stderr);
-    for s in ["Job ID: job-", "Estimated Cost:", "Estimated Duration:", "Budget:     1000 ARTH"] {
+    for s in [
+        "Job ID: job-",
+        "Estimated Cost:",
+        "Estimated Duration:",
+        "Budget:     1000 ARTH",
+    ] {
         assert!(err.contains(s), "{s} in {err}");
     }
-    let job = job.lines().find_map(|l| l.strip_prefix("job ")).unwrap().trim().to_string();
+    let job = job
+        .lines()
+        .find_map(|l| l.strip_prefix("job "))
+        .unwrap()
+        .trim()
+        .to_string();
     ok(&arthai(&home, &["job-status", &job]));
     ok(&arthai(&home, &["job-logs", &job]));
     let when = ok(&arthai(&home, &["settle", "--when"]));
@@ -466,7 +654,12 @@ fn the_reference_plan_verbatim() {
     let settled = ok(&arthai(&home, &["settle"]));
     assert!(settled.contains("settled 1"), "{settled}");
     let st = ok_json(&arthai(&home, &["--json", "job-status", &job]));
-    let fin = st["receipts"].as_array().unwrap().iter().find(|r| r["type"] == "FinalReceipt").unwrap_or_else(|| panic!("{st}"));
+    let fin = st["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "FinalReceipt")
+        .unwrap_or_else(|| panic!("{st}"));
     for k in ["gpu_seconds", "payout", "refund", "tx_hash"] {
         assert!(fin.get(k).is_some(), "{k} in {fin}");
     }
@@ -485,19 +678,53 @@ fn the_daemon_speaks_tls_when_given_a_certificate() {
     let home = tmp.path().join("home");
     let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let d = Daemon::start(&home, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let d = Daemon::start(
+        &home,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
     assert!(d.url.starts_with("https://127.0.0.1:"), "{}", d.url);
     // Plain HTTP to the TLS port gets no HTTP answer.
-    let plain = Http { base: d.url.replace("https://", "http://"), token: None };
+    let plain = Http {
+        base: d.url.replace("https://", "http://"),
+        token: None,
+    };
     assert_eq!(plain.get("/health").status, 0);
     // The CLI talks to it over TLS.
     let list = ok_json(&arthai(&home, &["--json", "job-list"]));
@@ -507,8 +734,24 @@ fn the_daemon_speaks_tls_when_given_a_certificate() {
     // A key that does not match is refused at start, naming the option.
     let bad = tmp.path().join("bad.pem");
     std::fs::write(&bad, "not a key").unwrap();
-    let out = arthai(&tmp.path().join("home2"), &["serve", "--addr", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = arthai(
+        &tmp.path().join("home2"),
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key"));
     assert!(d.stop().success());
 }
