@@ -148,6 +148,7 @@ impl Connection {
     }
 
     /// Waits until a job has ended, and returns how.
+    #[allow(irrefutable_let_patterns)] // without `client`, always local
     pub async fn wait(&self, job: &JobId) -> Result<JobOutcome> {
         if let Connection::Local(e) = self {
             return e.job(job)?.wait().await;
@@ -260,6 +261,7 @@ impl Connection {
     /// Closes the connection; an embedded engine is shut down (its jobs
     /// stop at a clean point and carry on with the next engine on the
     /// home).
+    #[allow(irrefutable_let_patterns)] // without `client`, always local
     pub async fn close(self) {
         if let Connection::Local(e) = self {
             e.shutdown().await;
