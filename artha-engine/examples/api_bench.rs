@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use artha_core::{Amount, Error, InputRef, JobKind, JobSpec, Runtime};
 use artha_engine::Engine;
-use artha_engine::engine::{DatasetMeta, DockerChoice};
+use artha_engine::engine::DockerChoice;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -101,10 +101,7 @@ async fn main() -> artha_core::Result<()> {
         ));
     }
     std::fs::write(&data, csv).map_err(|e| Error::invalid("data", e.to_string()))?;
-    let meta = DatasetMeta {
-        name: "bench".into(),
-        ..Default::default()
-    };
+    let meta = artha_engine::engine::DatasetMeta::named("bench");
     let ds = engine.register_dataset_path(&data, &meta).await?;
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
     spec.dataset = Some(InputRef::Id(ds.id));

@@ -55,13 +55,7 @@ async fn main() -> artha_core::Result<()> {
     std::fs::write(&data, "x0,x1,label\n0,1,0\n1,0,1\n")
         .map_err(|e| artha_core::Error::invalid("data", e.to_string()))?;
     let ds = engine
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "d".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("d"))
         .await?;
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
     spec.dataset = Some(InputRef::Id(ds.id));

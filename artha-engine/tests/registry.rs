@@ -68,13 +68,7 @@ async fn registries_hold_licences_code_hashes_and_lineage_and_catch_a_tampered_c
     assert_eq!(on_chain.license, Some(*licence.cid()));
     assert_eq!(on_chain.tags, "nlp,english,gpt");
     let plain = e
-        .register_dataset_path(
-            &data,
-            &DatasetMeta {
-                name: "plain".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("plain"))
         .await
         .unwrap();
     assert_eq!(plain.license, None);

@@ -245,13 +245,7 @@ async fn main() -> Result<()> {
     let data = home.join("points.csv");
     std::fs::write(&data, "x,y\n0,1\n1,4\n").map_err(|e| Error::invalid("data", e.to_string()))?;
     let dataset = engine
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "points".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("points"))
         .await?;
 
     let mut spec = JobSpec::new(

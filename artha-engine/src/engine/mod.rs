@@ -8,7 +8,7 @@
 //! # async fn demo(spec: artha_core::JobSpec) -> artha_core::Result<()> {
 //! use artha_engine::Engine;
 //! let engine = Engine::open("/tmp/artha-home").await?;
-//! let meta = artha_engine::engine::DatasetMeta { name: "demo".into(), ..Default::default() };
+//! let meta = DatasetMeta::named("demo");
 //! let dataset = engine.register_dataset_path("data.csv".as_ref(), &meta).await?;
 //! let job = engine.submit(spec).await?; // a `Job` handle
 //! let outcome = job.wait().await?;      // `JobOutcome`

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use artha_core::{ChainAction, JobId, JobPhase, JobRecord, JobSpec, JobStatus, ProofChain, Result};
+use artha_core::{ChainAction, JobPhase, JobRecord, JobSpec, JobStatus, ProofChain, Result};
 
 use super::Engine;
 use crate::api::{DueJob, EngineInfo, JobEstimate, JobSummary, SettleReport, Stats, Submitted};
@@ -152,12 +152,6 @@ impl Engine {
                 .collect::<BTreeMap<_, _>>(),
             pid: std::process::id(),
         }
-    }
-
-    /// The job of `id` as text (`job_id` named in the error).
-    pub fn parse_job_id(id: &str) -> Result<JobId> {
-        id.parse()
-            .map_err(|e: artha_core::Error| e.with_context("field", "job_id"))
     }
 }
 

@@ -28,6 +28,16 @@ pub struct DatasetMeta {
     pub license: Option<ArthaUri>,
 }
 
+impl DatasetMeta {
+    /// A dataset named `name`, without tags or licence.
+    pub fn named(name: impl Into<String>) -> Self {
+        DatasetMeta {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// A registration request for a model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -2,6 +2,7 @@
 //! 3.0 document (`/openapi.json`) is generated from, so the two cannot
 //! disagree — and the schemas of the bodies.
 
+use artha_core::JobKind;
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
@@ -93,16 +94,16 @@ pub(crate) fn table() -> Vec<Route> {
         route!(get "/metrics", "service", "Prometheus metrics.", N, &[], Text, r::metrics),
         route!(get "/openapi.json", "service", "This document.", N, &[], J(200, "Any"), r::openapi),
         route!(get "/stats", "proofs", "Proof submission and settlement statistics.", N, &[], J(200, "Stats"), r::stats),
-        route!(post "/ai/train", "ai", "Submit a training job (a job spec; `kind` is implied, a missing budget means the estimate).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::train),
-        route!(post "/ai/infer", "ai", "Submit an inference job.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::infer),
-        route!(post "/ai/agent", "ai", "Submit an agent job (validated; refused with `unsupported` while no executor runs its runtime).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::agent),
+        route!(post "/ai/train", "ai", "Submit a training job (a job spec; `kind` is implied, a missing budget means the estimate).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::submitter(Some(JobKind::Train))),
+        route!(post "/ai/infer", "ai", "Submit an inference job.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::submitter(Some(JobKind::Infer))),
+        route!(post "/ai/agent", "ai", "Submit an agent job (validated; refused with `unsupported` while no executor runs its runtime).", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::submitter(Some(JobKind::Agent))),
         route!(post "/ai/job/estimate", "ai", "What a job spec may cost and how long it may run.", B("JobSpec"), &[], J(200, "JobEstimate"), r::estimate),
         route!(get "/ai/job/list", "ai", "Every job, newest first.", N, &[], J(200, "JobSummaryList"), r::jobs),
         route!(get "/ai/job/{id}", "ai", "A job's status.", N, &[], J(200, "JobStatus"), r::status),
         route!(post "/ai/job/{id}/cancel", "ai", "Cancel a job that has not finished running.", N, &[], J(200, "JobStatus"), r::stop),
         route!(get "/ai/job/{id}/logs", "ai", "A job's output lines.", N, LOGS_Q, JsonOrStream("LogLine"), r::logs),
         route!(get "/ai/job/{id}/events", "ai", "A job's events as they happen (newline-delimited JSON).", N, EVENTS_Q, Stream("JobEvent"), r::events),
-        route!(post "/job/start", "jobs", "Submit a job spec of any kind.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::start),
+        route!(post "/job/start", "jobs", "Submit a job spec of any kind.", B("JobSpec"), SUBMIT_Q, J(201, "Submitted"), r::submitter(None)),
         route!(post "/job/{id}/release", "jobs", "Start a job submitted with `hold=true`.", N, &[], J(200, "JobStatus"), r::release),
         route!(post "/job/{id}/stop", "jobs", "Stop (cancel) a job.", N, &[], J(200, "JobStatus"), r::stop),
         route!(get "/job/{id}/logs", "jobs", "A job's output lines; `follow=true` streams them.", N, LOGS_Q, JsonOrStream("LogLine"), r::logs),

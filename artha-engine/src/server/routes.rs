@@ -12,21 +12,23 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::AppState;
 use super::guard::{ApiError, Body, Params};
 use crate::api::{ErrorBody, JobEstimate};
-use crate::engine::Engine;
 
 /// A handler's result.
 pub(crate) type Reply<T> = Result<Json<T>, ApiError>;
 
 type St = State<Arc<AppState>>;
 
+/// A job id from a path (`job_id` named when it is not one).
 pub(crate) fn job_id(id: &str) -> Result<JobId, ApiError> {
-    Ok(Engine::parse_job_id(id)?)
+    id.parse()
+        .map_err(|e: Error| ApiError(e.with_context("field", "job_id")))
 }
 
 /// A job spec from a request body: the route's kind when it implies one
@@ -87,36 +89,16 @@ async fn submit(
     }
 }
 
-pub(crate) async fn train(
-    State(app): St,
-    Params(q): Params<SubmitQuery>,
-    Body(b): Body<serde_json::Value>,
-) -> Response {
-    submit(&app, b, Some(JobKind::Train), q).await
-}
-
-pub(crate) async fn infer(
-    State(app): St,
-    Params(q): Params<SubmitQuery>,
-    Body(b): Body<serde_json::Value>,
-) -> Response {
-    submit(&app, b, Some(JobKind::Infer), q).await
-}
-
-pub(crate) async fn agent(
-    State(app): St,
-    Params(q): Params<SubmitQuery>,
-    Body(b): Body<serde_json::Value>,
-) -> Response {
-    submit(&app, b, Some(JobKind::Agent), q).await
-}
-
-pub(crate) async fn start(
-    State(app): St,
-    Params(q): Params<SubmitQuery>,
-    Body(b): Body<serde_json::Value>,
-) -> Response {
-    submit(&app, b, None, q).await
+/// The handler of a submission route: `kind` is the route's (`None`:
+/// the body names it).
+pub(crate) fn submitter(
+    kind: Option<JobKind>,
+) -> impl Fn(St, Params<SubmitQuery>, Body<serde_json::Value>) -> BoxFuture<'static, Response>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |State(app), Params(q), Body(b)| Box::pin(async move { submit(&app, b, kind, q).await })
 }
 
 pub(crate) async fn estimate(

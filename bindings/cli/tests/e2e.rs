@@ -56,10 +56,7 @@ async fn engine_with_blobs(
     let ds = e
         .register_dataset_path(
             &blobs_csv(dir),
-            &artha_engine::engine::DatasetMeta {
-                name: "blobs".into(),
-                ..Default::default()
-            },
+            &artha_engine::engine::DatasetMeta::named("blobs"),
         )
         .await
         .unwrap();
@@ -389,10 +386,7 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
     let ds = e
         .register_dataset_path(
             &diverging_csv(tmp.path()),
-            &artha_engine::engine::DatasetMeta {
-                name: "reg".into(),
-                ..Default::default()
-            },
+            &artha_engine::engine::DatasetMeta::named("reg"),
         )
         .await
         .unwrap();
@@ -460,13 +454,7 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
     let ds = e
-        .register_dataset_path(
-            &bad,
-            &artha_engine::engine::DatasetMeta {
-                name: "bad".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&bad, &artha_engine::engine::DatasetMeta::named("bad"))
         .await
         .unwrap();
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
@@ -667,13 +655,7 @@ async fn an_ended_job_a_crash_left_unclosed_is_closed_on_open() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\n1.0,2.0,0\n3.0,oops,1\n").unwrap();
     let ds = e
-        .register_dataset_path(
-            &bad,
-            &artha_engine::engine::DatasetMeta {
-                name: "bad".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&bad, &artha_engine::engine::DatasetMeta::named("bad"))
         .await
         .unwrap();
     let job = e.submit(train_spec(ds.id, 1, 16)).await.unwrap().id();
@@ -714,13 +696,7 @@ async fn a_registration_lost_from_the_catalog_registers_again() {
     let e = engine(&home).await;
     let data = blobs_csv(tmp.path());
     let ds = e
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "blobs".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("blobs"))
         .await
         .unwrap();
     let uri: artha_core::ArthaUri = ds.uri.parse().unwrap();
@@ -739,13 +715,7 @@ async fn a_registration_lost_from_the_catalog_registers_again() {
     let e = engine(&home).await;
     assert!(e.catalog().dataset(&ds.id).unwrap().is_none());
     let again = e
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "blobs".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("blobs"))
         .await
         .unwrap();
     assert_eq!(again.id, ds.id);

@@ -95,13 +95,7 @@ async fn run_hostile(
     let data = tmp.path().join("d.csv");
     std::fs::write(&data, "x,y\n1,2\n").unwrap();
     let ds = e
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "d".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("d"))
         .await
         .unwrap();
     // The host secret a link points at: created by the test, outside the home.
@@ -259,13 +253,7 @@ async fn native_loader_variables_are_refused_at_submission() {
     let data = tmp.path().join("d.csv");
     std::fs::write(&data, "x,y\n1,2\n").unwrap();
     let ds = e
-        .register_dataset_path(
-            &data,
-            &artha_engine::engine::DatasetMeta {
-                name: "d".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("d"))
         .await
         .unwrap();
     for (k, v) in [

@@ -46,10 +46,7 @@ async fn a_jobs_events_come_in_lifecycle_order_and_end_with_its_outcome() {
     let ds = e
         .register_dataset_path(
             &data(tmp.path()),
-            &artha_engine::engine::DatasetMeta {
-                name: "d".into(),
-                ..Default::default()
-            },
+            &artha_engine::engine::DatasetMeta::named("d"),
         )
         .await
         .unwrap();
@@ -195,13 +192,7 @@ async fn a_failing_job_has_a_failed_outcome_with_its_reason() {
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "x0,x1,label\nfoo,1,0\n").unwrap();
     let ds = e
-        .register_dataset_path(
-            &bad,
-            &artha_engine::engine::DatasetMeta {
-                name: "bad".into(),
-                ..Default::default()
-            },
-        )
+        .register_dataset_path(&bad, &artha_engine::engine::DatasetMeta::named("bad"))
         .await
         .unwrap();
     let job = e.submit(spec(&e, ds.id, 2)).await.unwrap();
@@ -237,10 +228,7 @@ async fn a_held_job_starts_only_when_released() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let e = engine(&home).await;
-    let meta = artha_engine::engine::DatasetMeta {
-        name: "d".into(),
-        ..Default::default()
-    };
+    let meta = artha_engine::engine::DatasetMeta::named("d");
     let ds = e
         .register_dataset_path(&data(tmp.path()), &meta)
         .await
