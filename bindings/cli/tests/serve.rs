@@ -393,7 +393,17 @@ fn the_api_guards_its_routes_and_runs_a_job() {
 fn callers_over_their_rate_get_429() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    let d = Daemon::start(&home, &["--rate-limit", "1", "--burst", "3"]);
+    let d = Daemon::start(
+        &home,
+        &[
+            "--rate-limit",
+            "1",
+            "--burst",
+            "3",
+            "--request-timeout",
+            "1",
+        ],
+    );
     let api = d.client();
     let codes: Vec<u16> = (0..6).map(|_| api.get("/jobs").status).collect();
     assert_eq!(&codes[..3], &[200, 200, 200], "{codes:?}");
@@ -415,7 +425,48 @@ fn callers_over_their_rate_get_429() {
         started.elapsed() < Duration::from_secs(25),
         "the connection was closed by the daemon"
     );
+    // A body that trickles in is cut at the request timeout (408), and the
+    // daemon goes on answering.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut s = std::net::TcpStream::connect(d.url.trim_start_matches("http://")).unwrap();
+    let head = format!(
+        "POST /ai/train HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"runt",
+        d.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(api.get("/health").status, 200);
+    assert_eq!(api.get("/jobs").json().as_array().unwrap().len(), 0);
     assert!(d.stop().success());
+}
+
+/// Shell completions and examples in `--help`.
+#[test]
+fn completions_and_help_with_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(&arthai(tmp.path(), &["completions", "bash"]));
+    assert!(
+        out.contains("arthai") && out.contains("dataset-register"),
+        "{}",
+        &out[..out.len().min(200)]
+    );
+    for cmd in [
+        "train",
+        "serve",
+        "dataset-register",
+        "model-register",
+        "job-status",
+    ] {
+        let help = ok(&arthai(tmp.path(), &[cmd, "--help"]));
+        assert!(help.contains("Example"), "{cmd}: {help}");
+    }
+    let help = ok(&arthai(tmp.path(), &["train", "--help"]));
+    for alias in ["--data", "--batch", "--lr", "--hold"] {
+        assert!(help.contains(alias), "{alias} in {help}");
+    }
 }
 
 /// Ten shells submit at once through the daemon and all get job ids;
