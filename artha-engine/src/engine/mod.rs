@@ -7,6 +7,7 @@
 //! ```no_run
 //! # async fn demo(spec: artha_core::JobSpec) -> artha_core::Result<()> {
 //! use artha_engine::Engine;
+//! use artha_engine::engine::DatasetMeta;
 //! let engine = Engine::open("/tmp/artha-home").await?;
 //! let meta = DatasetMeta::named("demo");
 //! let dataset = engine.register_dataset_path("data.csv".as_ref(), &meta).await?;
