@@ -71,6 +71,13 @@ response = function(status, headers, body)
   if n >= limit then wrk.thread:stop() end
 end
 LUA
-  wrk -t"$c" -c"$c" -d60s --latency -s "$TMP/post.lua" "$URL/ai/train?hold=true" |
-    grep -E "requests in|Requests/sec|^ +(50|99)%|Non-2xx"
+  # wrk runs for its whole -d once the threads stop, so its Requests/sec
+  # is not the rate: with C closed-loop callers the rate is C / mean
+  # latency.
+  wrk -t"$c" -c"$c" -d60s --latency -s "$TMP/post.lua" "$URL/ai/train?hold=true" >"$TMP/wrk.out"
+  grep -E "requests in|^ +(50|99)%|Non-2xx" "$TMP/wrk.out"
+  awk -v c="$c" '$1 == "Latency" && $2 ~ /^[0-9]/ {
+      v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+      ms = (u == "us") ? v / 1000 : (u == "ms") ? v : v * 1000;
+      printf "  mean %.3f ms -> %.0f requests/s (callers / mean latency)\n", ms, c * 1000 / ms }' "$TMP/wrk.out"
 done
