@@ -417,6 +417,10 @@ pub struct JobStatus {
     /// What its runtime reported last (step, epoch, loss, checkpoints,
     /// inferences).
     pub training: JobProgress,
+    /// The model a training job produced, as registered (filled in by the
+    /// engine, which keeps the registry).
+    #[serde(default)]
+    pub trained_model: Option<crate::ids::ModelId>,
     /// GPU-seconds measured.
     pub gpu_seconds: Option<u64>,
     /// What they cost at the node's price (when known).
@@ -642,6 +646,7 @@ impl JobStatus {
             node: record.node,
             gpus: record.gpus.clone(),
             training: record.progress.clone(),
+            trained_model: None,
             gpu_seconds: record.gpu_seconds,
             cost: price,
             budget,

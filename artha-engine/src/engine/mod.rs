@@ -77,8 +77,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use artha_core::{
-    ArthaUri, CostModel, Error, ErrorKind, InputRef, JobId, JobPhase, JobRecord, JobSpec,
-    JobStatus, LogLine, NodeId, ProofChain, Result,
+    ArthaUri, ChainAction, CostModel, Error, ErrorKind, InputRef, JobId, JobPhase, JobRecord,
+    JobSpec, JobStatus, LogLine, NodeId, ProofChain, Result,
 };
 
 pub use builder::{DEFAULT_RATE_WEI, EngineBuilder};
@@ -333,7 +333,14 @@ impl Engine {
                 r.progress = live.clone();
             }
         }
-        JobStatus::of(&r, Some(&self.parts.cost))
+        let mut st = JobStatus::of(&r, Some(&self.parts.cost))?;
+        if r.receipts
+            .iter()
+            .any(|x| x.action == ChainAction::ModelRegister)
+        {
+            st.trained_model = self.parts.catalog.model_of_job(job)?.map(|m| m.id);
+        }
+        Ok(st)
     }
 
     /// Every job, newest first.

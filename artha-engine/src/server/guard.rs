@@ -77,6 +77,14 @@ fn serde_field(msg: &str) -> Option<String> {
     Some(msg[start..start + len].to_string())
 }
 
+/// A JSON value that did not deserialize, as a 400 naming the field the
+/// message names (else `body`).
+pub(crate) fn invalid_json(e: &serde_json::Error) -> ApiError {
+    let msg = e.to_string();
+    let field = serde_field(&msg).unwrap_or_else(|| "body".into());
+    ApiError(Error::invalid(field, msg))
+}
+
 /// A JSON body whose problems come back as structured errors naming the
 /// field (400), or the body (413 when over the limit, 415 without a JSON
 /// content type).

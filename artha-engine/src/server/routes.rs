@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::AppState;
-use super::guard::{ApiError, Body, Params};
+use super::guard::{ApiError, Body, Params, invalid_json};
 use crate::api::{ErrorBody, JobEstimate};
 
 /// A handler's result.
@@ -55,14 +55,7 @@ fn spec_of(mut body: serde_json::Value, kind: Option<JobKind>) -> Result<JobSpec
     }
     obj.entry("budget")
         .or_insert_with(|| serde_json::Value::String("0 wei".into()));
-    serde_json::from_value::<JobSpec>(body).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map_or_else(|| "body".to_string(), str::to_string);
-        ApiError(Error::invalid(field, msg))
-    })
+    serde_json::from_value::<JobSpec>(body).map_err(|e| invalid_json(&e))
 }
 
 /// `?hold=true`: record the job but start it only on release.
@@ -271,14 +264,7 @@ pub(crate) async fn finalize(State(app): St, body: Bytes) -> Reply<crate::api::S
     let body: FinalizeBody = if body.iter().all(u8::is_ascii_whitespace) {
         FinalizeBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg
-                .split('`')
-                .nth(1)
-                .map_or_else(|| "body".to_string(), str::to_string);
-            ApiError(Error::invalid(field, msg))
-        })?
+        serde_json::from_slice(&body).map_err(|e| invalid_json(&e))?
     };
     let job = match body.job_id {
         Some(j) => Some(job_id(&j)?),

@@ -330,6 +330,9 @@ fn print_record(r: &JobStatus, json: bool) -> Result<(), Error> {
     if let Some(reason) = &r.reason {
         outln!("  reason:      {reason}")?;
     }
+    if let Some(m) = &r.trained_model {
+        outln!("  model:       {m} (trained; registered with its lineage)")?;
+    }
     if let Some(n) = &r.node {
         let gpus = r.gpu_allocated.as_deref().unwrap_or("no GPU");
         outln!("  node:        {n} ({gpus})")?;

@@ -716,6 +716,18 @@ fn the_reference_plan_verbatim() {
     }
     let lineage = ok_json(&arthai(&home, &["--json", "model-lineage", &m]));
     assert_eq!(lineage[0]["id"], m.as_str());
+    // The trained model is shown, and descends from the registered one.
+    let trained = st["trained_model"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{st}"));
+    let lineage = ok_json(&arthai(&home, &["--json", "model-lineage", trained]));
+    let ids: Vec<&str> = lineage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [trained, m.as_str()], "{lineage}");
     let nodes = ok_json(&arthai(&home, &["--json", "node-list"]));
     assert_eq!(nodes.as_array().unwrap().len(), 1);
     assert!(d.stop().success());
