@@ -230,6 +230,13 @@ fn precheck(spec: &JobSpec) -> Result<(), Error> {
     probe.validate().map_err(Error::from)
 }
 
+/// SIGINT (Ctrl-C) as a stream, listening from now on: a signal that
+/// comes while the follower is busy is kept for its next look.
+fn interrupts() -> Result<tokio::signal::unix::Signal, Error> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot listen for Ctrl-C").with_source(e))
+}
+
 fn bar(json: bool) -> Option<indicatif::ProgressBar> {
     if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return None;
@@ -270,10 +277,11 @@ async fn follow(c: &Connection, job: &JobId, epochs: u32, json: bool) -> Result<
     let mut phase = JobPhase::Submitted;
     let mut progress = JobProgress::default();
     let mut events = c.events(job, true).await?;
+    let mut interrupt = interrupts()?;
     loop {
         let ev = tokio::select! {
             ev = events.next() => ev,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 if let Some(pb) = &pb { pb.finish_and_clear(); }
                 let how = if c.is_remote() {
                     "the daemon goes on running it"
@@ -628,10 +636,11 @@ pub(crate) fn logs(
             return print_logs(&lines, false);
         }
         let mut lines = c.follow_logs(&job, since).await?;
+        let mut interrupt = interrupts()?;
         loop {
             let line = tokio::select! {
                 l = lines.next() => l,
-                _ = tokio::signal::ctrl_c() => {
+                _ = interrupt.recv() => {
                     errln!("\ninterrupted: job {job} goes on; follow again with: arthai job-logs {job} --follow")?;
                     return Ok(());
                 }

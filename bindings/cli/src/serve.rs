@@ -66,6 +66,9 @@ impl ServeArgs {
 
 pub(crate) fn run(o: &Opts, json: bool, a: &ServeArgs) -> Result<(), Error> {
     runtime()?.block_on(async {
+        // Listening for SIGTERM and Ctrl-C from before the daemon announces
+        // itself: a supervisor may stop it as soon as it has read the line.
+        let mut stop = Stop::listen()?;
         let engine = open_engine(o).await?;
         let home = engine.home().to_path_buf();
         let token = match server::load_or_create_token(&home) {
@@ -105,7 +108,7 @@ pub(crate) fn run(o: &Opts, json: bool, a: &ServeArgs) -> Result<(), Error> {
                 "  every arthai command on this home now talks to this daemon; Ctrl-C stops it"
             )?;
         }
-        wait_for_signal().await;
+        stop.wait().await;
         errln!(
             "stopping: requests in flight finish, jobs keep running and resume with the next engine"
         )?;
@@ -114,17 +117,28 @@ pub(crate) fn run(o: &Opts, json: bool, a: &ServeArgs) -> Result<(), Error> {
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM and SIGINT, listened for from creation on.
+struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> Result<Stop, Error> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e| {
+            Error::new(artha_core::ErrorKind::Internal, "cannot listen for signals").with_source(e)
+        };
+        Ok(Stop {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
     }
 }
