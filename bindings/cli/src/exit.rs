@@ -24,6 +24,10 @@ use artha_core::ErrorKind;
 /// (128 + `SIGPIPE`).
 pub(crate) const BROKEN_PIPE: u8 = 141;
 
+/// The exit code of a following command stopped by Ctrl-C (128 +
+/// `SIGINT`); the job goes on.
+pub(crate) const INTERRUPTED: u8 = 130;
+
 /// The exit code of anything the table does not name.
 pub(crate) const OTHER: u8 = 1;
 
@@ -64,6 +68,10 @@ const MEANINGS: &[(u8, &str)] = &[
     (7, "the job failed or was cancelled"),
     (8, "refused by policy (credential, budget over its cap)"),
     (9, "over a limit (disk full, rate limit, no node with room)"),
+    (
+        INTERRUPTED,
+        "Ctrl-C while following a job (the job goes on; how to follow it again is printed)",
+    ),
     (BROKEN_PIPE, "the output was closed by its reader (quiet)"),
 ];
 

@@ -291,7 +291,8 @@ async fn follow(c: &Connection, job: &JobId, epochs: u32, json: bool) -> Result<
                 errln!("\ninterrupted: job {job} was not cancelled ({how}).")?;
                 errln!("follow it again: arthai job-status {job} --wait   (or job-logs {job} --follow; cancel: arthai job-cancel {job})")?;
                 return Err(Error::new(ErrorKind::Cancelled, "stopped following (the job goes on)")
-                    .with_context("job_id", job.to_string()));
+                    .with_context("job_id", job.to_string())
+                    .with_context("signal", "SIGINT"));
             }
         };
         let Some(ev) = ev else { break };

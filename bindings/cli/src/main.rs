@@ -10,8 +10,9 @@
 //!   below the estimate or above the submitter's balance), 7 the job failed
 //!   or was cancelled, 8 refused by policy (credential forged, expired,
 //!   untrusted, for another subject, or a budget over its cap), 9 over a
-//!   limit (disk full, rate limit, no node with room), 141 the output was
-//!   closed by its reader (quiet, as after `SIGPIPE`). Anything else
+//!   limit (disk full, rate limit, no node with room), 130 Ctrl-C while
+//!   following a job (the job goes on), 141 the output was closed by its
+//!   reader (quiet, as after `SIGPIPE`). Anything else
 //!   (corrupted data, a chain revert) is 1.
 //! - Input limits (arguments, files, `--home`): [`input`].
 //! - Output (a closed pipe, redaction of RPC credentials): [`out`].
@@ -273,6 +274,11 @@ enum DevCommand {
 fn report(e: &Error, json: bool) -> ExitCode {
     if out::closed() {
         return ExitCode::from(exit::BROKEN_PIPE);
+    }
+    // Ctrl-C while following: what to do next is already printed; 130 as
+    // after SIGINT in a shell.
+    if e.context_value("signal") == Some("SIGINT") {
+        return ExitCode::from(exit::INTERRUPTED);
     }
     if json {
         let ctx: Vec<_> = e
