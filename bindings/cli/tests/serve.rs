@@ -59,15 +59,20 @@ impl Daemon {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
-        let token = std::fs::read_to_string(home.join("serve.token")).unwrap();
+        let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let announced = read
+            .ok()
+            .and_then(|_| serde_json::from_str::<serde_json::Value>(&line).ok());
+        let Some(v) = announced else {
+            // Not left running when the test fails here.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve printed {line:?}");
+        };
+        let token = std::fs::read_to_string(home.join("serve.token")).unwrap_or_default();
         Daemon {
             child,
-            url: v["url"].as_str().unwrap().to_string(),
+            url: v["url"].as_str().unwrap_or_default().to_string(),
             token: token.trim().to_string(),
             home: home.to_path_buf(),
         }
