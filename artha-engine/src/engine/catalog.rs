@@ -305,20 +305,7 @@ impl Catalog {
 
     /// Every dataset, newest first.
     pub fn datasets(&self) -> Result<Vec<DatasetEntry>> {
-        crate::fsutil::off_async(|| {
-            let rows = {
-                let conn = self.conn();
-                let mut st = conn
-                    .prepare(&format!(
-                        "SELECT {DATASET_COLUMNS} FROM datasets ORDER BY created_ms DESC, rowid DESC"
-                    ))
-                    .map_err(|e| db("list datasets", e))?;
-                st.query_map([], dataset_row)
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(|e| db("list datasets", e))?
-            };
-            rows.into_iter().map(dataset_entry).collect()
-        })
+        self.newest_first("datasets", DATASET_COLUMNS, dataset_row, dataset_entry)
     }
 
     /// A model by id.
@@ -339,19 +326,32 @@ impl Catalog {
 
     /// Every model, newest first.
     pub fn models(&self) -> Result<Vec<ModelEntry>> {
+        self.newest_first("models", MODEL_COLUMNS, model_row, model_entry)
+    }
+
+    /// Every row of `table`, newest first, read by `row` and checked by
+    /// `entry`.
+    fn newest_first<R, T>(
+        &self,
+        table: &str,
+        columns: &str,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        entry: fn(R) -> Result<T>,
+    ) -> Result<Vec<T>> {
         crate::fsutil::off_async(|| {
+            let what = format!("list {table}");
             let rows = {
                 let conn = self.conn();
                 let mut st = conn
                     .prepare(&format!(
-                        "SELECT {MODEL_COLUMNS} FROM models ORDER BY created_ms DESC, rowid DESC"
+                        "SELECT {columns} FROM {table} ORDER BY created_ms DESC, rowid DESC"
                     ))
-                    .map_err(|e| db("list models", e))?;
-                st.query_map([], model_row)
+                    .map_err(|e| db(&what, e))?;
+                st.query_map([], row)
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(|e| db("list models", e))?
+                    .map_err(|e| db(&what, e))?
             };
-            rows.into_iter().map(model_entry).collect()
+            rows.into_iter().map(entry).collect()
         })
     }
 
