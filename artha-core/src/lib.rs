@@ -5,8 +5,10 @@
 //!
 //! - content ids and URIs: [`Cid`] (`b3:<hex>`), [`ArthaUri`] (`artha://<cid>[/path]`);
 //! - typed hashes: [`Blake3Digest`] for bulk data, [`KeccakHash`] for Merkle trees;
+//! - identities and credentials: [`Did`] (`did:key`), [`SignedCredential`];
 //! - typed ids: [`JobId`], [`NodeId`], [`ModelId`], [`DatasetId`];
-//! - jobs: [`JobSpec`] with [`JobSpec::validate`];
+//! - jobs: [`JobSpec`] with [`JobSpec::validate`], and [`JobRequest`], what
+//!   a front end (CLI flags, binding arguments) lays over one;
 //! - money in integer base units: [`Amount`], [`CostModel`];
 //! - proofs: [`StepRecord`], [`InferRecord`], [`CompleteRecord`] with a canonical
 //!   encoding, and keccak Merkle trees ([`merkle`]);
@@ -45,18 +47,21 @@ macro_rules! serde_as_str {
 
 pub mod error;
 pub mod hash;
+pub mod identity;
 pub mod ids;
 pub mod job;
 pub mod merkle;
 pub mod money;
 pub mod proof;
 pub mod protocol;
+pub mod request;
 pub mod spec;
 pub mod traits;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, FieldError, Result, ValidationErrors};
 pub use hash::{Blake3Digest, Cid, DType, KeccakHash, tensor_digest, tensor_digest_f32};
+pub use identity::{Credential, Did, SignedCredential};
 pub use ids::{DatasetId, JobId, ModelId, NodeId};
 pub use job::{
     Artifact, ArtifactKind, ChainAction, JobEvent, JobOutcome, JobPhase, JobProgress, JobRecord,
@@ -66,6 +71,7 @@ pub use merkle::{JobTree, MerkleProof, MerkleTree, StepProof};
 pub use money::{Amount, CostModel, Estimate};
 pub use proof::{CompleteRecord, InferRecord, StepRecord};
 pub use protocol::RuntimeEvent;
+pub use request::{BudgetText, JobRequest};
 pub use spec::{
     DatasetRef, HyperParams, InputRef, JobKind, JobSpec, ModelRef, Resources, Runtime,
     native_env_refusal,

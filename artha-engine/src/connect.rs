@@ -16,7 +16,7 @@ use futures_util::stream::BoxStream;
 use crate::api::{DueJob, EngineInfo, JobEstimate, JobSummary, SettleReport, Stats, Submitted};
 use crate::engine::{DatasetEntry, DatasetMeta, Engine, ModelEntry, ModelRegistration, NodeInfo};
 use crate::proofs::ProofManifest;
-use crate::store::PushReport;
+use crate::store::{LayoutReport, Listing, PushReport};
 
 /// The engine of a home, embedded or through its daemon.
 #[derive(Debug, Clone)]
@@ -208,6 +208,18 @@ impl Connection {
     /// Pushes a file or tree into the home's store and pins it.
     pub async fn push(&self, path: &Path) -> Result<PushReport> {
         both!(self, e => e.push(path).await, r => r.push(path).await)
+    }
+
+    /// Writes what `uri` names to `dest` (which must not exist) on this
+    /// host (through a daemon: on the daemon's host, which serves loopback
+    /// callers only).
+    pub async fn get(&self, uri: &ArthaUri, dest: &Path) -> Result<LayoutReport> {
+        both!(self, e => e.store().get(uri, dest).await, r => r.get_to(uri, dest).await)
+    }
+
+    /// What `uri` names; a directory's entries.
+    pub async fn ls(&self, uri: &ArthaUri) -> Result<Listing> {
+        both!(self, e => e.store().ls(uri).await, r => r.ls(uri).await)
     }
 
     /// Registers stored content as a dataset.

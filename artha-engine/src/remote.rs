@@ -342,8 +342,8 @@ impl RemoteEngine {
         .await
     }
 
-    /// What `uri` names (the store's listing, as JSON).
-    pub async fn ls(&self, uri: &ArthaUri) -> Result<serde_json::Value> {
+    /// What `uri` names; a directory's entries.
+    pub async fn ls(&self, uri: &ArthaUri) -> Result<crate::store::Listing> {
         let q: String = url_escape(&uri.to_string());
         self.get(&format!("/storage/ls?uri={q}")).await
     }

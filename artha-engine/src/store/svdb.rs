@@ -165,7 +165,7 @@ pub struct PushReport {
 }
 
 /// What [`Svdb::ls`] found at a URI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
     /// The URI listed.
     pub uri: ArthaUri,

@@ -1,14 +1,14 @@
 //! Job, registry and quickstart commands: argument conversion and output;
 //! the engine does the work.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artha_core::JobPhase;
+use artha_core::request::{BudgetText, DEFAULT_RUNTIME, JobRequest, typed_hyper_value};
 use artha_core::{
-    Amount, ArthaUri, ArtifactKind, DatasetId, Error, ErrorKind, InputRef, JobId, JobKind, JobSpec,
-    KeccakHash, LogLine, ModelId, Runtime,
+    ArthaUri, ArtifactKind, DatasetId, Error, ErrorKind, JobId, JobKind, JobSpec, KeccakHash,
+    LogLine, ModelId,
 };
 use artha_engine::api::JobSummary;
 use artha_engine::core::{JobEvent, JobProgress, JobStatus};
@@ -20,9 +20,6 @@ use futures_util::StreamExt;
 use crate::input;
 use crate::out::{errln, outln};
 use crate::storage::{print_json, runtime};
-
-/// The per-GPU memory floor `--gpus` implies when `--gpu-memory` is absent.
-const DEFAULT_GPU_MEMORY_MIB: u64 = 1024;
 
 /// Options shared by `train` and `infer`.
 #[derive(Debug, Args)]
@@ -91,14 +88,6 @@ fn parse_id<T: std::str::FromStr<Err = Error>>(field: &str, s: &str) -> Result<T
     s.parse().map_err(|e: Error| e.with_context("field", field))
 }
 
-fn parse_ref<Id: std::str::FromStr<Err = Error>>(
-    field: &str,
-    s: &str,
-) -> Result<InputRef<Id>, Error> {
-    s.parse()
-        .map_err(|e: Error| e.with_context("field", format!("--{field}")))
-}
-
 impl JobArgs {
     /// Length limits of the flags (see [`crate::input`]).
     pub(crate) fn check(&self) -> Result<(), Error> {
@@ -128,106 +117,61 @@ impl JobArgs {
     }
 }
 
-/// Builds the spec from a file and/or flags (flags win). The budget is
-/// zero when neither gives one (the estimate is filled in later).
+/// Builds the spec from a file and/or flags (flags win), through the
+/// [`JobRequest`] every front end shares. The budget is zero when neither
+/// gives one (the estimate is filled in later).
 fn build_spec(kind: JobKind, a: &JobArgs) -> Result<JobSpec, Error> {
-    let runtime = match a.runtime.strip_prefix("image:") {
-        Some(img) => Runtime::Image(img.to_string()),
-        None => Runtime::Native(a.runtime.clone()),
+    let base = match &a.spec {
+        Some(f) => Some(input::read_spec("--spec", f)?),
+        None => None,
     };
-    let mut spec = match &a.spec {
-        Some(f) => input::read_spec("--spec", f)?,
-        None => JobSpec::new(kind, runtime.clone(), Amount::ZERO),
+    let mut req = JobRequest {
+        model: a.model.clone(),
+        dataset: a.dataset.clone(),
+        // `--runtime` defaults to `mlp`: a spec file's runtime stands
+        // unless another is named.
+        runtime: (a.spec.is_none() || a.runtime != DEFAULT_RUNTIME).then(|| a.runtime.clone()),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.learning_rate,
+        seed: a.seed,
+        gpus: a.gpus,
+        gpu_memory_mib: a.gpu_memory,
+        max_duration_secs: a.max_duration,
+        budget: a.budget.clone().map(BudgetText::Text),
+        proof_window: a.proof_window,
+        ..JobRequest::default()
     };
-    if a.spec.is_none() || a.runtime != "mlp" {
-        spec.runtime = runtime;
-    }
-    spec.kind = kind;
-    if let Some(m) = &a.model {
-        spec.model = Some(parse_ref::<ModelId>("model", m)?);
-    }
-    if let Some(d) = &a.dataset {
-        spec.dataset = Some(parse_ref::<DatasetId>("dataset", d)?);
-    }
-    if let Some(v) = a.epochs {
-        spec.hyper.epochs = v;
-    }
-    if let Some(v) = a.batch_size {
-        spec.hyper.batch_size = v;
-    }
-    if let Some(v) = a.learning_rate {
-        spec.hyper.learning_rate = v;
-    }
-    if let Some(v) = a.seed {
-        spec.hyper.seed = v;
-    }
-    if let Some(v) = a.gpus {
-        spec.resources.gpus = v;
-    }
-    if let Some(v) = a.gpu_memory {
-        spec.resources.gpu_memory_mib = v;
-    } else if spec.resources.gpus > 0 && spec.resources.gpu_memory_mib == 0 {
-        // `--gpus N` alone asks for any N GPUs, as `docker run --gpus N`
-        // does; the spec itself needs a per-GPU memory floor.
-        spec.resources.gpu_memory_mib = DEFAULT_GPU_MEMORY_MIB;
-    }
-    if let Some(v) = a.max_duration {
-        spec.resources.max_duration_secs = v;
-    }
-    if let Some(v) = a.proof_window {
-        spec.proof_window = v;
-    }
-    let mut env = BTreeMap::new();
     for kv in &a.env {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| Error::invalid("--env", format!("`{kv}` is not KEY=VALUE")))?;
-        env.insert(k.to_string(), v.to_string());
+        req.env.insert(k.to_string(), v.to_string());
     }
-    spec.env.extend(env);
     for kv in &a.hyper {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| Error::invalid("--hyper", format!("`{kv}` is not KEY=VALUE")))?;
-        let value = serde_json::from_str::<serde_json::Value>(v)
-            .ok()
-            .filter(|j| j.is_number() || j.is_boolean())
-            .unwrap_or_else(|| serde_json::Value::String(v.to_string()));
-        spec.hyper.extra.insert(k.to_string(), value);
+        req.hyper.insert(k.to_string(), typed_hyper_value(v));
     }
-    spec.budget = match &a.budget {
-        Some(b) => parse_budget(b)?,
-        None if a.spec.is_some() => spec.budget,
-        None => Amount::ZERO,
-    };
-    Ok(spec)
+    req.apply(kind, base).map_err(as_flag)
 }
 
-/// A budget: a bare number is ARTH (`1000` = `1000 ARTH`), as the
-/// reference's `--budget 1000`; `wei` and `ARTH` may be given explicitly.
-pub(crate) fn parse_budget(b: &str) -> Result<Amount, Error> {
-    let t = b.trim();
-    let text = if !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-        format!("{t} ARTH")
-    } else if let Some(n) = t.strip_suffix("ARTH").or_else(|| t.strip_suffix("arth")) {
-        format!("{} ARTH", n.trim())
-    } else if let Some(n) = t.strip_suffix("wei") {
-        format!("{} wei", n.trim())
-    } else {
-        t.to_string()
-    };
-    text.parse()
-        .map_err(|e: Error| e.with_context("field", "--budget"))
+/// An error about a request field, naming the flag (`model` → `--model`).
+fn as_flag(e: Error) -> Error {
+    match e.context_value("field") {
+        Some(f) if !f.starts_with('-') && !f.contains('.') => {
+            let flag = format!("--{}", f.replace('_', "-"));
+            e.with_context("flag", flag)
+        }
+        _ => e,
+    }
 }
 
 /// Every problem the spec has on its own (all but the budget when none was
 /// given: the estimate fills it in), before the engine opens.
 fn precheck(spec: &JobSpec) -> Result<(), Error> {
-    let mut probe = spec.clone();
-    if probe.budget.is_zero() {
-        probe.budget = Amount::from_wei(1);
-    }
-    probe.validate().map_err(Error::from)
+    JobRequest::precheck(spec).map_err(Error::from)
 }
 
 /// SIGINT (Ctrl-C) as a stream, listening from now on: a signal that
