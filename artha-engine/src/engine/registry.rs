@@ -17,7 +17,7 @@ use crate::store::{PushOptions, PushReport};
 /// A registration request for a dataset (its content is given apart, as a
 /// URI or a path).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatasetMeta {
     /// Human name.
     pub name: String,
@@ -40,7 +40,7 @@ impl DatasetMeta {
 
 /// A registration request for a model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelRegistration {
     /// Human name.
     pub name: String,
