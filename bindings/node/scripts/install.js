@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// `npm install` of arthajs: nothing to do when the addon for this platform
+// is already here (a packed tarball carries it); else, inside the Artha
+// repository, build it from source with cargo (release profile; set
+// ARTHAJS_PROFILE=dev for a quicker debug build).
+'use strict';
+const { existsSync, readFileSync } = require('node:fs');
+const { join } = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const pkgDir = join(__dirname, '..');
+const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+
+function platformArchABI() {
+  const arch = process.arch;
+  if (process.platform === 'linux') {
+    const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime;
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
+  }
+  if (process.platform === 'win32') return `win32-${arch}-msvc`;
+  return `${process.platform}-${arch}`;
+}
+
+const addon = join(pkgDir, `${pkg.napi.binaryName}.${platformArchABI()}.node`);
+if (existsSync(addon)) process.exit(0);
+
+const workspace = join(pkgDir, '..', '..', 'Cargo.toml');
+if (!existsSync(workspace) || !existsSync(join(pkgDir, 'Cargo.toml'))
+    || !existsSync(join(pkgDir, 'scripts', 'build.mjs'))) {
+  console.error(`arthajs: no prebuilt addon for ${platformArchABI()} in this package, and no `
+    + 'Artha source tree to build one from; install from the repository '
+    + '(npm install ./bindings/node) or from a tarball packed on this platform.');
+  process.exit(1);
+}
+const flags = process.env.ARTHAJS_PROFILE === 'dev' ? [] : ['--release'];
+console.error(`arthajs: building the addon from source (cargo${flags.length ? ', release' : ''}); this takes a while`);
+const r = spawnSync(process.execPath, [join(pkgDir, 'scripts', 'build.mjs'), ...flags], {
+  cwd: pkgDir, stdio: 'inherit',
+});
+process.exit(r.status ?? 1);
