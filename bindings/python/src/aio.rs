@@ -20,10 +20,10 @@ struct AbortOnCancel {
 #[pymethods]
 impl AbortOnCancel {
     fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
-        if fut.call_method0("cancelled")?.is_truthy()? {
-            if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
-                h.abort();
-            }
+        if fut.call_method0("cancelled")?.is_truthy()?
+            && let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take())
+        {
+            h.abort();
         }
         Ok(())
     }

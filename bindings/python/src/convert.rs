@@ -22,10 +22,10 @@ pub(crate) fn runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
     let mut slot = RUNTIME
         .lock()
         .map_err(|_| PyRuntimeError::new_err("arthapy: the runtime lock is poisoned"))?;
-    if let Some((owner, rt)) = slot.as_ref() {
-        if *owner == pid {
-            return Ok(rt.clone());
-        }
+    if let Some((owner, rt)) = slot.as_ref()
+        && *owner == pid
+    {
+        return Ok(rt.clone());
     }
     if let Some((_, old)) = slot.take() {
         std::mem::forget(old);

@@ -157,30 +157,40 @@ impl Engine {
         open_with(py, home, true)
     }
 
+    /// is_remote -> bool
+    ///
     /// Whether this is a client of an `arthai serve` daemon.
     #[getter]
     fn is_remote(&self, py: Python<'_>) -> PyResult<bool> {
         Ok(connection(py, &self.h)?.is_remote())
     }
 
+    /// home -> pathlib.Path
+    ///
     /// The home directory.
     #[getter]
     fn home(&self) -> PathBuf {
         self.h.home.clone()
     }
 
+    /// store -> Store
+    ///
     /// The content-addressed store.
     #[getter]
     fn store(&self) -> Store {
         Store { h: self.h.clone() }
     }
 
+    /// datasets -> Datasets
+    ///
     /// The dataset registry.
     #[getter]
     fn datasets(&self) -> Datasets {
         Datasets { h: self.h.clone() }
     }
 
+    /// models -> Models
+    ///
     /// The model registry.
     #[getter]
     fn models(&self) -> Models {

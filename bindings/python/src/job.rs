@@ -43,7 +43,7 @@ where
     T: serde::Serialize + Send,
 {
     let c = connection(py, &job.h)?;
-    let v = block(py, f(c, job.id.clone()))?;
+    let v = block(py, f(c, job.id))?;
     to_py(py, &v)
 }
 
@@ -55,11 +55,13 @@ where
     T: serde::Serialize + Send + 'static,
 {
     let c = connection(py, &job.h)?;
-    awaitable(py, f(c, job.id.clone()), |py, v| to_py(py, &v))
+    awaitable(py, f(c, job.id), |py, v| to_py(py, &v))
 }
 
 #[pymethods]
 impl Job {
+    /// id -> str
+    ///
     /// The job's id (`job-…`).
     #[getter]
     fn id(&self) -> String {
@@ -142,7 +144,7 @@ impl Job {
     #[pyo3(signature = (progress_only = false))]
     fn events(&self, py: Python<'_>, progress_only: bool) -> PyResult<EventStream> {
         let c = connection(py, &self.h)?;
-        let id = self.id.clone();
+        let id = self.id;
         let stream = block(py, async move { c.events(&id, progress_only).await })?;
         Ok(EventStream {
             inner: Arc::new(tokio::sync::Mutex::new(Some(stream))),
