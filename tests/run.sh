@@ -16,8 +16,10 @@ cd "$ROOT"
 . "$ROOT/tests/lib/anvil.sh"
 # shellcheck source=lib/torch_image.sh
 . "$ROOT/tests/lib/torch_image.sh"
+# shellcheck source=lib/python.sh
+. "$ROOT/tests/lib/python.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api python"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -176,6 +178,10 @@ stage_api() {
   return $rc
 }
 
+# arthapy (PyO3): installed with pip from the checkout, then its tests, the
+# behaviour suite, the stub drift check and the example (tests/lib/python.sh).
+stage_python() { ws_bins && python_suite; }
+
 log "prerequisites"
 if ! prereqs; then
   if [ "$CI" = "true" ]; then
@@ -198,6 +204,7 @@ run_stage runtimes stage_runtimes
 run_stage examples stage_examples
 run_stage cli stage_cli
 run_stage api stage_api
+run_stage python stage_python
 
 echo
 echo "stage times: ${stage_times[*]}"

@@ -150,6 +150,16 @@ impl Error {
         self
     }
 
+    /// Names `field` as the input at fault, in place of any field named
+    /// before (a parser's own name for it): the outermost caller knows the
+    /// name its user wrote.
+    #[must_use]
+    pub fn at_field(mut self, field: impl Into<String>) -> Self {
+        self.context.retain(|(k, _)| *k != "field");
+        self.context.insert(0, ("field", field.into()));
+        self
+    }
+
     /// Attaches the underlying cause.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {

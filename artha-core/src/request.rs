@@ -68,7 +68,7 @@ pub fn parse_budget(b: &str) -> Result<Amount> {
     } else {
         t.to_string()
     };
-    Amount::from_str(&text).map_err(|e| e.with_context("field", "budget"))
+    Amount::from_str(&text).map_err(|e| e.at_field("budget"))
 }
 
 /// A free-form hyper-parameter given as text (`KEY=VALUE` on a command
@@ -131,8 +131,7 @@ pub struct JobRequest {
 }
 
 fn input_ref<Id: FromStr<Err = Error>>(field: &str, s: &str) -> Result<InputRef<Id>> {
-    s.parse()
-        .map_err(|e: Error| e.with_context("field", field.to_string()))
+    s.parse().map_err(|e: Error| e.at_field(field))
 }
 
 impl JobRequest {
