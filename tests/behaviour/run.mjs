@@ -155,7 +155,8 @@ function mismatch(actual, expected, at = '') {
         const n = Array.isArray(actual) || typeof actual === 'string'
           ? actual.length
           : actual && typeof actual === 'object' ? Object.keys(actual).length : undefined;
-        if (n !== v) return `${here}: expected length ${v}, got ${n} (${show(actual)})`;
+        const m = mismatch(n, v, `${at}.$len`);
+        if (m) return `${m} (${show(actual)})`;
       } else if (k === '$gt') {
         if (!(typeof actual === 'number' && actual > v)) return `${here}: expected > ${v}, got ${show(actual)}`;
       } else if (k === '$has') {
@@ -163,15 +164,15 @@ function mismatch(actual, expected, at = '') {
           return `${here}: expected an element containing ${show(v)}, got ${show(actual)}`;
         }
       } else if (k === '$any') {
-        if (actual === undefined) return `${here}: expected a value`;
+        if (actual == null) return `${here}: expected a value, got ${show(actual)}`;
       } else if (k.startsWith('$')) {
         return `${here}: unknown matcher ${k}`;
       } else {
         if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) {
           return `${here}: expected an object with ${k}, got ${show(actual)}`;
         }
-        if (!(k in actual)) return `${at}.${k}: missing`;
-        const m = mismatch(actual[k], v, `${at}.${k}`);
+        // A missing key reads as null (serde's `None`), as in run.py.
+        const m = mismatch(k in actual ? actual[k] : null, v, `${at}.${k}`);
         if (m) return m;
       }
     }

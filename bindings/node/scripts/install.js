@@ -2,7 +2,8 @@
 // `npm install` of arthajs: nothing to do when the addon for this platform
 // is already here (a packed tarball carries it); else, inside the Artha
 // repository, build it from source with cargo (release profile; set
-// ARTHAJS_PROFILE=dev for a quicker debug build).
+// ARTHAJS_PROFILE=dev for a quicker debug build, ARTHAJS_CARGO_ARGS for
+// other cargo arguments than `-p arthajs`).
 'use strict';
 const { existsSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
@@ -33,7 +34,11 @@ if (!existsSync(workspace) || !existsSync(join(pkgDir, 'Cargo.toml'))
   process.exit(1);
 }
 const flags = process.env.ARTHAJS_PROFILE === 'dev' ? [] : ['--release'];
-console.error(`arthajs: building the addon from source (cargo${flags.length ? ', release' : ''}); this takes a while`);
+// ARTHAJS_CARGO_ARGS: cargo's package selection and features instead of
+// `-p arthajs` (e.g. the workspace's flags, to reuse a workspace build).
+const cargoArgs = (process.env.ARTHAJS_CARGO_ARGS || '').split(/\s+/).filter(Boolean);
+if (cargoArgs.length) flags.push('--', ...cargoArgs);
+console.error(`arthajs: building the addon from source (cargo${flags.includes('--release') ? ', release profile' : ', dev profile'}); this takes a while`);
 const r = spawnSync(process.execPath, [join(pkgDir, 'scripts', 'build.mjs'), ...flags], {
   cwd: pkgDir, stdio: 'inherit',
 });

@@ -33,11 +33,11 @@ pub(crate) fn string(v: Value, arg: &str) -> Result<String, Failure> {
 }
 
 /// An id or URI argument: a string, parsed; a malformed one is an
-/// `invalid_input` error naming the argument.
+/// `invalid_input` error whose `field` is the argument (not the parser's
+/// own name for it), as in `arthapy`.
 pub(crate) fn parsed<T: FromStr<Err = Error>>(v: Value, arg: &str) -> Result<T, Failure> {
     let s = string(v, arg)?;
-    s.parse::<T>()
-        .map_err(|e| Failure::Artha(e.with_context("field", arg.to_string())))
+    s.parse::<T>().map_err(|e| Failure::Artha(e.at_field(arg)))
 }
 
 /// An `artha://` URI argument.

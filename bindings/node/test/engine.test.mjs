@@ -125,21 +125,20 @@ test('bad inputs: TypeErrors name the argument, engine errors carry their kind',
   const missing = 'job-' + '0'.repeat(32);
   await rejectsWith(assert, engine.job(missing).logs(-3), { ...typeError, field: 'since' });
   assert.throws(() => engine.job(7), (e) => e instanceof TypeError && e.field === 'id');
-  // A malformed id: the engine's own field name.
+  // A malformed id: an engine error naming the argument.
   assert.throws(() => engine.job('job-nope'),
-    (e) => !(e instanceof TypeError) && e.code === 'ARTHA_INVALID_INPUT' && e.field === 'job_id');
+    (e) => !(e instanceof TypeError) && e.code === 'ARTHA_INVALID_INPUT' && e.field === 'id');
 
   // Options objects: unknown keys and wrong values name the key.
   const invalid = { code: 'ARTHA_INVALID_INPUT' };
   await rejectsWith(assert, engine.train({ epochs: 2, epoch: 3 }), { ...invalid, field: 'epoch' });
   await rejectsWith(assert, engine.train({ seed: 1, epochs: 'two' }), { ...invalid, field: 'epochs' });
   await rejectsWith(assert, engine.train({}, { hodl: true }), { ...invalid, field: 'hodl' });
-  // (artha-core's budget parser names `amount` first, then `budget`.)
-  await rejectsWith(assert, engine.estimate({ budget: 'lots' }), invalid);
+  await rejectsWith(assert, engine.estimate({ budget: 'lots' }), { ...invalid, field: 'budget' });
   await rejectsWith(assert, engine.models.register(pushed.uri, { name: 'x', arch: 'mlp' }),
     { ...invalid, field: 'arch' });
   await rejectsWith(assert, engine.store.ls('not a uri'), { ...invalid, field: 'uri' });
-  await rejectsWith(assert, engine.datasets.get('model-1'), { ...invalid, field: 'dataset_id' });
+  await rejectsWith(assert, engine.datasets.get('model-1'), { ...invalid, field: 'id' });
   const events = engine.job(missing).events({ progress: true });
   await rejectsWith(assert, events[Symbol.asyncIterator]().next(), { ...invalid, field: 'progress' });
 
