@@ -17,6 +17,9 @@
 // CARGO-ARGS  replace the default package selection `-p arthajs` (the
 //             test suite passes the workspace's flags, so the build shares
 //             its features and artifacts)
+//
+// Exit status: 0, 1 when the build failed, 2 on bad usage, 3 when --check
+// found drift (the addon was built and installed).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,7 +123,7 @@ if (cli) {
       let have = '';
       try { have = readFileSync(join(pkgDir, f), 'utf8'); } catch { /* missing: drift */ }
       if (want !== have) {
-        status = 1;
+        status = 3;
         console.error(`build.mjs: ${f} drifted from what napi generates; regenerate with `
           + '`node scripts/build.mjs` and commit it. Difference:');
         spawnSync('diff', ['-u', join(pkgDir, f), join(outDir, f)], { stdio: 'inherit' });

@@ -105,6 +105,20 @@ test('held jobs start on release; cancel', async (t) => {
   assert.ok(['cancelled', 'settled'].includes(cancelled.phase), `cancelled: ${cancelled.phase}`);
   assert.equal((await job.wait()).outcome, 'cancelled');
   await rejectsWith(assert, job.release(), { code: 'ARTHA_CONFLICT' });
+
+  // A whole JobSpec (its JSON), held, then released.
+  const spec = {
+    kind: 'train', runtime: { native: 'mlp' }, dataset: dataset.id,
+    hyper: { epochs: 1, batch_size: 32 }, budget: '0 wei', proof_window: 4,
+  };
+  const submitted = await engine.submit(spec, { hold: true });
+  assert.ok(['submitted', 'accepted'].includes((await submitted.status()).phase));
+  await submitted.release();
+  assert.equal((await submitted.wait()).outcome, 'completed');
+  await rejectsWith(assert, engine.submit('spec'), { code: 'ARTHA_INVALID_INPUT', type: TypeError, field: 'spec' });
+  await rejectsWith(assert, engine.submit({ kind: 'train', budget: '0 wei' }),
+    { code: 'ARTHA_INVALID_INPUT', field: 'runtime' });
+  await rejectsWith(assert, engine.submit({ ...spec, gpus: 1 }), { code: 'ARTHA_INVALID_INPUT', field: 'gpus' });
 });
 
 test('bad inputs: TypeErrors name the argument, engine errors carry their kind', async (t) => {
