@@ -57,3 +57,12 @@ test('connect() finds the daemon serving the home', async (t) => {
     }
   }
 });
+
+test('connect() without a daemon embeds the engine', async (t) => {
+  const engine = await arthajs.connect(join(tempHome(t, 'arthajs-embed'), 'home'));
+  t.after(() => engine.close());
+  assert.equal(engine.isRemote, false);
+  // infer goes through the same request checks as train.
+  await rejectsWith(assert, engine.infer({ dataset: 'dataset-' + '0'.repeat(32) }),
+    { code: 'ARTHA_INVALID_INPUT', field: 'model' });
+});
