@@ -62,7 +62,7 @@ _node_fresh_install() {
   npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "$tmp/$tarball" || return 1
   cat >check.mjs <<'EOF'
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 const { Engine, connect } = createRequire(import.meta.url)('arthajs');
@@ -76,6 +76,7 @@ await engine.close();
 try { await engine.info(); throw new Error('info() after close() worked'); } catch (e) {
   if (e.code !== 'ARTHA_UNAVAILABLE') throw e;
 }
+rmSync(home, { recursive: true, force: true });
 console.log(`installed arthajs works: ${pushed.uri}`);
 EOF
   node check.mjs
@@ -118,10 +119,12 @@ node_suite() {
     rc=1
   fi
 
-  local ex
+  local ex home
   for ex in "$root"/examples/node/*.mjs; do
     _node_log "example $(basename "$ex")"
-    node "$ex" || rc=1
+    home="$(mktemp -d)"
+    node "$ex" "$home" || rc=1
+    rm -rf "$home"
   done
 
   _node_log "fresh install (npm pack, install in a temporary project)"
