@@ -51,7 +51,10 @@ async fn main() -> Result<(), Error> {
         dataset: Some(uri.to_string()),
         ..JobRequest::default()
     };
-    let job = c.submit_held(req.apply(JobKind::Train, None)?).await?.job_id;
+    let job = c
+        .submit_held(req.apply(JobKind::Train, None)?)
+        .await?
+        .job_id;
     let t = Instant::now();
     for _ in 0..status_calls {
         c.status(&job).await?;
