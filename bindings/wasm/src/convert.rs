@@ -10,7 +10,7 @@
 //!   expected, a missing argument) becomes a `TypeError` with the same
 //!   properties; its `field` is the argument's name.
 //! - Structured arguments (records, proofs, specs, credentials) are read
-//!   through serde in their JSON form; a value that does not fit names the
+//!   through serde from their exact JSON value ([`json_of`]); a value that does not fit names the
 //!   path of the offending field (`record.step`, `resources.gpus`).
 
 use artha_core::{Error, ErrorKind, KeccakHash};
@@ -149,7 +149,14 @@ pub(crate) fn keccaks(field: &str, value: &JsValue) -> JsResult<Vec<KeccakHash>>
 /// the deserializer stopped (which ends with the name of an unknown field
 /// when the error is about one).
 pub(crate) fn field_path(prefix: &str, path: &str) -> String {
-    let path = if path == "." { "" } else { path };
+    // `.` is the root; `?` a segment the deserializer could not name (bad
+    // JSON syntax before a key was read).
+    let path = path
+        .split('.')
+        .filter(|seg| !seg.is_empty() && *seg != "?")
+        .collect::<Vec<_>>()
+        .join(".");
+    let path = path.as_str();
     match (prefix.is_empty(), path.is_empty()) {
         (true, true) => "value".to_string(),
         (true, false) => path.to_string(),
@@ -201,14 +208,111 @@ pub(crate) fn from_json_text<T: DeserializeOwned>(
     Ok(value)
 }
 
-/// Reads a `T` from a JavaScript object (through serde, so `-0`, bigints
-/// and nested objects arrive intact); errors name the field path.
+/// Deepest nesting [`json_of`] follows (a cycle ends there).
+const MAX_DEPTH: usize = 64;
+
+/// The JSON value of a JavaScript value, exactly: `-0` stays a negative
+/// zero, whole numbers up to 2^53 become integers, a `bigint` becomes an
+/// integer, `undefined` properties are left out (as `JSON.stringify` does).
+/// Anything JSON cannot hold (`NaN`, functions, typed arrays, cycles) is an
+/// error naming its path.
+pub(crate) fn json_of(
+    path: &str,
+    value: &JsValue,
+    depth: usize,
+) -> Result<serde_json::Value, ShapeError> {
+    use serde_json::Value;
+    let bad = |message: &str| ShapeError {
+        field: if path.is_empty() {
+            "value".into()
+        } else {
+            path.into()
+        },
+        message: message.into(),
+    };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else if key.starts_with('[') {
+            format!("{path}{key}")
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    if depth > MAX_DEPTH {
+        return Err(bad("nested too deeply (or a cycle)"));
+    }
+    if value.is_null() || value.is_undefined() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(s) = value.as_string() {
+        return Ok(Value::String(s));
+    }
+    if let Some(n) = value.as_f64() {
+        const SAFE: f64 = 9_007_199_254_740_991.0;
+        if !n.is_finite() {
+            return Err(bad("must be a finite number"));
+        }
+        let negative_zero = n == 0.0 && n.is_sign_negative();
+        if n.fract() == 0.0 && n.abs() <= SAFE && !negative_zero {
+            return Ok(if n >= 0.0 {
+                Value::from(n as u64)
+            } else {
+                Value::from(n as i64)
+            });
+        }
+        return serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| bad("must be a finite number"));
+    }
+    if value.is_bigint() {
+        let text: String = js_sys::BigInt::from(value.clone())
+            .to_string(10)
+            .map(String::from)
+            .map_err(|_| bad("unreadable bigint"))?;
+        if let Ok(n) = text.parse::<u64>() {
+            return Ok(Value::from(n));
+        }
+        return text
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| bad("bigint outside the 64-bit range"));
+    }
+    if Array::is_array(value) {
+        return Array::from(value)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json_of(&join(&format!("[{i}]")), &v, depth + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    if value.is_object() && !value.is_function() && !ArrayBuffer::is_view(value) {
+        let mut map = serde_json::Map::new();
+        for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+            let Some(k) = key.as_string() else { continue };
+            let v = Reflect::get(value, &key).map_err(|_| bad("unreadable property"))?;
+            if v.is_undefined() {
+                continue;
+            }
+            map.insert(k.clone(), json_of(&join(&k), &v, depth + 1)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    Err(bad("not a JSON value"))
+}
+
+/// Reads a `T` from a JavaScript object through its exact JSON value (so
+/// unknown fields are refused as they are in JSON text); errors name the
+/// field path under `prefix`.
 pub(crate) fn from_object<T: DeserializeOwned>(
     prefix: &str,
     value: JsValue,
 ) -> Result<T, ShapeError> {
-    let de = serde_wasm_bindgen::Deserializer::from(value);
-    serde_path_to_error::deserialize(de).map_err(|e| ShapeError::of(prefix, e))
+    let json = json_of(prefix, &value, 0)?;
+    serde_path_to_error::deserialize(json).map_err(|e| ShapeError::of(prefix, e))
 }
 
 /// Reads a `T` from an object or from its JSON text; anything else is a
@@ -257,6 +361,8 @@ mod tests {
         assert_eq!(field_path("record", "."), "record");
         assert_eq!(field_path("record", "step"), "record.step");
         assert_eq!(field_path("", "resources.gpus"), "resources.gpus");
+        assert_eq!(field_path("", "?"), "value");
+        assert_eq!(field_path("spec", "hyper.?"), "spec.hyper");
     }
 
     #[test]

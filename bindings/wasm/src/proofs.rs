@@ -19,11 +19,12 @@ macro_rules! record_api {
             Ok(Uint8Array::from(&r.encode()[..]))
         }
 
-        #[doc = concat!("The ", $name, " (JSON form) of a canonical encoding; throws naming `record` when the length or tag is wrong.")]
+        #[doc = concat!("The ", $name, " (JSON form) of a canonical encoding; throws naming `encoding` when the length or tag is wrong.")]
         #[wasm_bindgen(js_name = $decode_js)]
         pub fn $decode(encoding: JsValue) -> JsResult<JsValue> {
             let b = bytes("encoding", &encoding)?;
-            let r = <$t>::decode(&b).map_err(|e| js_error(&e))?;
+            let r = <$t>::decode(&b)
+                .map_err(|e| crate::convert::js_error_with_field(&e, "encoding"))?;
             to_js(&r)
         }
 
