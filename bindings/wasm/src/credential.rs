@@ -15,8 +15,10 @@ struct DidView {
 
 /// Parses a `did:key` (Ed25519) DID: `{ did, public_key }` (the key as 64
 /// hex digits); throws `invalid_input` with `field` `did` otherwise.
-#[wasm_bindgen(js_name = parseDid)]
-pub fn parse_did(text: JsValue) -> JsResult<JsValue> {
+#[wasm_bindgen(js_name = parseDid, unchecked_return_type = "{ did: string, public_key: string }")]
+pub fn parse_did(
+    #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+) -> JsResult<JsValue> {
     let did: Did = string("did", &text)?.parse().map_err(|e| js_error(&e))?;
     let key = did.verifying_key().map_err(|e| js_error(&e))?;
     to_js(&DidView {
@@ -35,8 +37,11 @@ pub fn parse_did(text: JsValue) -> JsResult<JsValue> {
 /// altered), `credential.not_before` (not yet valid) or
 /// `credential.expires_at` (expired), and `invalid_input` naming the field
 /// of a malformed credential (`credential.issuer`, …).
-#[wasm_bindgen(js_name = verifyCredential)]
-pub fn verify_credential(signed: JsValue, now_secs: JsValue) -> JsResult<JsValue> {
+#[wasm_bindgen(js_name = verifyCredential, unchecked_return_type = "{ issuer: string, subject: string, budget_cap: string, rate_limit_per_minute: number, not_before: number, expires_at: number }")]
+pub fn verify_credential(
+    #[wasm_bindgen(unchecked_param_type = "object | string")] signed: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "number | bigint", js_name = nowSecs)] now_secs: JsValue,
+) -> JsResult<JsValue> {
     let now = if now_secs.is_undefined() || now_secs.is_null() {
         (js_sys::Date::now() / 1000.0).floor() as u64
     } else {

@@ -37,14 +37,18 @@ pub use proofs::*;
 /// The CID (`b3:` + 64 hex digits) of `data`, a `Uint8Array` or an
 /// `ArrayBuffer`: the BLAKE3 digest of the bytes, as `artha_core::Cid::of`.
 #[wasm_bindgen]
-pub fn cid(data: JsValue) -> JsResult<String> {
+pub fn cid(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] data: JsValue,
+) -> JsResult<String> {
     Ok(Cid::of(&bytes("data", &data)?).to_string())
 }
 
 /// Checks a CID's text form and returns it (strict: `b3:`, lower case, 64
 /// digits); throws `invalid_input` with `field` `cid` otherwise.
 #[wasm_bindgen(js_name = parseCid)]
-pub fn parse_cid(text: JsValue) -> JsResult<String> {
+pub fn parse_cid(
+    #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+) -> JsResult<String> {
     string("text", &text)?
         .parse::<Cid>()
         .map(|c| c.to_string())
@@ -69,7 +73,10 @@ impl CidHasher {
     }
 
     /// Adds the next chunk (`Uint8Array` or `ArrayBuffer`).
-    pub fn update(&mut self, chunk: JsValue) -> JsResult<()> {
+    pub fn update(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] chunk: JsValue,
+    ) -> JsResult<()> {
         let data = bytes("chunk", &chunk)?;
         self.hasher.update(&data);
         self.bytes += data.len() as u64;
@@ -100,7 +107,11 @@ impl CidHasher {
 /// `"bf16"`, `"i64"`, `"i32"`, `"u8"`) and `shape` (array of whole
 /// numbers), as `artha_core::tensor_digest`.
 #[wasm_bindgen(js_name = tensorDigest)]
-pub fn tensor_digest_js(dtype: JsValue, shape: JsValue, data: JsValue) -> JsResult<String> {
+pub fn tensor_digest_js(
+    #[wasm_bindgen(unchecked_param_type = "string")] dtype: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number[]")] shape: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] data: JsValue,
+) -> JsResult<String> {
     let name = string("dtype", &dtype)?;
     let dtype: DType = serde_json::from_value(serde_json::Value::String(name.clone()))
         .map_err(|_| convert::invalid("dtype", format!("unknown dtype `{name}`")))?;
@@ -153,8 +164,13 @@ fn problems(v: &ValidationErrors) -> Vec<Problem> {
 /// does not fit the schema (a wrong type, an unknown field, bad JSON)
 /// lists the first such problem, since the rest cannot be read. Only an
 /// argument that is neither an object nor a string throws (`TypeError`).
-#[wasm_bindgen(js_name = validateSpec)]
-pub fn validate_spec(spec: JsValue) -> JsResult<JsValue> {
+#[wasm_bindgen(
+    js_name = validateSpec,
+    unchecked_return_type = "{ ok: true, spec: object } | { ok: false, errors: { field: string, message: string }[] }"
+)]
+pub fn validate_spec(
+    #[wasm_bindgen(unchecked_param_type = "object | string")] spec: JsValue,
+) -> JsResult<JsValue> {
     let verdict = match object_or_json::<JobSpec>("spec", "", spec)? {
         Err(shape) => Verdict {
             ok: false,
@@ -183,8 +199,12 @@ pub fn validate_spec(spec: JsValue) -> JsResult<JsValue> {
 /// The cost of `gpuSeconds` at `rate` per GPU-second (an amount's text:
 /// `"0.001 ARTH"` or `"1000000000000000 wei"`), exactly:
 /// `{ wei: "<integer>", text: "<decimal> ARTH" }`.
-#[wasm_bindgen(js_name = costOf)]
-pub fn cost_of(gpu_seconds: JsValue, rate: JsValue) -> JsResult<JsValue> {
+#[wasm_bindgen(js_name = costOf, unchecked_return_type = "{ wei: string, text: string }")]
+pub fn cost_of(
+    #[wasm_bindgen(unchecked_param_type = "number | bigint", js_name = gpuSeconds)]
+    gpu_seconds: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] rate: JsValue,
+) -> JsResult<JsValue> {
     let secs = whole("gpuSeconds", &gpu_seconds, u64::MAX)?;
     let rate: Amount = string("rate", &rate)?
         .parse()
