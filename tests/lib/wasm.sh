@@ -118,6 +118,11 @@ wasm_browser_test() {
       rc=1
     fi
   fi
+  # The page checks its sample spec on load: the problems are listed by field.
+  if [ $rc -eq 0 ] && ! printf '%s' "$dom" | grep -q '<li class="bad">resources.gpus: '; then
+    echo "wasm_suite: the example page did not list the sample spec's problem with resources.gpus" >&2
+    rc=1
+  fi
   if [ $rc -eq 0 ]; then
     dom="$(_wasm_page 'selftest&tamper')"
     if printf '%s' "$dom" | grep -Eq '<pre id="selftest">FAIL [0-9]+ of [0-9]+' &&
