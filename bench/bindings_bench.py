@@ -12,7 +12,7 @@ import arthapy
 
 
 def report(call: str, n: int, secs: float) -> None:
-    print(f"{call:<12} {n:>7} {secs:>9.3} {secs * 1e6 / max(n, 1):>12.1}")
+    print(f"{call:<12} {n:>7} {secs:>9.3f} {secs * 1e6 / max(n, 1):>12.1f}")
 
 
 def main() -> None:
