@@ -18,6 +18,8 @@ cd "$ROOT"
 . "$ROOT/tests/lib/torch_image.sh"
 # shellcheck source=lib/python.sh
 . "$ROOT/tests/lib/python.sh"
+# shellcheck source=lib/wasm.sh
+. "$ROOT/tests/lib/wasm.sh"
 CI="${CI:-false}"
 ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api python"
 STAGES="${STAGES:-$ALL_STAGES}"
@@ -111,7 +113,7 @@ stage_unit() {
   ws_bins && cargo nextest run "${CARGO_FLAGS[@]}" --no-fail-fast -E "not ($S3_TESTS)"
 }
 stage_doc() { cargo test "${CARGO_FLAGS[@]}" --doc; }
-stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked; }
+stage_wasm() { cargo build -p artha-core --target wasm32-unknown-unknown --locked && wasm_suite; }
 # The NVML inventory path (built and linted with the rest) falls back cleanly
 # on a machine without an NVIDIA driver.
 stage_gpu_feature() { cargo nextest run "${CARGO_FLAGS[@]}" -E 'test(exec::gpu)'; }

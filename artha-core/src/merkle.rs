@@ -195,18 +195,31 @@ impl JobTree {
     /// Groups `records` (in step order) into windows of `window` steps and
     /// builds both levels.
     pub fn build(records: &[StepRecord], window: u32) -> Result<Self> {
-        if window == 0 {
-            return Err(Error::invalid("proof_window", "must be ≥ 1"));
-        }
         if records.is_empty() {
             return Err(Error::invalid(
                 "records",
                 "a job tree needs at least one step",
             ));
         }
-        let windows = records
+        Self::from_step_leaves(records.iter().map(StepRecord::leaf).collect(), window)
+    }
+
+    /// [`build`](Self::build) from the step leaves (already hashed, in step
+    /// order): what a verifier holding only leaves (a browser, a contract
+    /// mirror) uses to recompute the window roots and the job root.
+    pub fn from_step_leaves(leaves: Vec<KeccakHash>, window: u32) -> Result<Self> {
+        if window == 0 {
+            return Err(Error::invalid("proof_window", "must be ≥ 1"));
+        }
+        if leaves.is_empty() {
+            return Err(Error::invalid(
+                "step_leaves",
+                "a job tree needs at least one step",
+            ));
+        }
+        let windows = leaves
             .chunks(window as usize)
-            .map(MerkleTree::from_steps)
+            .map(|w| MerkleTree::from_leaves(w.to_vec()))
             .collect::<Result<Vec<_>>>()?;
         let top = MerkleTree::from_leaves(windows.iter().map(MerkleTree::root).collect())?;
         Ok(JobTree {
@@ -265,6 +278,65 @@ impl StepProof {
     }
 }
 
+/// Checks a claim about one whole window of a job: that the steps with
+/// leaves `step_leaves` (in step order) form window `window_index`, whose
+/// root `window_proof` places under the committed `job_root`.
+///
+/// This is what an auditor (a challenger, a browser) runs after fetching a
+/// window's step records: it recomputes the window root from the leaves
+/// and checks its inclusion proof, so neither the window root nor the
+/// window's contents are taken on trust. Returns the recomputed window
+/// root. Errors name the field at fault: `step_leaves` (empty),
+/// `window_proof.index` (not `window_index`), `window_proof` (malformed or
+/// not leading to `job_root`); the mismatch is [`ErrorKind::Corrupted`].
+///
+/// ```
+/// use artha_core::merkle::{JobTree, leaf_hash, verify_window};
+/// let leaves: Vec<_> = (0..10u8).map(|i| leaf_hash(&[i])).collect();
+/// let tree = JobTree::from_step_leaves(leaves.clone(), 4).unwrap();
+/// let proof = tree.prove_step(4).unwrap().window_proof;
+/// verify_window(&tree.root(), 1, &leaves[4..8], &proof).unwrap();
+/// assert!(verify_window(&tree.root(), 1, &leaves[4..7], &proof).is_err());
+/// ```
+pub fn verify_window(
+    job_root: &KeccakHash,
+    window_index: u64,
+    step_leaves: &[KeccakHash],
+    window_proof: &MerkleProof,
+) -> Result<KeccakHash> {
+    if window_proof.index != window_index {
+        return Err(Error::invalid(
+            "window_proof.index",
+            format!(
+                "proof is for window {}, not window {window_index}",
+                window_proof.index
+            ),
+        ));
+    }
+    let window_root = MerkleTree::from_leaves(step_leaves.to_vec())
+        .map_err(|_| Error::invalid("step_leaves", "a window holds at least one step"))?
+        .root();
+    match window_proof.compute_root(&window_root) {
+        None => Err(Error::invalid(
+            "window_proof",
+            format!(
+                "malformed proof: index {} of {} windows with {} siblings",
+                window_proof.index,
+                window_proof.leaf_count,
+                window_proof.siblings.len()
+            ),
+        )),
+        Some(root) if root != *job_root => Err(Error::new(
+            ErrorKind::Corrupted,
+            "the window's steps do not lead to the committed job root",
+        )
+        .with_context("field", "window_proof")
+        .with_context("job_root", job_root.to_string())
+        .with_context("computed_root", root.to_string())),
+        Some(_) => Ok(window_root),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +388,46 @@ mod tests {
         let mut preimage = l[0].as_bytes().to_vec();
         preimage.extend_from_slice(l[1].as_bytes());
         assert_ne!(leaf_hash(&preimage), t.root());
+    }
+
+    #[test]
+    fn job_tree_from_leaves_matches_build_and_windows_verify() {
+        let records: Vec<StepRecord> = (1..=9u64)
+            .map(|step| StepRecord {
+                step,
+                epoch: 0,
+                loss: step as f64,
+                grad_digest: crate::Blake3Digest::of(&step.to_le_bytes()),
+                weight_digest: crate::Blake3Digest::of(b"w"),
+                batch_digest: crate::Blake3Digest::of(b"b"),
+            })
+            .collect();
+        let leaves: Vec<KeccakHash> = records.iter().map(StepRecord::leaf).collect();
+        let built = JobTree::build(&records, 4).unwrap();
+        let from_leaves = JobTree::from_step_leaves(leaves.clone(), 4).unwrap();
+        assert_eq!(built, from_leaves);
+        assert_eq!(built.window_roots().len(), 3);
+        for (w, chunk) in leaves.chunks(4).enumerate() {
+            let proof = built.prove_step(w as u64 * 4).unwrap().window_proof;
+            let root = verify_window(&built.root(), w as u64, chunk, &proof).unwrap();
+            assert_eq!(root, built.window_roots()[w]);
+            // A dropped, swapped or foreign step, a wrong index, a wrong root.
+            let e = verify_window(&built.root(), w as u64, &chunk[1..], &proof);
+            if chunk.len() > 1 {
+                assert_eq!(e.unwrap_err().kind(), ErrorKind::Corrupted);
+            }
+            let mut swapped = chunk.to_vec();
+            swapped[0] = leaf_hash(b"forged");
+            let e = verify_window(&built.root(), w as u64, &swapped, &proof).unwrap_err();
+            assert_eq!(e.context_value("field"), Some("window_proof"));
+            let e = verify_window(&built.root(), w as u64 + 1, chunk, &proof).unwrap_err();
+            assert_eq!(e.context_value("field"), Some("window_proof.index"));
+            let e = verify_window(&built.root(), w as u64, &[], &proof).unwrap_err();
+            assert_eq!(e.context_value("field"), Some("step_leaves"));
+            let e = verify_window(&leaf_hash(b"x"), w as u64, chunk, &proof).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupted);
+        }
+        assert!(JobTree::from_step_leaves(vec![], 4).is_err());
+        assert!(JobTree::from_step_leaves(leaves, 0).is_err());
     }
 }

@@ -10,7 +10,7 @@
 //! ```
 //! use artha_core::{JobKind, JobRequest};
 //! let req: JobRequest = serde_json::from_str(
-//!     r#"{"dataset":"dataset-1","epochs":3,"budget":"2.5 ARTH","hyper":{"hidden":"16"}}"#,
+//!     r#"{"dataset":"dataset-4c9cfd1664bab71123fb46ba1cc2e34b","epochs":3,"budget":"2.5 ARTH","hyper":{"hidden":"16"}}"#,
 //! ).unwrap();
 //! let spec = req.apply(JobKind::Train, None).unwrap();
 //! assert_eq!(spec.hyper.epochs, 3);

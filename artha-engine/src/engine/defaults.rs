@@ -295,7 +295,10 @@ pub(crate) fn private_files(dir: &Path, names: &[&str]) -> Result<()> {
 }
 
 /// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` next to the current
-/// executable, else `artha-runtime` (looked up on `PATH` at launch).
+/// executable, else the first `artha-runtime` on this process's `PATH`
+/// (resolved here: a job starts with a minimal `PATH` of its own, so a
+/// program installed by `cargo install` would not be found there), else
+/// the bare name.
 fn default_native_runtime() -> PathBuf {
     if let Some(p) = std::env::var_os("ARTHA_NATIVE_RUNTIME") {
         return PathBuf::from(p);
@@ -310,6 +313,13 @@ fn default_native_runtime() -> PathBuf {
                 return p;
             }
         }
+    }
+    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("artha-runtime"))
+            .find(|p| p.is_file())
+    }) {
+        return found;
     }
     PathBuf::from("artha-runtime")
 }

@@ -21,6 +21,7 @@
 
 mod aio;
 mod convert;
+mod core;
 mod engine;
 mod job;
 
@@ -37,5 +38,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<job::EventStream>()?;
     m.add_function(wrap_pyfunction!(engine::connect, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let core = PyModule::new(m.py(), "core")?;
+    core::register(&core)?;
+    m.add_submodule(&core)?;
     Ok(())
 }

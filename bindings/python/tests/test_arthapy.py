@@ -227,3 +227,24 @@ def test_the_stubs_match_the_extension():
 
     assert stubgen.generate() == stubgen.OUT.read_text(), "run python bindings/python/stubgen.py"
     assert json.loads(json.dumps(arthapy.__all__))
+
+
+def test_the_native_runtime_is_found_on_path(tmp_path):
+    """A user who installed `artha-runtime` on PATH (cargo install) and set
+    nothing else: the engine resolves it on its own PATH, since a job starts
+    with a minimal PATH of its own."""
+    runtime = Path(os.environ["ARTHA_NATIVE_RUNTIME"])
+    env = {k: v for k, v in os.environ.items() if k != "ARTHA_NATIVE_RUNTIME"}
+    env["PATH"] = f"{runtime.parent}{os.pathsep}{env.get('PATH', '')}"
+    script = (
+        "import sys, arthapy\n"
+        "with arthapy.Engine.open(sys.argv[1]) as e:\n"
+        "    d = e.store.push(sys.argv[2])\n"
+        "    j = e.train(dataset=d['uri'], epochs=1, proof_window=4)\n"
+        "    print(j.wait()['outcome'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "home"), str(DATA)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.stdout.strip() == "completed", out.stderr

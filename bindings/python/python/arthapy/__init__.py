@@ -16,11 +16,19 @@ proofs and settle it on chain.
 runs (so many programs share it), else embeds the engine in this process;
 ``Engine.open(home)`` always embeds it. Every engine error is an
 ``arthapy.ArthaError`` subclass named after its kind (``InvalidInput``,
-``NotFound``, …). The surface is the same as ``arthajs`` and the Rust
+``NotFound``, …). ``arthapy.core`` checks content ids, specs, proof
+records, Merkle and window proofs and credentials without an engine. The
+surface is the same as ``arthajs`` and the Rust
 ``Connection`` (docs/BINDINGS.md).
 """
 
+import sys as _sys
+
 from ._native import Engine, EventStream, Job, Store, Datasets, Models, connect, __version__
+from ._native import core
+
+# `import arthapy.core` finds the extension's submodule.
+_sys.modules[__name__ + ".core"] = core
 from .errors import (
     ArthaError,
     AlreadyExists,
@@ -56,6 +64,7 @@ __all__ = [
     "Datasets",
     "Models",
     "connect",
+    "core",
     "__version__",
     "ArthaError",
     "AlreadyExists",

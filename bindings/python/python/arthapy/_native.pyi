@@ -216,3 +216,5 @@ def connect(home: str | os.PathLike[str]) -> Engine:
     embedded in this process, as the `arthai` CLI does.
     """
     ...
+
+from . import core as core
