@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { arthajs, rejectsWith, tempHome, writeBlobs, writeModel } from './helpers.mjs';
 
@@ -190,4 +191,27 @@ test('after close() every call rejects with kind unavailable', async (t) => {
   const reopened = await Engine.open(join(home, 'engine'));
   assert.equal((await reopened.store.ls(pushed.uri)).uri ?? pushed.uri, pushed.uri);
   await reopened.close();
+});
+
+test('the native runtime is found on PATH when ARTHA_NATIVE_RUNTIME is unset', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { delimiter, dirname } = await import('node:path');
+  const home = tempHome(t);
+  const data = writeBlobs(join(home, 'blobs.csv'));
+  const env = { ...process.env };
+  const runtime = env.ARTHA_NATIVE_RUNTIME;
+  delete env.ARTHA_NATIVE_RUNTIME;
+  env.PATH = `${dirname(runtime)}${delimiter}${env.PATH ?? ''}`;
+  const script = `
+    const { Engine } = require(${JSON.stringify(fileURLToPath(new URL('../index.js', import.meta.url)))});
+    (async () => {
+      const e = await Engine.open(process.argv[1]);
+      const d = await e.store.push(process.argv[2]);
+      const j = await e.train({ dataset: d.uri, epochs: 1, proof_window: 4 });
+      console.log((await j.wait()).outcome);
+      await e.close();
+    })().catch((err) => { console.error(err); process.exit(1); });`;
+  const out = spawnSync(process.execPath, ['-e', script, join(home, 'engine'), data],
+    { env, encoding: 'utf8', timeout: 300_000 });
+  assert.equal(out.stdout.trim(), 'completed', out.stderr);
 });
