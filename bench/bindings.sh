@@ -2,7 +2,7 @@
 # What a binding call adds (issue 16): the same calls on the Rust
 # `Connection` in-process (artha-engine/examples/binding_bench.rs), through
 # arthapy (bench/bindings_bench.py) and through arthajs
-# (bench/bindings_bench.mjs, when built), each on a fresh home:
+# (bench/bindings_bench.mjs), each on a fresh home:
 # `store.push` of N small files, one call each, and `job.status` of one
 # (held) job ×M. Release builds. Figures in docs/BINDINGS.md and
 # docs/BENCHMARKS.md.
@@ -16,6 +16,7 @@ CALLS="${2:-10000}"
 VENV="${ARTHA_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/artha/bench-venv}"
 cargo build --quiet --locked --release -p artha-engine --example binding_bench
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+(cd bindings/node && npm ci --silent --no-audit --no-fund && node scripts/build.mjs --release)
 CARGO_TARGET_DIR="$ROOT/target" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   --force-reinstall --no-deps ./bindings/python
 TMP="$(mktemp -d)"
@@ -26,6 +27,4 @@ echo "rustc: $(rustc --version); $(nproc) cores; $("$VENV/bin/python" --version)
 printf '%-8s %-12s %7s %9s %12s\n' binding call calls total_s per_call_us
 "$ROOT/target/release/examples/binding_bench" "$TMP/rust" "$TMP/files" --status "$CALLS" | sed 's/^/rust     /'
 "$VENV/bin/python" bench/bindings_bench.py "$TMP/python" "$TMP/files" --status "$CALLS" | sed 's/^/python   /'
-if [ -f bench/bindings_bench.mjs ] && [ -d bindings/node ]; then
-  node bench/bindings_bench.mjs "$TMP/node" "$TMP/files" --status "$CALLS" | sed 's/^/node     /'
-fi
+node bench/bindings_bench.mjs "$TMP/node" "$TMP/files" --status "$CALLS" | sed 's/^/node     /'

@@ -18,10 +18,12 @@ cd "$ROOT"
 . "$ROOT/tests/lib/torch_image.sh"
 # shellcheck source=lib/python.sh
 . "$ROOT/tests/lib/python.sh"
+# shellcheck source=lib/node.sh
+. "$ROOT/tests/lib/node.sh"
 # shellcheck source=lib/wasm.sh
 . "$ROOT/tests/lib/wasm.sh"
 CI="${CI:-false}"
-ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api python"
+ALL_STAGES="fmt clippy unit doc wasm gpu-feature store-s3 contracts runtimes examples cli api python node"
 STAGES="${STAGES:-$ALL_STAGES}"
 
 passed=0
@@ -183,6 +185,10 @@ stage_api() {
 # arthapy (PyO3): installed with pip from the checkout, then its tests, the
 # behaviour suite, the stub drift check and the example (tests/lib/python.sh).
 stage_python() { ws_bins && python_suite; }
+# arthajs (napi-rs): built in the shared target, its tests, the .d.ts drift
+# check, the behaviour suite, the example and a fresh `npm pack` install
+# (tests/lib/node.sh).
+stage_node() { node_suite; }
 
 log "prerequisites"
 if ! prereqs; then
@@ -207,6 +213,7 @@ run_stage examples stage_examples
 run_stage cli stage_cli
 run_stage api stage_api
 run_stage python stage_python
+run_stage node stage_node
 
 echo
 echo "stage times: ${stage_times[*]}"
