@@ -371,9 +371,12 @@ impl Engine {
 
     /// Moves a development chain's clock forward (the embedded chain, or
     /// anvil's `evm_increaseTime`) — e.g. past the challenge period in a
-    /// demo. `Unsupported` on other chains.
-    pub async fn dev_advance_time(&self, secs: u64) -> Result<()> {
-        self.parts.chain.advance_time(secs).await
+    /// demo — and returns the chain's time after the move: the timestamp
+    /// the next block will carry (the last block's, [`chain_time`](Self::chain_time),
+    /// moves only when a block is mined). `Unsupported` on other chains.
+    pub async fn dev_advance_time(&self, secs: u64) -> Result<u64> {
+        self.parts.chain.advance_time(secs).await?;
+        self.parts.chain.next_block_time().await
     }
 
     /// Stops this engine: the tasks driving jobs and settling are aborted

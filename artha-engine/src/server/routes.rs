@@ -312,9 +312,8 @@ pub(crate) async fn dev_advance(State(app): St, Body(b): Body<AdvanceBody>) -> R
     if b.secs == 0 || b.secs > 10 * 365 * 86_400 {
         return Err(Error::invalid("secs", "between 1 and 315360000 seconds").into());
     }
-    app.engine.dev_advance_time(b.secs).await?;
     Ok(Json(ChainTime {
-        chain_time: app.engine.chain_time().await?,
+        chain_time: app.engine.dev_advance_time(b.secs).await?,
     }))
 }
 
