@@ -129,7 +129,9 @@ def test_a_closed_engine_refuses_calls_clearly(tmp_path):
 
 
 def long_job(engine):
-    return engine.train(dataset=dataset(engine), epochs=2000, proof_window=1000, max_duration_secs=600)
+    """A job that cannot end by itself while the test runs, however fast
+    the machine: held (recorded, waiting for release)."""
+    return engine.train(dataset=dataset(engine), epochs=1, hold=True)
 
 
 def test_ctrl_c_interrupts_wait_and_the_job_goes_on(engine):
@@ -141,8 +143,8 @@ def test_ctrl_c_interrupts_wait_and_the_job_goes_on(engine):
         job.wait()
     assert time.monotonic() - started < 5, "the interrupt came through promptly"
     assert job.status()["outcome"] is None, "the job was not cancelled"
-    job.cancel()
-    assert job.wait()["outcome"] == "cancelled"
+    job.release()
+    assert job.wait()["outcome"] == "completed", "the job went on after the interrupt"
 
 
 def test_the_gil_is_released_while_waiting(engine):
