@@ -134,13 +134,29 @@ def long_job(engine):
     return engine.train(dataset=dataset(engine), epochs=1, hold=True)
 
 
-def test_ctrl_c_interrupts_wait_and_the_job_goes_on(engine):
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raising KeyboardInterrupt, as in a terminal: a test run started
+    in the background (`cmd &` in a script) inherits SIGINT ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_interrupts_wait_and_the_job_goes_on(engine, sigint_raises):
     job = long_job(engine)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
+    # Should the interrupt be lost, the release ends the wait and the test
+    # fails instead of hanging.
+    backstop = threading.Timer(20, job.release)
+    backstop.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        job.wait()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            job.wait()
+    finally:
+        backstop.cancel()
     assert time.monotonic() - started < 5, "the interrupt came through promptly"
     assert job.status()["outcome"] is None, "the job was not cancelled"
     job.release()
