@@ -25,6 +25,7 @@ import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { platformArchABI } from './platform.js';
 
 const pkgDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
@@ -44,16 +45,6 @@ for (const f of flags) {
   }
 }
 
-/** `linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`: napi's platform names. */
-function platformArchABI() {
-  const arch = process.arch;
-  if (process.platform === 'linux') {
-    const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime;
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
-  }
-  if (process.platform === 'win32') return `win32-${arch}-msvc`;
-  return `${process.platform}-${arch}`;
-}
 
 let cli = null;
 try {

@@ -8,19 +8,11 @@
 const { existsSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { spawnSync } = require('node:child_process');
+const { platformArchABI } = require('./platform.js');
 
 const pkgDir = join(__dirname, '..');
 const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
 
-function platformArchABI() {
-  const arch = process.arch;
-  if (process.platform === 'linux') {
-    const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime;
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
-  }
-  if (process.platform === 'win32') return `win32-${arch}-msvc`;
-  return `${process.platform}-${arch}`;
-}
 
 const addon = join(pkgDir, `${pkg.napi.binaryName}.${platformArchABI()}.node`);
 if (existsSync(addon)) process.exit(0);
