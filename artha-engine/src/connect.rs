@@ -80,13 +80,19 @@ impl Connection {
     /// Submits a job (a zero budget means the estimate); returns its id,
     /// status and estimate.
     pub async fn submit(&self, spec: JobSpec) -> Result<Submitted> {
-        both!(self, e => e.submit_estimated(spec, false).await, r => r.submit(&spec, false).await)
+        self.submit_with(spec, false).await
     }
 
     /// Submits a job held (checked and recorded; it starts on
     /// [`release`](Self::release)), as `sbatch --hold` does.
     pub async fn submit_held(&self, spec: JobSpec) -> Result<Submitted> {
-        both!(self, e => e.submit_estimated(spec, true).await, r => r.submit(&spec, true).await)
+        self.submit_with(spec, true).await
+    }
+
+    /// [`submit`](Self::submit), or [`submit_held`](Self::submit_held)
+    /// when `hold` (the front ends' `--hold` / `hold=True` / `{hold}`).
+    pub async fn submit_with(&self, spec: JobSpec, hold: bool) -> Result<Submitted> {
+        both!(self, e => e.submit_estimated(spec, hold).await, r => r.submit(&spec, hold).await)
     }
 
     /// Starts a held job (`Conflict` when it is not held).

@@ -397,11 +397,7 @@ pub(crate) fn submit(o: &Opts, json: bool, kind: JobKind, a: &JobArgs) -> Result
                 errln!("  Budget:     {}", spec.budget)?;
             }
         }
-        let sub = if a.hold {
-            c.submit_held(spec).await
-        } else {
-            c.submit(spec).await
-        };
+        let sub = c.submit_with(spec, a.hold).await;
         let sub = sub.map_err(|e| {
             // The engine names the spec's field; the user typed the flag.
             if e.context_value("field") == Some("budget") {

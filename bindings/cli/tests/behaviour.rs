@@ -131,11 +131,7 @@ async fn submit(c: &Connection, kind: JobKind, args: &Value) -> Result<Value, Er
     let req: JobRequest = serde_json::from_value(rest(args, &["hold"]))
         .map_err(|e| Error::invalid("request", e.to_string()))?;
     let spec = req.apply(kind, None)?;
-    let s = if hold {
-        c.submit_held(spec).await?
-    } else {
-        c.submit(spec).await?
-    };
+    let s = c.submit_with(spec, hold).await?;
     Ok(json!({ "id": s.job_id }))
 }
 

@@ -178,12 +178,7 @@ impl Engine {
             async move {
                 let conn = conn?;
                 let (spec, options) = (spec?, options?);
-                let sub = if options.hold {
-                    conn.submit_held(spec).await?
-                } else {
-                    conn.submit(spec).await?
-                };
-                Ok(sub.job_id)
+                Ok(conn.submit_with(spec, options.hold).await?.job_id)
             },
             move |_, job| Ok(Job { shared, job }),
         )

@@ -55,7 +55,7 @@ pub(crate) fn connection(py: Python<'_>, h: &Handle) -> PyResult<Connection> {
 
 /// Runs `f` on the connection, blocking with the GIL released, and
 /// converts its result.
-fn call<T, F, Fut>(py: Python<'_>, h: &Handle, f: F) -> PyResult<Py<PyAny>>
+pub(crate) fn call<T, F, Fut>(py: Python<'_>, h: &Handle, f: F) -> PyResult<Py<PyAny>>
 where
     F: FnOnce(Connection) -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>> + Send,
@@ -67,7 +67,7 @@ where
 }
 
 /// [`call`] as an asyncio awaitable.
-fn call_async<T, F, Fut>(py: Python<'_>, h: &Handle, f: F) -> PyResult<Py<PyAny>>
+pub(crate) fn call_async<T, F, Fut>(py: Python<'_>, h: &Handle, f: F) -> PyResult<Py<PyAny>>
 where
     F: FnOnce(Connection) -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
@@ -119,20 +119,22 @@ fn submit(
     hold: bool,
     request: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Job> {
+    submit_spec(py, h, spec_of(py, kind, request)?, hold)
+}
+
+/// The spec of `kind` that keyword arguments (a `JobRequest`) describe.
+fn spec_of(
+    py: Python<'_>,
+    kind: JobKind,
+    request: Option<&Bound<'_, PyDict>>,
+) -> PyResult<JobSpec> {
     let req: JobRequest = from_kwargs("request", request)?;
-    let spec = req.apply(kind, None).map_err(|e| to_exception(py, &e))?;
-    submit_spec(py, h, spec, hold)
+    req.apply(kind, None).map_err(|e| to_exception(py, &e))
 }
 
 fn submit_spec(py: Python<'_>, h: &Handle, spec: JobSpec, hold: bool) -> PyResult<Job> {
     let c = connection(py, h)?;
-    let s = block(py, async move {
-        if hold {
-            c.submit_held(spec).await
-        } else {
-            c.submit(spec).await
-        }
-    })?;
+    let s = block(py, async move { c.submit_with(spec, hold).await })?;
     Ok(Job::new(h.clone(), s.job_id))
 }
 
@@ -256,21 +258,12 @@ impl Engine {
         hold: bool,
         request: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let req: JobRequest = from_kwargs("request", request)?;
-        let spec = req
-            .apply(JobKind::Train, None)
-            .map_err(|e| to_exception(py, &e))?;
+        let spec = spec_of(py, JobKind::Train, request)?;
         let c = connection(py, &self.h)?;
         let h = self.h.clone();
         awaitable(
             py,
-            async move {
-                if hold {
-                    c.submit_held(spec).await
-                } else {
-                    c.submit(spec).await
-                }
-            },
+            async move { c.submit_with(spec, hold).await },
             move |py, s| Ok(Py::new(py, Job::new(h, s.job_id))?.into_any()),
         )
     }
@@ -280,10 +273,7 @@ impl Engine {
     /// What a training job of `request` may cost and take (upper bounds).
     #[pyo3(signature = (**request))]
     fn estimate(&self, py: Python<'_>, request: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
-        let req: JobRequest = from_kwargs("request", request)?;
-        let spec = req
-            .apply(JobKind::Train, None)
-            .map_err(|e| to_exception(py, &e))?;
+        let spec = spec_of(py, JobKind::Train, request)?;
         call(py, &self.h, |c| async move { c.estimate(&spec).await })
     }
 

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use crate::aio::awaitable;
 use crate::convert::{block, to_py};
-use crate::engine::{Handle, connection};
+use crate::engine::{self, Handle, connection};
 
 /// A submitted job of an engine.
 #[pyclass(module = "arthapy._native", frozen)]
@@ -35,27 +35,27 @@ fn event(py: Python<'_>, ev: &JobEvent) -> PyResult<Py<PyAny>> {
         .unbind())
 }
 
-/// Runs `f` on the job's connection, blocking with the GIL released.
+/// Runs `f` on the job's connection and id, blocking with the GIL
+/// released ([`engine::call`]).
 fn call<T, F, Fut>(py: Python<'_>, job: &Job, f: F) -> PyResult<Py<PyAny>>
 where
     F: FnOnce(artha_engine::Connection, JobId) -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>> + Send,
     T: serde::Serialize + Send,
 {
-    let c = connection(py, &job.h)?;
-    let v = block(py, f(c, job.id))?;
-    to_py(py, &v)
+    let id = job.id;
+    engine::call(py, &job.h, move |c| f(c, id))
 }
 
-/// [`call`] as an asyncio awaitable.
+/// [`call`] as an asyncio awaitable ([`engine::call_async`]).
 fn call_async<T, F, Fut>(py: Python<'_>, job: &Job, f: F) -> PyResult<Py<PyAny>>
 where
     F: FnOnce(artha_engine::Connection, JobId) -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>> + Send + 'static,
     T: serde::Serialize + Send + 'static,
 {
-    let c = connection(py, &job.h)?;
-    awaitable(py, f(c, job.id), |py, v| to_py(py, &v))
+    let id = job.id;
+    engine::call_async(py, &job.h, move |c| f(c, id))
 }
 
 #[pymethods]
