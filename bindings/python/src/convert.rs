@@ -113,25 +113,18 @@ pub(crate) fn parse<T: std::str::FromStr<Err = Error>>(
         .map_err(|e: Error| to_exception(py, &e.at_field(field)))
 }
 
-/// The exception class name of an error kind (`arthapy.errors`).
-fn class_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidInput => "InvalidInput",
-        ErrorKind::NotFound => "NotFound",
-        ErrorKind::AlreadyExists => "AlreadyExists",
-        ErrorKind::Corrupted => "Corrupted",
-        ErrorKind::PermissionDenied => "PermissionDenied",
-        ErrorKind::InsufficientFunds => "InsufficientFunds",
-        ErrorKind::ResourceExhausted => "ResourceExhausted",
-        ErrorKind::Conflict => "Conflict",
-        ErrorKind::Unavailable => "Unavailable",
-        ErrorKind::Timeout => "Timeout",
-        ErrorKind::Cancelled => "Cancelled",
-        ErrorKind::Reverted => "Reverted",
-        ErrorKind::Unsupported => "Unsupported",
-        ErrorKind::JobFailed => "JobFailed",
-        _ => "Internal",
-    }
+/// The exception class name of an error kind in `arthapy.errors`: its
+/// name in CamelCase (`invalid_input` → `InvalidInput`).
+fn class_name(kind: ErrorKind) -> String {
+    kind.as_str()
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// An engine error as the `arthapy.errors` exception of its kind, with
@@ -139,7 +132,10 @@ fn class_name(kind: ErrorKind) -> &'static str {
 pub(crate) fn to_exception(py: Python<'_>, e: &Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let module = py.import("arthapy.errors")?;
-        let cls = module.getattr(class_name(e.kind()))?;
+        // A kind newer than the Python classes is an `Internal` error.
+        let cls = module
+            .getattr(class_name(e.kind()).as_str())
+            .or_else(|_| module.getattr("Internal"))?;
         let ctx = PyDict::new(py);
         for (k, v) in e.context() {
             ctx.set_item(*k, v)?;
