@@ -15,7 +15,8 @@ interface VmScript {
 
 /// @notice Deploys and wires the six contracts with the deployer as admin
 /// and every operational role (the engine's single-operator default; the
-/// Rust engine does the same from the committed artifacts).
+/// Rust engine does the same from the committed artifacts). Disputes need
+/// no role: they are judged by juries drawn from ProofOfCompute's pool.
 /// `forge script script/Deploy.s.sol --rpc-url $RPC --broadcast --use ./bin/solc`
 contract Deploy {
     VmScript internal constant vm = VmScript(address(uint160(uint256(keccak256("hevm cheat code")))));
@@ -28,14 +29,14 @@ contract Deploy {
         ModelRegistry models = new ModelRegistry(me, datasets);
         DealMarket market = new DealMarket(me);
         AIJobManager manager = new AIJobManager(me, market, registry);
-        poc = new ProofOfCompute(me, manager, registry, market, 1 hours, 0.1 ether, 0.5 ether);
+        // challenge period 1 h, min bond 0.1, slash 0.5, juror stake 1, jury of 3, vote phases of 1 h
+        poc = new ProofOfCompute(me, manager, registry, market, 1 hours, 0.1 ether, 0.5 ether, 1 ether, 3, 1 hours);
         market.grantRole(market.ESCROW(), address(manager));
         market.grantRole(market.SETTLER(), address(poc));
         manager.grantRole(manager.PROVER(), address(poc));
         manager.grantRole(manager.SCHEDULER(), me);
         registry.grantRole(registry.SLASHER(), address(poc));
         registry.grantRole(registry.ATTESTOR(), me);
-        poc.grantRole(poc.ARBITER(), me);
         models.grantRole(models.REGISTRAR(), me);
         vm.stopBroadcast();
     }

@@ -18,8 +18,13 @@ import {NodeCertRegistry} from "./NodeCertRegistry.sol";
 /// Completion is `ProofOfCompute.commit` by the assigned node's operator
 /// (status Committed): the result and the proof are one transaction.
 /// Status machine:
-///   Submitted → Assigned → Committed ⇄ Challenged → Finalized | Slashed
+///   Submitted → Assigned → Committed ⇄ Challenged → Finalized | Slashed | Voided
 ///   Submitted → Cancelled (submitter);  Assigned → Failed (node or scheduler)
+///
+/// Payment is per verified step: the submitter fixes `pricePerStep` and the
+/// step count the spec implies (`maxSteps`); the node is paid
+/// `steps × pricePerStep` for the steps it committed (never more than
+/// `maxSteps`), the rest of the escrow goes back to the submitter.
 contract AIJobManager is Roles {
     /// @notice May assign jobs to nodes.
     bytes32 public constant SCHEDULER = keccak256("SCHEDULER");
@@ -36,17 +41,21 @@ contract AIJobManager is Roles {
         Finalized,
         Cancelled,
         Slashed,
-        Failed
+        Failed,
+        /// A dispute found the node's data unavailable: escrow refunded, node
+        /// unpaid, not slashed.
+        Voided
     }
 
-    /// @notice A job as the chain knows it: two slots at submission, a third
-    /// once assigned. The spec hash is only in the `JobSubmitted` event.
+    /// @notice A job as the chain knows it: three slots at submission (the
+    /// node's slot is written at assignment).
     struct Job {
         address submitter;
         Status status;
-        uint64 maxGpuSeconds;
-        uint128 rate; // wei per GPU-second
+        uint64 maxSteps; // the step count the spec implies
+        uint128 pricePerStep; // wei per verified step
         bytes32 nodeId;
+        bytes32 specCid; // BLAKE3 CID digest of the job spec (content-addressed storage)
     }
 
     DealMarket public immutable market;
@@ -59,9 +68,9 @@ contract AIJobManager is Roles {
     error UnknownJob(bytes32 jobId);
     /// @notice A submission with no budget.
     error Unfunded();
-    /// @notice The budget is below `maxGpuSeconds × rate`.
+    /// @notice The budget is below `maxSteps × pricePerStep`.
     error BudgetBelowEstimate(uint256 budget, uint256 estimate);
-    /// @notice A zero job id or zero `maxGpuSeconds`.
+    /// @notice A zero job id, spec CID or `maxSteps`.
     error InvalidJob();
     /// @notice The job is not in a status that allows this.
     error WrongStatus(bytes32 jobId, Status status);
@@ -76,9 +85,9 @@ contract AIJobManager is Roles {
     event JobSubmitted(
         bytes32 indexed jobId,
         address indexed submitter,
-        bytes32 specHash,
-        uint64 maxGpuSeconds,
-        uint128 rate,
+        bytes32 specCid,
+        uint64 maxSteps,
+        uint128 pricePerStep,
         uint256 budget
     );
     /// @notice A job was assigned to a node.
@@ -96,22 +105,24 @@ contract AIJobManager is Roles {
     }
 
     /// @notice Submits a job, locking `msg.value` as its escrow in DealMarket.
-    /// The budget must cover `maxGpuSeconds × rate`; at settlement the node
-    /// gets measured GPU-seconds × `rate` and the submitter the rest.
+    /// The budget must cover `maxSteps × pricePerStep`; at settlement the
+    /// node gets committed steps × `pricePerStep` and the submitter the rest.
     /// @param jobId the engine's job id (non-zero, never reused).
-    /// @param specHash keccak256 of the canonical job spec (model, dataset,
-    /// kind, hyper-parameters, resources); recorded in `JobSubmitted` only.
-    /// @param maxGpuSeconds most GPU-seconds the node may bill.
-    /// @param rate price in wei per GPU-second, fixed for the job.
-    function submitJob(bytes32 jobId, bytes32 specHash, uint64 maxGpuSeconds, uint128 rate) external payable {
+    /// @param specCid BLAKE3 CID digest of the job spec (model, dataset,
+    /// kind, hyper-parameters, resources) in content-addressed storage;
+    /// non-zero. Jurors and auditors fetch the spec by it.
+    /// @param maxSteps the step count the spec implies (non-zero): the most
+    /// steps the node may commit and be paid for.
+    /// @param pricePerStep price in wei per verified step, fixed for the job.
+    function submitJob(bytes32 jobId, bytes32 specCid, uint64 maxSteps, uint128 pricePerStep) external payable {
         if (msg.value == 0) revert Unfunded();
-        if (jobId == bytes32(0) || maxGpuSeconds == 0) revert InvalidJob();
+        if (jobId == bytes32(0) || specCid == bytes32(0) || maxSteps == 0) revert InvalidJob();
         if (_jobs[jobId].status != Status.None) revert JobExists(jobId);
-        uint256 estimate = uint256(maxGpuSeconds) * rate;
+        uint256 estimate = uint256(maxSteps) * pricePerStep;
         if (msg.value < estimate) revert BudgetBelowEstimate(msg.value, estimate);
-        _jobs[jobId] = Job(msg.sender, Status.Submitted, maxGpuSeconds, rate, bytes32(0));
+        _jobs[jobId] = Job(msg.sender, Status.Submitted, maxSteps, pricePerStep, bytes32(0), specCid);
         market.lockEscrow{value: msg.value}(jobId, msg.sender);
-        emit JobSubmitted(jobId, msg.sender, specHash, maxGpuSeconds, rate, msg.value);
+        emit JobSubmitted(jobId, msg.sender, specCid, maxSteps, pricePerStep, msg.value);
     }
 
     /// @notice Assigns a submitted job to an eligible (active, certified,

@@ -8,7 +8,8 @@ import {Roles, Guarded} from "./Roles.sol";
 /// region, price per GPU-second, runtimes, endpoint and stake; certification
 /// by attestors; reputation and slashing by ProofOfCompute; deregistration,
 /// unbonding and stake withdrawal. A node takes jobs while it is active,
-/// certified and staked at least `minStake` (`isEligible`).
+/// certified, staked at least `minStake` and never slashed (`isEligible`).
+/// A slash is for good: no role (admin and attestors included) can undo it.
 contract NodeCertRegistry is Roles, Guarded {
     /// @notice May certify and revoke nodes.
     bytes32 public constant ATTESTOR = keccak256("ATTESTOR");
@@ -28,6 +29,7 @@ contract NodeCertRegistry is Roles, Guarded {
         uint32 reputation;
         bytes32 runtimesHash; // keccak of the sorted runtime list the node serves
         string region;
+        bool slashed; // slashed once: never certified again
     }
 
     /// @notice What a node says about itself beyond the scheduling fields:
@@ -84,6 +86,8 @@ contract NodeCertRegistry is Roles, Guarded {
     error InvalidNodeId();
     /// @notice The node's stake was already withdrawn (or fully slashed).
     error NoStake(bytes32 nodeId);
+    /// @notice The node was slashed: it can never be certified again.
+    error NodeWasSlashed(bytes32 nodeId);
 
     /// @notice A node was registered with `stake` wei.
     event NodeRegistered(
@@ -151,7 +155,8 @@ contract NodeCertRegistry is Roles, Guarded {
             unbondingAt: 0,
             reputation: 0,
             runtimesHash: runtimesHash,
-            region: region
+            region: region,
+            slashed: false
         });
         _ids.push(nodeId);
         emit NodeRegistered(
@@ -170,8 +175,8 @@ contract NodeCertRegistry is Roles, Guarded {
         emit NodeMetadataSet(nodeId, gpuModel, endpoint);
     }
 
-    /// @notice Adds `msg.value` to an active node's stake (anyone may top up;
-    /// a slashed node needs this, and a new certificate, to work again).
+    /// @notice Adds `msg.value` to an active node's stake (anyone may top
+    /// up). A slashed node stays ineligible whatever its stake.
     function addStake(bytes32 nodeId) external payable {
         Node storage n = _existing(nodeId);
         if (!n.active) revert NotActive(nodeId);
@@ -182,9 +187,11 @@ contract NodeCertRegistry is Roles, Guarded {
         emit StakeAdded(nodeId, msg.value, stake);
     }
 
-    /// @notice Certifies a node (attestors only).
+    /// @notice Certifies a node (attestors only). A slashed node is slashed
+    /// for good: no role can certify it again (`NodeWasSlashed`).
     function certify(bytes32 nodeId) external onlyRole(ATTESTOR) {
         Node storage n = _existing(nodeId);
+        if (n.slashed) revert NodeWasSlashed(nodeId);
         n.certified = true;
         emit NodeCertified(nodeId, msg.sender);
     }
@@ -208,14 +215,16 @@ contract NodeCertRegistry is Roles, Guarded {
         emit ReputationChanged(nodeId, n.reputation);
     }
 
-    /// @notice Takes `amount` of a node's stake, decertifies the node and pays
-    /// the amount to `to` (SLASHER only: ProofOfCompute). Works during
-    /// unbonding too, which is what unbonding is for.
+    /// @notice Takes `amount` of a node's stake, decertifies the node, marks
+    /// it slashed for good (no function clears the mark) and pays the amount
+    /// to `to` (SLASHER only: ProofOfCompute). Works during unbonding too,
+    /// which is what unbonding is for.
     function slash(bytes32 nodeId, uint256 amount, address to) external onlyRole(SLASHER) nonReentrant {
         Node storage n = _existing(nodeId);
         if (amount > n.stake) revert SlashExceedsStake(amount, n.stake);
         n.stake -= uint128(amount);
         n.certified = false;
+        n.slashed = true;
         emit NodeSlashed(nodeId, amount, to);
         _pay(to, amount);
     }
@@ -244,10 +253,11 @@ contract NodeCertRegistry is Roles, Guarded {
         _sendOrRevert(msg.sender, amount);
     }
 
-    /// @notice Whether a node may take jobs: active, certified, staked.
+    /// @notice Whether a node may take jobs: active, certified, staked, and
+    /// never slashed.
     function isEligible(bytes32 nodeId) external view returns (bool) {
         Node storage n = _nodes[nodeId];
-        return n.active && n.certified && n.stake >= minStake;
+        return n.active && n.certified && n.stake >= minStake && !n.slashed;
     }
 
     /// @notice A node's record.

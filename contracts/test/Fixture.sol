@@ -11,7 +11,7 @@ import {AIJobManager} from "../src/AIJobManager.sol";
 import {ProofOfCompute} from "../src/ProofOfCompute.sol";
 
 /// @notice All six contracts deployed and wired as script/Deploy.s.sol does,
-/// with one certified node.
+/// with one certified node; helpers for juries (no juror joins by default).
 abstract contract Fixture is Test {
     event log_named_uint(string key, uint256 val);
 
@@ -25,7 +25,6 @@ abstract contract Fixture is Test {
     address internal admin = address(this);
     address internal scheduler = address(0x5c);
     address internal attestor = address(0xa7);
-    address internal arbiter = address(0xab);
     address internal operator = address(0x0b);
     address internal submitter = address(0x5b);
     address internal challenger = address(0xc4);
@@ -36,7 +35,17 @@ abstract contract Fixture is Test {
     uint64 internal constant PERIOD = 1 hours;
     uint256 internal constant MIN_BOND = 0.1 ether;
     uint256 internal constant SLASH = 0.5 ether;
-    uint128 internal constant RATE = 0.001 ether; // per GPU-second
+    uint128 internal constant PRICE = 0.001 ether; // per step
+    uint256 internal constant JUROR_STAKE = 1 ether;
+    uint32 internal constant JURY = 3;
+    uint64 internal constant VOTE = 1 hours;
+    bytes32 internal constant SPEC = keccak256("spec");
+    uint8 internal constant FRAUD = 1;
+    uint8 internal constant VALID = 2;
+    uint8 internal constant UNAVAILABLE = 3;
+
+    /// Pool members joined by `joinJurors`, in join order.
+    address[] internal pool;
 
     function setUp() public virtual {
         registry = new NodeCertRegistry(admin, MIN_STAKE, 7 days);
@@ -44,21 +53,20 @@ abstract contract Fixture is Test {
         models = new ModelRegistry(admin, datasets);
         market = new DealMarket(admin);
         manager = new AIJobManager(admin, market, registry);
-        poc = new ProofOfCompute(admin, manager, registry, market, PERIOD, MIN_BOND, SLASH);
+        poc = new ProofOfCompute(admin, manager, registry, market, PERIOD, MIN_BOND, SLASH, JUROR_STAKE, JURY, VOTE);
         market.grantRole(market.ESCROW(), address(manager));
         market.grantRole(market.SETTLER(), address(poc));
         manager.grantRole(manager.SCHEDULER(), scheduler);
         manager.grantRole(manager.PROVER(), address(poc));
         registry.grantRole(registry.ATTESTOR(), attestor);
         registry.grantRole(registry.SLASHER(), address(poc));
-        poc.grantRole(poc.ARBITER(), arbiter);
         models.grantRole(models.REGISTRAR(), admin);
 
         vm.deal(operator, 10 ether);
         vm.deal(submitter, 100_000 ether);
         vm.deal(challenger, 10 ether);
         vm.prank(operator);
-        registry.register{value: MIN_STAKE}(NODE, 8, 81_920, uint64(RATE), "eu-west", keccak256("mlp"));
+        registry.register{value: MIN_STAKE}(NODE, 8, 81_920, uint64(PRICE), "eu-west", keccak256("mlp"));
         vm.prank(attestor);
         registry.certify(NODE);
     }
@@ -76,13 +84,13 @@ abstract contract Fixture is Test {
         }
     }
 
-    function submit(bytes32 jobId, uint64 maxGpuSeconds, uint256 budget) internal {
+    function submit(bytes32 jobId, uint64 maxSteps, uint256 budget) internal {
         vm.prank(submitter);
-        manager.submitJob{value: budget}(jobId, keccak256("spec"), maxGpuSeconds, RATE);
+        manager.submitJob{value: budget}(jobId, SPEC, maxSteps, PRICE);
     }
 
-    function submitAndAssign(bytes32 jobId, uint64 maxGpuSeconds, uint256 budget) internal {
-        submit(jobId, maxGpuSeconds, budget);
+    function submitAndAssign(bytes32 jobId, uint64 maxSteps, uint256 budget) internal {
+        submit(jobId, maxSteps, budget);
         vm.prank(scheduler);
         manager.assign(jobId, NODE);
     }
@@ -121,5 +129,83 @@ abstract contract Fixture is Test {
         w0 = ArthaMerkle.nodeHash(ArthaMerkle.leafHash(recs[0]), ArthaMerkle.leafHash(recs[1]));
         w1 = ArthaMerkle.leafHash(recs[2]);
         root = ArthaMerkle.nodeHash(w0, w1);
+    }
+
+    // ------------------------------------------------------------ juries
+
+    /// `n` more jurors join the pool with `JUROR_STAKE` each.
+    function joinJurors(uint256 n) internal {
+        for (uint256 i = 0; i < n; i++) {
+            address a = address(uint160(0x1000 + pool.length));
+            vm.deal(a, 10 ether);
+            vm.prank(a);
+            poc.joinJury{value: JUROR_STAKE}();
+            pool.push(a);
+        }
+    }
+
+    function saltOf(address juror) internal pure returns (bytes32) {
+        return keccak256(abi.encode("salt", juror));
+    }
+
+    /// Moves past the draw block and draws the jury.
+    function draw(uint256 id) internal returns (address[] memory) {
+        vm.roll(block.number + 2);
+        return poc.drawJury(id);
+    }
+
+    function commitVoteAs(uint256 id, address juror, uint8 vote) internal {
+        vm.prank(juror);
+        poc.commitVote(id, keccak256(abi.encode(id, juror, vote, saltOf(juror))));
+    }
+
+    function revealVoteAs(uint256 id, address juror, uint8 vote) internal {
+        vm.prank(juror);
+        poc.revealVote(id, vote, saltOf(juror));
+    }
+
+    /// Draws the jury; juror i votes `votes[i]` (0: commits nothing; 4:
+    /// commits VALID but never reveals), then anyone resolves.
+    function judge(uint256 id, uint8[3] memory votes) internal returns (address[] memory jury) {
+        jury = draw(id);
+        bool allCommit = true;
+        bool allReveal = true;
+        for (uint256 i = 0; i < 3; i++) {
+            if (votes[i] == 0) allCommit = false;
+            if (votes[i] == 0 || votes[i] == 4) allReveal = false;
+            if (votes[i] != 0) commitVoteAs(id, jury[i], votes[i] == 4 ? VALID : votes[i]);
+        }
+        (uint256 commitEnd, uint256 revealEnd) = poc.deadlinesOf(id);
+        if (!allCommit) vm.warp(commitEnd);
+        for (uint256 i = 0; i < 3; i++) {
+            if (votes[i] != 0 && votes[i] != 4) revealVoteAs(id, jury[i], votes[i]);
+        }
+        if (!allReveal) vm.warp(revealEnd);
+        vm.prank(stranger);
+        poc.resolve(id);
+    }
+
+    function unanimous(uint8 v) internal pure returns (uint8[3] memory votes) {
+        votes = [v, v, v];
+    }
+
+    /// The jury `drawJury(id)` picks from `pool` (join order, nobody left),
+    /// re-implemented: seed = keccak(blockhash(drawBlock), id); for i = 0, 1,
+    /// …: pool[keccak(seed, i) % size], skipping the challenger, the
+    /// operator and repeats.
+    function expectedJury(uint256 id, uint256 drawBlock) internal view returns (address[] memory jury) {
+        bytes32 seed = keccak256(abi.encode(blockhash(drawBlock), id));
+        ProofOfCompute.Challenge memory c = poc.getChallenge(id);
+        address op = registry.operatorOf(manager.getJob(c.jobId).nodeId);
+        jury = new address[](JURY);
+        uint256 found = 0;
+        for (uint256 i = 0; found < JURY; i++) {
+            address a = pool[uint256(keccak256(abi.encode(seed, i))) % pool.length];
+            bool skip = a == c.challenger || a == op;
+            for (uint256 k = 0; k < found; k++) {
+                if (jury[k] == a) skip = true;
+            }
+            if (!skip) jury[found++] = a;
+        }
     }
 }

@@ -15,7 +15,7 @@ contract JobsTest is Fixture {
 
     function commitThree(bytes32 root) internal {
         vm.prank(operator);
-        poc.commit(JOB, root, 2, 2, 3, 4_710, bytes32("weights"), bytes32("manifest"));
+        poc.commit(JOB, root, 2, 2, 3, bytes32("weights"), bytes32("manifest"));
     }
 
     function claimForStep2(bytes[] memory recs, bytes32 w0, bytes32 w1, bytes memory replayed)
@@ -44,18 +44,26 @@ contract JobsTest is Fixture {
     function testSubmitReverts() public {
         vm.prank(submitter);
         vm.expectRevert(AIJobManager.Unfunded.selector);
-        manager.submitJob(JOB, bytes32(0), MAX, RATE);
-        // 4 710 GPU-s × 0.001 = 4.71 ARTH; one wei less is refused.
+        manager.submitJob(JOB, SPEC, MAX, PRICE);
+        // 4 710 steps × 0.001 = 4.71 ARTH; one wei less is refused.
         vm.prank(submitter);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.BudgetBelowEstimate.selector, 4.71 ether - 1, 4.71 ether));
-        manager.submitJob{value: 4.71 ether - 1}(JOB, bytes32(0), MAX, RATE);
+        manager.submitJob{value: 4.71 ether - 1}(JOB, SPEC, MAX, PRICE);
         vm.prank(submitter);
         vm.expectRevert(AIJobManager.InvalidJob.selector);
-        manager.submitJob{value: 1}(bytes32(0), bytes32(0), MAX, RATE);
+        manager.submitJob{value: 1}(bytes32(0), SPEC, MAX, PRICE);
+        // The spec's CID is required: jurors fetch the spec by it.
+        vm.prank(submitter);
+        vm.expectRevert(AIJobManager.InvalidJob.selector);
+        manager.submitJob{value: BUDGET}(JOB, bytes32(0), MAX, PRICE);
         submit(JOB, MAX, 4.71 ether);
+        AIJobManager.Job memory j = manager.getJob(JOB);
+        assertEq(j.specCid, SPEC, "spec CID stored");
+        assertEq(j.maxSteps, MAX, "max steps");
+        assertEq(j.pricePerStep, PRICE, "price per step");
         vm.prank(submitter);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.JobExists.selector, JOB));
-        manager.submitJob{value: BUDGET}(JOB, bytes32(0), MAX, RATE);
+        manager.submitJob{value: BUDGET}(JOB, SPEC, MAX, PRICE);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, bytes32("x")));
         manager.getJob(bytes32("x"));
     }
@@ -106,61 +114,98 @@ contract JobsTest is Fixture {
 
     function testCommitRules() public {
         (,,, bytes32 root) = threeStepTree();
+        bytes32 M = bytes32("manifest");
         submit(JOB, MAX, BUDGET);
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Submitted));
-        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), M);
         vm.prank(scheduler);
         manager.assign(JOB, NODE);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotAssignedNode.selector, JOB, stranger));
-        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), M);
         vm.startPrank(operator);
         vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
-        poc.commit(JOB, bytes32(0), 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, bytes32(0), 2, 2, 3, bytes32(0), M);
         vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
-        poc.commit(JOB, root, 2, 5, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 5, 3, bytes32(0), M);
         vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
-        poc.commit(JOB, root, 0, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 0, 2, 3, bytes32(0), M);
         vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
-        poc.commit(JOB, root, 2, 0, 0, 10, bytes32(0), bytes32(0));
-        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.GpuSecondsOverMax.selector, MAX + 1, MAX));
-        poc.commit(JOB, root, 2, 2, 3, MAX + 1, bytes32(0), bytes32(0));
-        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 0, 0, bytes32(0), M);
+        // No manifest, nothing to audit.
+        vm.expectRevert(ProofOfCompute.MalformedRoot.selector);
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), M);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyCommitted.selector, JOB));
-        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), M);
         vm.stopPrank();
-        assertEq(poc.commitmentOf(JOB).jobRoot, root, "stored");
+        ProofOfCompute.Commitment memory c = poc.commitmentOf(JOB);
+        assertEq(c.jobRoot, root, "stored");
+        assertEq(c.manifestCid, M, "manifest stored");
+        assertEq(c.steps, 3, "steps");
+        assertEq(c.commitBlock, block.number, "commit block");
+        assertEq(c.seed, bytes32(0), "not sealed yet");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "committed");
+    }
+
+    function testStepsOverMax() public {
+        (,,, bytes32 root) = threeStepTree();
+        submitAndAssign(JOB, 2, BUDGET);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.StepsOverMax.selector, 3, 2));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), bytes32("m"));
+        vm.prank(operator);
+        poc.commit(JOB, root, 2, 1, 2, bytes32(0), bytes32("m"));
+        assertEq(poc.commitmentOf(JOB).steps, 2, "exactly max is fine");
     }
 
     // ---------------------------------------------------------- finalize
 
-    function testFinalizePaysMeasuredWorkAndRefundsTheRest() public {
+    function testFinalizePaysPerStepAndRefundsTheRest() public {
         (,,, bytes32 root) = threeStepTree();
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.ChallengePeriodActive.selector, block.timestamp + PERIOD));
         poc.finalize(JOB);
         vm.warp(block.timestamp + PERIOD);
+        // The audit seed needs the block after the commitment.
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.SeedNotReady.selector, block.number + 2));
+        poc.finalize(JOB);
+        vm.roll(block.number + 2);
         uint256 op = operator.balance;
         uint256 sub = submitter.balance;
         vm.prank(stranger); // anyone may finalize
         poc.finalize(JOB);
-        assertEq(operator.balance - op, 4.71 ether, "4 710 GPU-s x 0.001 ARTH");
-        assertEq(submitter.balance - sub, BUDGET - 4.71 ether, "refund of the rest");
+        assertEq(operator.balance - op, 3 * PRICE, "3 steps x 0.001 ARTH");
+        assertEq(submitter.balance - sub, BUDGET - 3 * PRICE, "refund of the rest");
         assertEq(address(market).balance, 0, "escrow closed");
         assertEq(registry.getNode(NODE).reputation, 1, "reputation up");
+        assertTrue(poc.commitmentOf(JOB).seed != bytes32(0), "finalize sealed the seed");
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyFinalized.selector, JOB));
         poc.finalize(JOB);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotCommitted.selector, bytes32("x")));
         poc.finalize(bytes32("x"));
     }
 
+    function testFinalizePaysExactlyTheBudgetAtMaxSteps() public {
+        submitAndAssign(JOB, 1_000, 1_000 * uint256(PRICE));
+        vm.prank(operator);
+        poc.commit(JOB, bytes32("root"), 100, 10, 1_000, bytes32(0), bytes32("m"));
+        vm.warp(block.timestamp + PERIOD);
+        vm.roll(block.number + 2);
+        uint256 op = operator.balance;
+        uint256 sub = submitter.balance;
+        poc.finalize(JOB);
+        assertEq(operator.balance - op, 1_000 * uint256(PRICE), "the whole budget");
+        assertEq(submitter.balance, sub, "nothing to refund");
+    }
+
     // --------------------------------------------------------- challenges
 
-    function testUpheldChallengeSlashesAndRefunds() public {
+    function testFraudVerdictSlashesAndRefunds() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         ProofOfCompute.StepClaim memory c = claimForStep2(recs, w0, w1, rec(2, "replayed"));
@@ -168,41 +213,40 @@ contract JobsTest is Fixture {
         uint256 id = poc.challenge{value: MIN_BOND}(JOB, c);
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Challenged), "challenged");
         assertEq(poc.getChallenge(id).step, 2, "step");
+        assertEq(poc.getChallenge(id).challengeBlock, block.number, "challenge block");
         vm.warp(block.timestamp + PERIOD);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.OpenChallenge.selector, JOB));
         poc.finalize(JOB);
         uint256 ch = challenger.balance;
         uint256 sub = submitter.balance;
-        bytes32 ARB = poc.ARBITER();
-        vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Roles.Unauthorized.selector, ARB, stranger));
-        poc.resolve(id, true);
-        vm.prank(arbiter);
-        poc.resolve(id, true);
+        judge(id, unanimous(FRAUD));
         assertEq(challenger.balance - ch, MIN_BOND + SLASH, "bond back plus the slash");
         assertEq(submitter.balance - sub, BUDGET, "submitter refunded in full");
         assertEq(registry.getNode(NODE).stake, MIN_STAKE - SLASH, "stake slashed");
+        assertTrue(registry.getNode(NODE).slashed, "marked slashed");
         assertTrue(!registry.isEligible(NODE), "node decertified");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Slashed), "slashed");
-        vm.prank(arbiter);
+        ProofOfCompute.Challenge memory g = poc.getChallenge(id);
+        assertTrue(g.resolved, "resolved");
+        assertEq(g.verdict, FRAUD, "verdict");
+        assertEq(poc.juryOf(id).length, 3, "jury kept");
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.AlreadyResolved.selector, id));
-        poc.resolve(id, true);
-        vm.prank(arbiter);
+        poc.resolve(id);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.UnknownChallenge.selector, 99));
-        poc.resolve(99, false);
+        poc.resolve(99);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Slashed));
         poc.finalize(JOB);
     }
 
-    function testRejectedChallengePaysTheBondToTheNode() public {
+    function testValidVerdictPaysTheBondToTheNode() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         vm.prank(challenger);
         uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "bogus")));
         uint256 op = operator.balance;
-        vm.prank(arbiter);
-        poc.resolve(id, false);
+        judge(id, unanimous(VALID));
         assertEq(operator.balance - op, MIN_BOND, "bond to the operator");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "back to committed");
         vm.warp(block.timestamp + PERIOD);
@@ -327,7 +371,7 @@ contract JobsTest is Fixture {
         (,,, bytes32 root) = threeStepTree();
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Failed));
-        poc.commit(JOB, root, 2, 2, 3, 10, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 2, 2, 3, bytes32(0), bytes32("m"));
         vm.prank(scheduler);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.WrongStatus.selector, JOB, AIJobManager.Status.Failed));
         manager.fail(JOB);
@@ -354,13 +398,13 @@ contract JobsTest is Fixture {
         manager.fail(X);
         vm.prank(operator);
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
-        poc.commit(X, bytes32("r"), 1, 1, 1, 1, bytes32(0), bytes32(0));
+        poc.commit(X, bytes32("r"), 1, 1, 1, bytes32(0), bytes32("m"));
         vm.prank(address(poc));
         vm.expectRevert(abi.encodeWithSelector(AIJobManager.UnknownJob.selector, X));
         manager.setStatus(X, AIJobManager.Status.Committed);
         vm.prank(submitter);
         vm.expectRevert(AIJobManager.InvalidJob.selector);
-        manager.submitJob{value: 1}(JOB, bytes32(0), 0, RATE);
+        manager.submitJob{value: 1}(JOB, SPEC, 0, PRICE);
         assertEq(poc.getChallenge(1).challenger, address(0), "no challenge yet");
         assertEq(poc.commitmentOf(X).jobRoot, bytes32(0), "no commitment");
         assertEq(market.escrowOf(X).submitter, address(0), "no escrow");
@@ -370,30 +414,49 @@ contract JobsTest is Fixture {
 
     function testEventsCarryEveryField() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         vm.expectEmit(true, true, false, true, address(manager));
-        emit AIJobManager.JobSubmitted(JOB, submitter, keccak256("spec"), MAX, RATE, BUDGET);
+        emit AIJobManager.JobSubmitted(JOB, submitter, SPEC, MAX, PRICE, BUDGET);
         submit(JOB, MAX, BUDGET);
         vm.prank(scheduler);
         vm.expectEmit(true, true, false, true, address(manager));
         emit AIJobManager.JobAssigned(JOB, NODE);
         manager.assign(JOB, NODE);
         vm.expectEmit(true, true, false, true, address(poc));
-        emit ProofOfCompute.Committed(JOB, NODE, root, 2, 2, 3, 4_710, bytes32("weights"), bytes32("manifest"));
+        emit ProofOfCompute.Committed(JOB, NODE, root, 2, 2, 3, bytes32("weights"), bytes32("manifest"));
         commitThree(root);
         bytes memory replayed = rec(2, "replayed");
         vm.prank(challenger);
         vm.expectEmit(true, true, true, true, address(poc));
         emit ProofOfCompute.Challenged(1, JOB, challenger, 2, MIN_BOND, 0, 1, recs[1], replayed);
         poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, replayed));
-        vm.prank(arbiter);
+        vm.roll(block.number + 2);
+        vm.expectEmit(true, false, false, true, address(poc));
+        emit ProofOfCompute.JuryDrawn(
+            1, expectedJury(1, block.number - 1), block.timestamp + VOTE, block.timestamp + 2 * VOTE
+        );
+        address[] memory jury = poc.drawJury(1);
+        for (uint256 i = 0; i < 3; i++) {
+            vm.expectEmit(true, true, false, true, address(poc));
+            emit ProofOfCompute.VoteCommitted(1, jury[i]);
+            commitVoteAs(1, jury[i], VALID);
+        }
+        for (uint256 i = 0; i < 3; i++) {
+            vm.expectEmit(true, true, false, true, address(poc));
+            emit ProofOfCompute.VoteRevealed(1, jury[i], VALID);
+            revealVoteAs(1, jury[i], VALID);
+        }
         vm.expectEmit(true, true, false, true, address(poc));
-        emit ProofOfCompute.ChallengeResolved(1, JOB, false, 0, operator, MIN_BOND);
-        poc.resolve(1, false);
+        emit ProofOfCompute.ChallengeResolved(1, JOB, VALID, 0, operator, MIN_BOND);
+        poc.resolve(1);
         vm.warp(block.timestamp + PERIOD);
+        bytes32 seed = poc.auditSeed(JOB);
+        vm.expectEmit(true, false, false, true, address(poc));
+        emit ProofOfCompute.SeedSealed(JOB, seed);
         vm.expectEmit(true, true, false, true, address(market));
-        emit DealMarket.EscrowSettled(JOB, operator, 4.71 ether, BUDGET - 4.71 ether);
+        emit DealMarket.EscrowSettled(JOB, operator, 3 * PRICE, BUDGET - 3 * PRICE);
         vm.expectEmit(true, true, false, true, address(poc));
-        emit ProofOfCompute.Finalized(JOB, NODE, operator, 4.71 ether, 4_710);
+        emit ProofOfCompute.Finalized(JOB, NODE, operator, 3 * PRICE, 3);
         poc.finalize(JOB);
     }
 
@@ -401,6 +464,7 @@ contract JobsTest is Fixture {
 
     function testSeveralChallengesOfOneJob() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         vm.startPrank(challenger);
@@ -408,45 +472,44 @@ contract JobsTest is Fixture {
         uint256 b = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "b")));
         vm.stopPrank();
         assertEq(poc.commitmentOf(JOB).openChallenges, 2, "two open");
-        vm.prank(arbiter);
-        poc.resolve(a, false);
+        judge(a, unanimous(VALID));
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Challenged), "one still open");
         vm.warp(block.timestamp + PERIOD);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.OpenChallenge.selector, JOB));
         poc.finalize(JOB);
-        vm.prank(arbiter);
-        poc.resolve(b, false);
+        judge(b, unanimous(VALID));
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "none open");
         poc.finalize(JOB);
-        assertEq(address(market).balance + address(poc).balance, 0, "nothing left behind");
+        assertEq(address(market).balance, 0, "escrow closed");
+        assertEq(address(poc).balance, 3 * JUROR_STAKE, "only the jurors' stakes left");
     }
 
-    function testChallengesAfterAnUpheldOneOnlyGetTheirBondBack() public {
+    function testChallengesAfterAFraudVerdictOnlyGetTheirBondBack() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         vm.startPrank(challenger);
         uint256 a = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
         uint256 b = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "b")));
         vm.stopPrank();
-        vm.prank(arbiter);
-        poc.resolve(a, true);
+        judge(a, unanimous(FRAUD));
         // The job is over: no new challenge of it.
         vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.WrongStatus.selector, JOB, AIJobManager.Status.Slashed));
         poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "c")));
         uint256 ch = challenger.balance;
         uint256 stake = registry.getNode(NODE).stake;
-        vm.prank(arbiter);
-        poc.resolve(b, true);
+        judge(b, unanimous(FRAUD));
         assertEq(challenger.balance - ch, MIN_BOND, "bond back, no second slash");
         assertEq(registry.getNode(NODE).stake, stake, "stake untouched");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Slashed), "still slashed");
-        assertEq(address(poc).balance + address(market).balance, 0, "nothing left behind");
+        assertEq(address(poc).balance - 3 * JUROR_STAKE + address(market).balance, 0, "nothing left behind");
     }
 
     function testSlashIsCappedAtTheStake() public {
         (bytes[] memory recs, bytes32 w0, bytes32 w1, bytes32 root) = threeStepTree();
+        joinJurors(3);
         submitAndAssign(JOB, MAX, BUDGET);
         commitThree(root);
         registry.grantRole(registry.SLASHER(), admin);
@@ -454,8 +517,7 @@ contract JobsTest is Fixture {
         vm.prank(challenger);
         uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(recs, w0, w1, rec(2, "a")));
         uint256 ch = challenger.balance;
-        vm.prank(arbiter);
-        poc.resolve(id, true);
+        judge(id, unanimous(FRAUD));
         assertEq(challenger.balance - ch, MIN_BOND + 0.1 ether, "what stake was left");
         assertEq(registry.getNode(NODE).stake, 0, "stake gone");
     }
@@ -472,6 +534,6 @@ contract JobsTest is Fixture {
         vm.deal(submitter, huge);
         vm.prank(submitter);
         vm.expectRevert(abi.encodeWithSelector(DealMarket.EscrowTooLarge.selector, huge));
-        manager.submitJob{value: huge}(bytes32("big"), bytes32(0), 1, RATE);
+        manager.submitJob{value: huge}(bytes32("big"), SPEC, 1, PRICE);
     }
 }

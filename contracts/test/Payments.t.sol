@@ -82,25 +82,34 @@ contract PaymentsTest is Fixture {
         op2.exec(
             address(registry),
             MIN_STAKE,
-            abi.encodeCall(NodeCertRegistry.register, (NODE2, 1, 1, uint64(RATE), "x", bytes32(0)))
+            abi.encodeCall(NodeCertRegistry.register, (NODE2, 1, 1, uint64(PRICE), "x", bytes32(0)))
         );
         vm.prank(attestor);
         registry.certify(NODE2);
     }
 
-    function submitAs(Party who, bytes32 jobId, uint64 maxGpuSeconds, uint256 budget) internal {
+    function submitAs(Party who, bytes32 jobId, uint64 maxSteps, uint256 budget) internal {
+        who.exec(address(manager), budget, abi.encodeCall(AIJobManager.submitJob, (jobId, SPEC, maxSteps, PRICE)));
+    }
+
+    /// Commits the three-step tree (windows of two).
+    function commitAs(Party who, bytes32 jobId, bytes32 root) internal {
+        who.exec(address(poc), abi.encodeCall(ProofOfCompute.commit, (jobId, root, 2, 2, 3, bytes32(0), bytes32("m"))));
+    }
+
+    /// Commits `steps` steps in windows of 1000 under an arbitrary root.
+    function commitStepsAs(Party who, bytes32 jobId, uint64 steps) internal {
+        uint32 windows = uint32((steps + 999) / 1000);
         who.exec(
-            address(manager),
-            budget,
-            abi.encodeCall(AIJobManager.submitJob, (jobId, keccak256("spec"), maxGpuSeconds, RATE))
+            address(poc),
+            abi.encodeCall(ProofOfCompute.commit, (jobId, bytes32("r"), 1000, windows, steps, bytes32(0), bytes32("m")))
         );
     }
 
-    function commitAs(Party who, bytes32 jobId, bytes32 root, uint64 gpuSeconds) internal {
-        who.exec(
-            address(poc),
-            abi.encodeCall(ProofOfCompute.commit, (jobId, root, 2, 2, 3, gpuSeconds, bytes32(0), bytes32(0)))
-        );
+    /// Past the challenge period and the audit seed's block.
+    function afterPeriod() internal {
+        vm.warp(block.timestamp + PERIOD);
+        vm.roll(block.number + 2);
     }
 
     function claimForStep2(bytes memory replayed) internal pure returns (ProofOfCompute.StepClaim memory c) {
@@ -115,13 +124,12 @@ contract PaymentsTest is Fixture {
     // ------------------------------------------------ hostile recipients
 
     function testRefusingOperatorCannotBlockSettlement() public {
-        (,,, bytes32 root) = threeStepTree();
         submit(JOB, MAX, BUDGET);
         vm.prank(scheduler);
         manager.assign(JOB, NODE2);
-        commitAs(op2, JOB, root, 1_000);
+        commitStepsAs(op2, JOB, 1_000);
         op2.setMode(Party.Mode.Reject, address(0));
-        vm.warp(block.timestamp + PERIOD);
+        afterPeriod();
         uint256 sub = submitter.balance;
         vm.expectEmit(true, false, false, true, address(market));
         emit Guarded.PaymentDeferred(address(op2), 1 ether);
@@ -147,9 +155,9 @@ contract PaymentsTest is Fixture {
         vm.prank(scheduler);
         manager.assign(JOB, NODE);
         vm.prank(operator);
-        poc.commit(JOB, root, 2, 2, 3, 1_000, bytes32(0), bytes32(0));
+        poc.commit(JOB, root, 1000, 1, 1_000, bytes32(0), bytes32("m"));
         sub2.setMode(Party.Mode.BurnGas, address(0));
-        vm.warp(block.timestamp + PERIOD);
+        afterPeriod();
         uint256 op = operator.balance;
         poc.finalize(JOB);
         assertEq(operator.balance - op, 1 ether, "the node was paid");
@@ -184,12 +192,12 @@ contract PaymentsTest is Fixture {
         submit(JOB, MAX, BUDGET);
         vm.prank(scheduler);
         manager.assign(JOB, NODE2);
-        commitAs(op2, JOB, root, 1_000);
+        joinJurors(3);
+        commitAs(op2, JOB, root);
         vm.prank(challenger);
         uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(rec(2, "r")));
         op2.setMode(Party.Mode.Reject, address(0));
-        vm.prank(arbiter);
-        poc.resolve(id, false);
+        judge(id, unanimous(VALID));
         assertEq(poc.owed(address(op2)), MIN_BOND, "bond credited to the operator");
         assertEq(uint256(manager.getJob(JOB).status), uint256(AIJobManager.Status.Committed), "resolution went through");
     }
@@ -291,17 +299,30 @@ contract PaymentsTest is Fixture {
 
     struct Outcome {
         uint256 payout;
-        uint256 slashed;
+        uint256 challengerGain;
+        uint256 challengerLoss;
         uint256 bondToOperator;
+        uint256 jurorPenalties;
     }
 
-    function everyone() internal view returns (uint256) {
-        return address(sub2).balance + address(op2).balance + challenger.balance + address(market).balance
+    function everyone() internal view returns (uint256 sum) {
+        sum = address(sub2).balance + address(op2).balance + challenger.balance + address(market).balance
             + address(registry).balance + address(poc).balance + address(manager).balance;
+        for (uint256 i = 0; i < pool.length; i++) {
+            sum += pool[i].balance;
+        }
     }
 
-    /// Plays a job to the end: 0 finalized, 1 upheld challenge, 2 rejected
-    /// challenge then finalized, 3 cancelled, 4 failed.
+    function jurorStakes() internal view returns (uint256 sum) {
+        for (uint256 i = 0; i < pool.length; i++) {
+            sum += poc.jurorStakeOf(pool[i]);
+        }
+    }
+
+    /// Plays a job to the end: 0 finalized, 1 FRAUD, 2 VALID then
+    /// finalized, 3 cancelled, 4 failed, 5 UNAVAILABLE, 6 no juror revealed
+    /// (dismissed) then finalized, 7 no jury (dismissed after the timeout)
+    /// then finalized.
     function play(uint8 outcome, uint64 used) internal returns (Outcome memory r) {
         if (outcome == 3) {
             sub2.exec(address(manager), abi.encodeCall(AIJobManager.cancel, (JOB)));
@@ -313,37 +334,60 @@ contract PaymentsTest is Fixture {
             op2.exec(address(manager), abi.encodeCall(AIJobManager.fail, (JOB)));
             return r;
         }
+        if (outcome == 0) {
+            commitStepsAs(op2, JOB, used);
+            afterPeriod();
+            poc.finalize(JOB);
+            r.payout = uint256(used) * PRICE;
+            return r;
+        }
         (,,, bytes32 root) = threeStepTree();
-        commitAs(op2, JOB, root, used);
-        if (outcome == 1 || outcome == 2) {
-            vm.prank(challenger);
-            uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(rec(2, "r")));
-            vm.prank(arbiter);
-            poc.resolve(id, outcome == 1);
-            if (outcome == 1) return Outcome(0, SLASH, 0);
+        commitAs(op2, JOB, root);
+        vm.prank(challenger);
+        uint256 id = poc.challenge{value: MIN_BOND}(JOB, claimForStep2(rec(2, "r")));
+        if (outcome == 7) {
+            vm.warp(block.timestamp + 4 * VOTE);
+            poc.resolve(id);
+        } else {
+            uint8 v = outcome == 1 ? FRAUD : outcome == 2 ? VALID : outcome == 5 ? UNAVAILABLE : 0;
+            judge(id, unanimous(v));
+        }
+        if (outcome == 1) {
+            r.challengerGain = SLASH;
+            return r;
+        }
+        if (outcome == 5) return r;
+        if (outcome == 2) {
+            r.challengerLoss = MIN_BOND;
             r.bondToOperator = MIN_BOND;
         }
-        vm.warp(block.timestamp + PERIOD);
+        if (outcome == 6) {
+            r.jurorPenalties = 3 * (JUROR_STAKE / 2);
+            r.challengerGain = r.jurorPenalties; // nobody voted with the verdict
+        }
+        afterPeriod();
         poc.finalize(JOB);
-        r.payout = uint256(used) * RATE;
+        r.payout = 3 * uint256(PRICE);
     }
 
-    /// Every wei of escrow, bond and stake ends where the rules say, whatever
-    /// the outcome and whether recipients refuse payment:
-    /// escrow in = payout + refund; a slash moves stake to the challenger;
-    /// contracts keep only open escrow, stake and `owed` credits.
+    /// Every wei of escrow, bond, node stake and juror stake ends where the
+    /// rules say, whatever the outcome and whether recipients refuse
+    /// payment: escrow in = payout + refund; a slash moves stake to the
+    /// challenger; jury penalties move juror stake; contracts keep only open
+    /// escrow, stakes and `owed` credits.
     function testFuzzEscrowConservation(
-        uint64 maxGpuSeconds,
+        uint64 maxSteps,
         uint64 used,
         uint96 extra,
         uint8 outcome,
         bool operatorRefuses,
         bool submitterRefuses
     ) public {
-        maxGpuSeconds = uint64(bound(maxGpuSeconds, 1, 10_000_000));
-        used = uint64(bound(used, 0, maxGpuSeconds));
-        outcome = uint8(bound(outcome, 0, 4));
-        uint256 budget = uint256(maxGpuSeconds) * RATE + bound(extra, 0, 1000 ether);
+        maxSteps = uint64(bound(maxSteps, 3, 10_000_000));
+        used = uint64(bound(used, 1, maxSteps));
+        outcome = uint8(bound(outcome, 0, 7));
+        uint256 budget = uint256(maxSteps) * PRICE + bound(extra, 0, 1000 ether);
+        joinJurors(3);
         address o = address(op2);
         address s = address(sub2);
         uint256 total = everyone();
@@ -351,7 +395,7 @@ contract PaymentsTest is Fixture {
         uint256 o0 = o.balance;
         uint256 c0 = challenger.balance;
 
-        submitAs(sub2, JOB, maxGpuSeconds, budget);
+        submitAs(sub2, JOB, maxSteps, budget);
         assertEq(address(market).balance, budget, "escrow locked in the market");
         if (operatorRefuses) op2.setMode(Party.Mode.Reject, address(0));
         if (submitterRefuses) sub2.setMode(Party.Mode.Reject, address(0));
@@ -362,10 +406,11 @@ contract PaymentsTest is Fixture {
         assertEq(
             o.balance + market.owed(o) + poc.owed(o) - o0, r.payout + r.bondToOperator, "operator: payout (+ a bond)"
         );
-        assertEq(challenger.balance + (outcome == 2 ? MIN_BOND : 0) - c0, r.slashed, "challenger: the slash");
+        assertEq(challenger.balance + r.challengerLoss - c0, r.challengerGain, "challenger: slash or penalties");
+        assertEq(jurorStakes() + r.jurorPenalties, 3 * JUROR_STAKE, "jurors: stakes minus penalties");
         // What the contracts hold is exactly what they owe.
         assertEq(address(market).balance, market.owed(s) + market.owed(o), "market holds only credits");
-        assertEq(address(poc).balance, poc.owed(o), "prover holds only credits");
+        assertEq(address(poc).balance, poc.owed(o) + jurorStakes(), "prover holds juror stakes and credits");
         assertEq(address(manager).balance, 0, "manager holds nothing");
         assertEq(
             address(registry).balance,

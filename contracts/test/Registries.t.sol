@@ -223,9 +223,11 @@ contract RegistriesTest is Fixture {
         assertEq(registry.nodeIds(0, 0).length, 0, "zero limit");
     }
 
-    function testAddStakeRestoresASlashedNode() public {
+    function testASlashedNodeIsSlashedForGood() public {
         registry.grantRole(registry.SLASHER(), admin);
+        assertTrue(!registry.getNode(NODE).slashed, "not slashed yet");
         registry.slash(NODE, 0.5 ether, stranger);
+        assertTrue(registry.getNode(NODE).slashed, "marked slashed");
         assertTrue(!registry.isEligible(NODE), "slashed: decertified and under-staked");
         vm.prank(operator);
         vm.expectRevert(NodeCertRegistry.Unfunded.selector);
@@ -233,10 +235,24 @@ contract RegistriesTest is Fixture {
         vm.prank(operator);
         registry.addStake{value: 0.5 ether}(NODE);
         assertEq(registry.getNode(NODE).stake, MIN_STAKE, "topped up");
-        assertTrue(!registry.isEligible(NODE), "still needs a certificate");
+        assertTrue(!registry.isEligible(NODE), "a top-up does not restore it");
+        // Neither the attestor nor the admin (who can grant itself ATTESTOR)
+        // can certify it again; no function clears the mark.
         vm.prank(attestor);
+        vm.expectRevert(abi.encodeWithSelector(NodeCertRegistry.NodeWasSlashed.selector, NODE));
         registry.certify(NODE);
-        assertTrue(registry.isEligible(NODE), "eligible again");
+        registry.grantRole(registry.ATTESTOR(), admin);
+        vm.expectRevert(abi.encodeWithSelector(NodeCertRegistry.NodeWasSlashed.selector, NODE));
+        registry.certify(NODE);
+        registry.revoke(NODE);
+        assertTrue(registry.getNode(NODE).slashed && !registry.isEligible(NODE), "still slashed");
+        // A zero slash (no stake left to take) marks the node too.
+        vm.prank(operator);
+        registry.register{value: MIN_STAKE}(bytes32("n3"), 1, 1, 1, "x", bytes32(0));
+        registry.certify(bytes32("n3"));
+        assertTrue(registry.isEligible(bytes32("n3")), "eligible");
+        registry.slash(bytes32("n3"), 0, stranger);
+        assertTrue(!registry.isEligible(bytes32("n3")), "zero slash: slashed for good");
         vm.prank(operator);
         registry.deregister(NODE);
         vm.prank(operator);
