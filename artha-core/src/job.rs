@@ -500,8 +500,8 @@ pub struct ReceiptView {
     /// GPU-seconds paid for (a `FinalReceipt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_seconds: Option<u64>,
-    /// Paid to the node: `min(gpu_seconds × rate, budget)`, as the contract
-    /// pays it (`None` when the rate is unknown).
+    /// Paid to the node: `min(committed steps × step price, budget)`, as the
+    /// contract pays it (`None` when the rate is unknown).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "wei_text")]
     pub payout: Option<Amount>,
     /// Refunded to the submitter: `budget − payout`.
@@ -559,8 +559,18 @@ impl JobStatus {
         cost: Option<&crate::money::CostModel>,
         now_ms: u64,
     ) -> Result<JobStatus> {
-        let price = match (record.gpu_seconds, cost) {
-            (Some(s), Some(m)) => Some(m.cost(s)?),
+        // The node is paid committed steps × the step price fixed at
+        // submission (inference: batches served), never its clock.
+        let committed = match record.spec.kind {
+            JobKind::Infer => record.progress.inferences,
+            _ => record.progress.step,
+        };
+        let price = match cost {
+            // Known once the run ended (what it committed is final).
+            Some(m) if record.gpu_seconds.is_some() => m
+                .step_price(&record.spec, crate::money::DEFAULT_GPU_MS_PER_STEP)
+                .ok()
+                .and_then(|p| p.checked_mul(u128::from(committed))),
             _ => None,
         };
         let outcome = JobOutcome::of(record);
@@ -842,7 +852,9 @@ mod tests {
                 (
                     JobPhase::Settled,
                     end + 3_600_000,
-                    Some("challenge period passed: node paid for measured GPU time, rest refunded"),
+                    Some(
+                        "challenge period passed: node paid for its committed steps, rest refunded",
+                    ),
                 ),
             ],
         );
@@ -879,22 +891,23 @@ mod tests {
         let fin = &s.receipts[4];
         assert_eq!(fin.kind, ReceiptType::FinalReceipt);
         assert_eq!(fin.gpu_seconds, Some(4_710));
-        // 4 710 GPU-s × 0.001 ARTH = 4.71 ARTH paid; 10 − 4.71 = 5.29 back.
+        // Paid per committed step, not for the 4 710 GPU-s the node's clock
+        // says: 300 steps × (1 GPU-s × 0.001 ARTH) = 0.3 ARTH; 9.7 back.
         let v = serde_json::to_value(fin).unwrap();
         assert_eq!(v["type"], "FinalReceipt");
         assert_eq!(v["action"], "finalize");
         assert_eq!(v["gpu_seconds"], 4_710);
-        assert_eq!(v["payout"], "4710000000000000000");
-        assert_eq!(v["refund"], "5290000000000000000");
+        assert_eq!(v["payout"], "300000000000000000");
+        assert_eq!(v["refund"], "9700000000000000000");
         assert_eq!(v["block"], 20);
         assert_eq!(v["gas"], 21_020);
         assert!(v["tx_hash"].as_str().unwrap().starts_with("0x"));
 
         // The payout never exceeds the escrow (the budget).
-        r.spec.budget = Amount::from_arth(4).unwrap();
+        r.spec.budget = Amount::parse_arth("0.2").unwrap();
         let s = JobStatus::at(&r, Some(&rate()), end).unwrap();
         let v = serde_json::to_value(&s.receipts[4]).unwrap();
-        assert_eq!(v["payout"], "4000000000000000000");
+        assert_eq!(v["payout"], "200000000000000000");
         assert_eq!(v["refund"], "0");
 
         // Without a known rate: no amounts.
@@ -1060,7 +1073,7 @@ mod tests {
         assert_eq!(v["training"]["step"], 120);
         assert_eq!(v["artifacts"][0]["kind"], "checkpoint");
         // A payout that is not a decimal number of wei is refused.
-        let bad = text.replace("\"payout\":\"7000000000000000\"", "\"payout\":\"7 ARTH\"");
+        let bad = text.replace("\"payout\":\"120000000000000000\"", "\"payout\":\"7 ARTH\"");
         assert_ne!(bad, text);
         assert!(serde_json::from_str::<JobStatus>(&bad).is_err());
     }

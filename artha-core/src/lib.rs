@@ -45,6 +45,7 @@ macro_rules! serde_as_str {
     };
 }
 
+pub mod audit;
 pub mod error;
 pub mod hash;
 pub mod identity;
@@ -77,9 +78,9 @@ pub use spec::{
     native_env_refusal,
 };
 pub use traits::{
-    BlobStore, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetRegistration,
-    Escrow, ExecHandle, ExecState, Executor, ExitReason, LaunchSpec, Limits, LogLine, MaybeSend,
-    MaybeSync, ModelRecord, Mounts, NodeRegistration, NodeStanding, NodeView, Party, Placement,
-    PlacementRequest, ProofChain, Receipt, Registry, Scheduler,
+    BlobStore, Chain, ChainCommitment, ChainJobStatus, ChainSubmission, Challenge, Commitment,
+    DatasetRegistration, Escrow, ExecHandle, ExecState, Executor, ExitReason, JobTerms, LaunchSpec,
+    Limits, LogLine, MaybeSend, MaybeSync, ModelRecord, Mounts, NodeRegistration, NodeStanding,
+    NodeView, Party, Placement, PlacementRequest, ProofChain, Receipt, Registry, Scheduler,
 };
 pub use uri::ArthaUri;

@@ -174,7 +174,16 @@ impl FromStr for Amount {
 
 serde_as_str!(Amount);
 
+/// GPU-milliseconds billed per step and device unless configured: one
+/// GPU-second (the reference bills 10 s per step at its scale).
+pub const DEFAULT_GPU_MS_PER_STEP: u64 = 1_000;
+
 /// Prices compute: cost = billed GPU-seconds × rate per GPU-second.
+///
+/// Two uses: [`estimate`](Self::estimate) bounds what a spec may cost by
+/// its time limit (the budget must cover it at admission), and
+/// [`step_price`](Self::step_price) fixes, at submission, what each
+/// committed step pays — the node is paid for steps, never for its clock.
 ///
 /// A job that asks for no GPU is billed as one device (its CPU time is the
 /// scarce resource it holds), so every job has a non-zero estimate.
@@ -216,6 +225,35 @@ impl CostModel {
                 Error::new(ErrorKind::InvalidInput, "cost overflows u128")
                     .with_context("gpu_seconds", gpu_seconds.to_string())
             })
+    }
+
+    /// The price of one training step of `spec`, fixed at submission:
+    /// billed devices × `gpu_ms_per_step` GPU-milliseconds × the rate
+    /// (rounded down to a wei). The node is paid committed steps × this
+    /// price, whatever its clock says (DESIGN §6: pay for verified work).
+    ///
+    /// ```
+    /// use artha_core::{Amount, CostModel, JobKind, JobSpec, Runtime};
+    /// let m = CostModel::new("0.001 ARTH".parse().unwrap());
+    /// let spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
+    /// // 10 GPU-seconds per step, as in the reference (471 steps × 10 s = 4,710 GPU-s).
+    /// assert_eq!(m.step_price(&spec, 10_000).unwrap(), "0.01 ARTH".parse::<Amount>().unwrap());
+    /// ```
+    pub fn step_price(&self, spec: &JobSpec, gpu_ms_per_step: u64) -> Result<Amount> {
+        let ms = u128::from(Self::billed_devices(spec)) * u128::from(gpu_ms_per_step);
+        let wei = self
+            .rate_per_gpu_second
+            .wei()
+            .checked_mul(ms)
+            .ok_or_else(|| Error::invalid("budget", "step price overflows u128"))?
+            / 1000;
+        if wei == 0 {
+            return Err(Error::invalid(
+                "gpu_ms_per_step",
+                "the price of a step rounds to zero wei",
+            ));
+        }
+        Ok(Amount::from_wei(wei))
     }
 
     /// The devices a spec is billed for: its GPU count, or one when it asks

@@ -355,18 +355,21 @@ pub struct Receipt {
     pub gas_used: u64,
 }
 
-/// A job as submitted to the chain, with its escrow.
+/// A job as submitted to the chain, with its escrow: the terms it will be
+/// paid on are fixed here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainSubmission {
     /// The job.
     pub job_id: JobId,
-    /// keccak256 of the spec's canonical JSON.
-    pub spec_hash: KeccakHash,
-    /// Most GPU-seconds payable.
-    pub max_gpu_seconds: u64,
-    /// Price per GPU-second, fixed at submission.
-    pub rate: Amount,
-    /// Escrow to lock (≥ `max_gpu_seconds × rate`).
+    /// Content id of the spec's canonical JSON in the store: what anyone
+    /// replaying the job reads (runtime, inputs, hyper-parameters, seed).
+    pub spec: Cid,
+    /// Most steps the node may commit: the step count the spec implies
+    /// (or what the budget buys, when the data cannot be counted).
+    pub max_steps: u64,
+    /// Price of one committed step, fixed at submission.
+    pub price_per_step: Amount,
+    /// Escrow to lock (≥ `max_steps × price_per_step`).
     pub budget: Amount,
 }
 
@@ -381,14 +384,47 @@ pub struct Commitment {
     pub window: u32,
     /// Number of windows.
     pub windows: u32,
-    /// Number of steps.
+    /// Number of steps (what the node is paid for).
     pub steps: u64,
-    /// GPU-seconds measured by the engine.
-    pub gpu_seconds: u64,
     /// Digest of the final weights.
     pub final_weights: Blake3Digest,
-    /// Manifest listing window roots and checkpoint CIDs.
+    /// Manifest listing window roots, checkpoint CIDs and the step log.
     pub manifest: Cid,
+}
+
+/// A job's commitment as the chain holds it — what a verifier trusts,
+/// rather than anything the node serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainCommitment {
+    /// Root over the window roots.
+    pub job_root: KeccakHash,
+    /// The proof manifest's content id.
+    pub manifest: Cid,
+    /// Steps committed.
+    pub steps: u64,
+    /// Steps per window.
+    pub window: u32,
+    /// Number of windows.
+    pub windows: u32,
+    /// Block the commitment was included in.
+    pub commit_block: u64,
+    /// Its block timestamp.
+    pub committed_at: u64,
+    /// Challenges open against it.
+    pub open_challenges: u16,
+}
+
+/// The terms a job was submitted on, as the chain holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTerms {
+    /// Content id of the spec.
+    pub spec: Cid,
+    /// Most steps payable.
+    pub max_steps: u64,
+    /// Price of one step.
+    pub price_per_step: Amount,
+    /// The submitter's account (`0x…`).
+    pub submitter: String,
 }
 
 /// A claim that a committed step is wrong, with the replayed record.
@@ -426,6 +462,9 @@ pub enum ChainJobStatus {
     Slashed,
     /// The job failed after assignment (nothing committed) and was refunded.
     Failed,
+    /// A jury found the committed data unavailable: the submitter was
+    /// refunded, the node not paid (nor slashed).
+    Voided,
 }
 
 /// Records jobs, commitments and settlement on a chain.
@@ -473,6 +512,14 @@ pub trait ProofChain: MaybeSend + MaybeSync {
     async fn receipt(&self, tx: &KeccakHash) -> Result<Option<Receipt>>;
     /// The node a job is assigned to (`None` before assignment).
     async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>>;
+    /// A job's commitment as the chain holds it (`None` before a commit).
+    async fn commitment(&self, job: &JobId) -> Result<Option<ChainCommitment>>;
+    /// The terms a job was submitted on.
+    async fn job_terms(&self, job: &JobId) -> Result<JobTerms>;
+    /// The seed a committed job's audit is drawn from: a block hash the
+    /// node could not know when it committed, mixed with the job id.
+    /// `Conflict` until that block exists.
+    async fn audit_seed(&self, job: &JobId) -> Result<KeccakHash>;
     /// The account this chain client acts as, as text (`0x…`).
     fn account(&self) -> String;
     /// The challenge period after a commit, seconds.
@@ -506,6 +553,9 @@ forward_trait!(ProofChain, async {
     advance_time(secs: u64) -> ();
     receipt(tx: &KeccakHash) -> Option<Receipt>;
     job_node(job: &JobId) -> Option<NodeId>;
+    commitment(job: &JobId) -> Option<ChainCommitment>;
+    job_terms(job: &JobId) -> JobTerms;
+    audit_seed(job: &JobId) -> KeccakHash;
 } sync {
     account() -> String;
     challenge_period_secs() -> u64;

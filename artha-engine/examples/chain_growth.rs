@@ -21,14 +21,14 @@ mod bench {
     use std::time::{Duration, Instant};
 
     use artha_core::{
-        Amount, ChainSubmission, JobId, KeccakHash, NodeId, NodeRegistration, ProofChain, Registry,
+        Amount, ChainSubmission, JobId, NodeId, NodeRegistration, ProofChain, Registry,
     };
     use artha_engine::chain::contracts::Params;
     use artha_engine::chain::embedded::EmbeddedEvm;
 
     /// Price per GPU-second of the node and of every job (0.001 ARTH).
     const RATE: u128 = 1_000_000_000_000_000;
-    const GPU_SECONDS: u64 = 10;
+    const STEPS: u64 = 10;
 
     fn job_id(i: u64) -> JobId {
         let mut b = [0u8; 16];
@@ -40,10 +40,10 @@ mod bench {
     fn submission(i: u64) -> ChainSubmission {
         ChainSubmission {
             job_id: job_id(i),
-            spec_hash: KeccakHash::of(&i.to_be_bytes()),
-            max_gpu_seconds: GPU_SECONDS,
-            rate: Amount::from_wei(RATE),
-            budget: Amount::from_wei(RATE * u128::from(GPU_SECONDS)),
+            spec: artha_core::Cid::of(&i.to_be_bytes()),
+            max_steps: STEPS,
+            price_per_step: Amount::from_wei(RATE),
+            budget: Amount::from_wei(RATE * u128::from(STEPS)),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod api;
 pub mod chain;
 pub mod config;
 mod connect;
+pub mod dispute;
 pub mod engine;
 pub mod exec;
 mod fsutil;
@@ -50,6 +51,7 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod verify;
 
 pub use connect::{Connection, connect, connect_or};
 

@@ -76,6 +76,14 @@ pub struct ProofManifest {
     pub final_weights: Blake3Digest,
     /// Checkpoints, by step.
     pub checkpoints: Vec<CheckpointRef>,
+    /// The canonical step log ([`artha_core::audit::encode_step_log`]) in
+    /// the store: what anyone replays against (training jobs; absent in
+    /// manifests written before it was published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_log: Option<Cid>,
+    /// The job's spec in the store (the same CID as on chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Cid>,
 }
 
 /// The manifest's format tag.
@@ -204,6 +212,8 @@ impl ProofRecorder {
             job_root: tree.root(),
             final_weights,
             checkpoints: self.checkpoints.clone(),
+            step_log: None,
+            spec: None,
         };
         Ok((manifest, tree))
     }
@@ -229,14 +239,15 @@ impl ProofRecorder {
             job_root: tree.root(),
             final_weights: last.weight_digest,
             checkpoints: self.checkpoints.clone(),
+            step_log: None,
+            spec: None,
         })
     }
 }
 
 impl ProofManifest {
-    /// The on-chain commitment for this manifest stored as `manifest_cid`,
-    /// with `gpu_seconds` measured by the engine.
-    pub fn commitment(&self, manifest_cid: Cid, gpu_seconds: u64) -> Result<Commitment> {
+    /// The on-chain commitment for this manifest stored as `manifest_cid`.
+    pub fn commitment(&self, manifest_cid: Cid) -> Result<Commitment> {
         Ok(Commitment {
             job_id: self.job_id,
             job_root: self.job_root,
@@ -244,7 +255,6 @@ impl ProofManifest {
             windows: u32::try_from(self.window_roots.len())
                 .map_err(|_| Error::invalid("windows", "more than 2^32 windows"))?,
             steps: self.steps,
-            gpu_seconds,
             final_weights: self.final_weights,
             manifest: manifest_cid,
         })
@@ -298,25 +308,11 @@ impl ProofManifest {
     }
 }
 
-/// Chooses up to `count` distinct windows of `windows` to audit, from
-/// `seed` (the hash of the block holding the commitment) and the job id:
-/// window `i` of the sequence is `keccak256(seed ‖ job ‖ i) mod windows`,
-/// skipping repeats. Deterministic, so anyone can re-derive the choice.
+/// Chooses up to `count` distinct windows to audit from the chain's audit
+/// seed ([`artha_core::audit::audit_windows`], the same choice as
+/// `ProofOfCompute.auditWindows`). Deterministic, so anyone can re-derive it.
 pub fn audit_windows(seed: &KeccakHash, job: &JobId, windows: u64, count: u64) -> Vec<u64> {
-    let want = count.min(windows) as usize;
-    let mut chosen: Vec<u64> = Vec::with_capacity(want);
-    let mut i: u64 = 0;
-    while chosen.len() < want {
-        let h = KeccakHash::of_parts(&[seed.as_bytes(), job.as_bytes(), &i.to_le_bytes()]);
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&h.as_bytes()[..8]);
-        let w = u64::from_le_bytes(first) % windows;
-        if !chosen.contains(&w) {
-            chosen.push(w);
-        }
-        i += 1;
-    }
-    chosen
+    artha_core::audit::audit_windows(seed, job.as_bytes(), windows, count)
 }
 
 /// The first difference between a window's committed records and a replay.
@@ -430,11 +426,8 @@ mod tests {
             m.checkpoint_before(0).is_none(),
             "window 0 replays from the initial model"
         );
-        let c = m.commitment(Cid::of(b"manifest"), 77).unwrap();
-        assert_eq!(
-            (c.job_root, c.windows, c.steps, c.gpu_seconds),
-            (tree.root(), 3, 25, 77)
-        );
+        let c = m.commitment(Cid::of(b"manifest")).unwrap();
+        assert_eq!((c.job_root, c.windows, c.steps), (tree.root(), 3, 25));
     }
 
     #[test]

@@ -61,7 +61,17 @@ async fn suite_runs_on_anvil() {
     let Some(url) = anvil_url() else { return };
     // Keys 0–4: anvil's chain is shared by the tests of this file, and each
     // test sends from its own accounts (nonces are per account).
-    let chain = RpcChain::connect(&url, &KEYS[..5]).await.unwrap();
+    // Three jurors of their own (funded by the admin in the suite).
+    let jurors: Vec<String> = (1..=3)
+        .map(|i| {
+            hex::encode(alloy_primitives::keccak256(
+                format!("artha anvil juror {i}").as_bytes(),
+            ))
+        })
+        .collect();
+    let mut keys: Vec<&str> = KEYS[..5].to_vec();
+    keys.extend(jurors.iter().map(String::as_str));
+    let chain = RpcChain::connect(&url, &keys).await.unwrap();
     run(
         chain,
         Accounts {
@@ -70,6 +80,7 @@ async fn suite_runs_on_anvil() {
             worker: addr(KEYS[2]),
             submitter: addr(KEYS[3]),
             verifier: addr(KEYS[4]),
+            jurors: [addr(&jurors[0]), addr(&jurors[1]), addr(&jurors[2])],
         },
     )
     .await;

@@ -41,7 +41,7 @@ async fn suite_runs_on_the_embedded_evm_and_survives_restart() {
         (SETTLED_JOB, ChainJobStatus::Finalized),
         (SLASHED_JOB, ChainJobStatus::Slashed),
         (FAILED_JOB, ChainJobStatus::Failed),
-        (RECERTIFIED_JOB, ChainJobStatus::Failed),
+        (VALID_JOB, ChainJobStatus::Committed),
     ] {
         assert_eq!(
             c.job_status(&JobId::from_bytes(job)).await.unwrap(),
@@ -49,7 +49,10 @@ async fn suite_runs_on_the_embedded_evm_and_survives_restart() {
             "{job:?}"
         );
     }
-    assert!(c.node_eligible(&node()).await.unwrap(), "certified again");
+    assert!(
+        !c.node_eligible(&node()).await.unwrap(),
+        "slashed for good, across a restart"
+    );
 }
 
 #[tokio::test]
@@ -68,9 +71,12 @@ async fn job_life_gas_is_flat_in_steps() {
         rows.push(g[4]);
     }
     println!("first job: total {}", first[4]);
-    assert!(first[4] < 400_000, "first job {first:?}");
+    // Bounded, whatever the step count: since the spec CID, the manifest
+    // CID and the audit seed are stored (three words more than before
+    // issue 15), a life costs ~460 000 gas.
+    assert!(first[4] < 500_000, "first job {first:?}");
     for t in &rows {
-        assert!(*t < 400_000, "{rows:?}");
+        assert!(*t < 500_000, "{rows:?}");
         assert!(t.abs_diff(rows[0]) <= 200, "flat in steps: {rows:?}");
     }
 }

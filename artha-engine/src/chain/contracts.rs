@@ -13,7 +13,7 @@
 //! value ([`ArthaContracts::attach`], [`ArthaContracts::as_account`]);
 //! [`super::parties::ChainParties`] routes each call to the right one.
 //!
-//! The chain admin (deployer; ATTESTOR on `NodeCertRegistry`, ARBITER on
+//! The chain admin (deployer; ATTESTOR on `NodeCertRegistry`; no role on
 //! `ProofOfCompute`) is not a party: its key is used by
 //! [`ArthaContracts::deploy`] and by an explicit [`Attestor`] handle only
 //! (see [`super::setup`] for who holds it). The scheduler account gets
@@ -214,7 +214,10 @@ impl ContractError {
     /// `PermissionDenied` for a caller that lacks a role (`Unauthorized`) or
     /// is not the account the call must come from (`NotOperator`,
     /// `NotSubmitter`, `NotAssignedNode`, `NotAssignedNodeOrScheduler`,
-    /// `NotProvider`, `NotClient`), `Reverted` for the rest.
+    /// `NotProvider`, `NotClient`, `NotOnJury`), `Conflict` for a write
+    /// that is too early and succeeds later (`ChallengePeriodActive`,
+    /// `SeedNotReady`, `JuryNotReady`, `VotingOpen`), `Reverted` for the
+    /// rest.
     pub fn kind(&self) -> ErrorKind {
         use AIJobManager::AIJobManagerErrors as J;
         use DatasetRegistry::DatasetRegistryErrors as D;
@@ -239,14 +242,19 @@ impl ContractError {
             ContractError::Jobs(
                 J::Unauthorized(_) | J::NotSubmitter(_) | J::NotAssignedNodeOrScheduler(_),
             )
-            | ContractError::Proofs(P::Unauthorized(_) | P::NotAssignedNode(_))
+            | ContractError::Proofs(P::Unauthorized(_) | P::NotAssignedNode(_) | P::NotOnJury(_))
             | ContractError::Nodes(N::Unauthorized(_) | N::NotOperator(_))
             | ContractError::Models(M::Unauthorized(_))
             | ContractError::Market(K::Unauthorized(_) | K::NotProvider(_) | K::NotClient(_)) => {
                 ErrorKind::PermissionDenied
             }
             // Too early: the same write succeeds later.
-            ContractError::Proofs(P::ChallengePeriodActive(..)) => ErrorKind::Conflict,
+            ContractError::Proofs(
+                P::ChallengePeriodActive(..)
+                | P::SeedNotReady(..)
+                | P::JuryNotReady(..)
+                | P::VotingOpen(..),
+            ) => ErrorKind::Conflict,
             _ => ErrorKind::Reverted,
         }
     }
@@ -281,7 +289,7 @@ impl ContractError {
 }
 
 /// Every role the contracts check, by name.
-const ROLE_NAMES: [&str; 9] = [
+const ROLE_NAMES: [&str; 8] = [
     "ADMIN",
     "SCHEDULER",
     "REGISTRAR",
@@ -290,7 +298,6 @@ const ROLE_NAMES: [&str; 9] = [
     "SETTLER",
     "SLASHER",
     "ATTESTOR",
-    "ARBITER",
 ];
 
 /// A role's id: `keccak256(name)`, as the contracts define it.
@@ -365,7 +372,7 @@ pub struct Deployment {
 }
 
 /// Who gets the contracts' party roles at deployment. The admin (deployer)
-/// keeps ADMIN, ATTESTOR and ARBITER; the contracts' internal roles
+/// keeps ADMIN and ATTESTOR; the contracts' internal roles
 /// (ESCROW, SETTLER, PROVER, SLASHER) go to the contracts, as
 /// `contracts/script/Deploy.s.sol` grants them. Workers, submitters and
 /// verifiers need no role: registering a node, submitting, committing,
@@ -391,11 +398,31 @@ pub struct Params {
     pub min_bond: u128,
     /// Stake taken from a node proven wrong, wei.
     pub slash: u128,
+    /// Stake a juror posts to join the pool, wei.
+    #[serde(default = "default_juror_stake")]
+    pub juror_stake: u128,
+    /// Jurors drawn per challenge (odd).
+    #[serde(default = "default_jury_size")]
+    pub jury_size: u32,
+    /// Seconds for each of the commit and reveal phases of a vote.
+    #[serde(default = "default_vote_period")]
+    pub vote_period_secs: u64,
+}
+
+fn default_juror_stake() -> u128 {
+    10u128.pow(18)
+}
+fn default_jury_size() -> u32 {
+    3
+}
+fn default_vote_period() -> u64 {
+    3600
 }
 
 impl Default for Params {
     /// 1 ARTH stake, 7-day unbonding, 1-hour challenge period, 0.1 ARTH
-    /// bond, 0.5 ARTH slash.
+    /// bond, 0.5 ARTH slash; juries of 3 staking 1 ARTH each, 1-hour
+    /// commit and reveal phases.
     fn default() -> Self {
         Params {
             min_stake: 10u128.pow(18),
@@ -403,6 +430,9 @@ impl Default for Params {
             challenge_period_secs: 3600,
             min_bond: 10u128.pow(17),
             slash: 5 * 10u128.pow(17),
+            juror_stake: default_juror_stake(),
+            jury_size: default_jury_size(),
+            vote_period_secs: default_vote_period(),
         }
     }
 }
@@ -573,6 +603,9 @@ impl<B: EvmBackend> ArthaContracts<B> {
                 params.challenge_period_secs,
                 U256::from(params.min_bond),
                 U256::from(params.slash),
+                U256::from(params.juror_stake),
+                params.jury_size,
+                params.vote_period_secs,
             )
                 .abi_encode_params(),
         )
@@ -592,7 +625,6 @@ impl<B: EvmBackend> ArthaContracts<B> {
             (jobs, "PROVER", proofs),
             (nodes, "SLASHER", proofs),
             (nodes, "ATTESTOR", admin),
-            (proofs, "ARBITER", admin),
         ] {
             admin_client.grant_role(contract, role, who).await?;
         }
@@ -789,14 +821,7 @@ impl<B: EvmBackend> ArthaContracts<B> {
     /// `ProofOfCompute` plus the challenge period, in chain seconds (`None`
     /// before a commit).
     pub async fn settles_at(&self, job: &JobId) -> Result<Option<u64>> {
-        let c = self
-            .call(
-                self.deployment.proofs,
-                ProofOfCompute::commitmentOfCall {
-                    jobId: word16(job.as_bytes()),
-                },
-            )
-            .await?;
+        let c = self.commitment_of(job).await?;
         let at = u64::try_from(c.committedAt)
             .map_err(|_| Error::new(ErrorKind::Corrupted, "commit time above u64"))?;
         if at == 0 {
@@ -956,6 +981,215 @@ impl<B: EvmBackend> ArthaContracts<B> {
         )
         .await
     }
+
+    /// A job's commitment on `ProofOfCompute` (a zero root before a commit).
+    async fn commitment_of(&self, job: &JobId) -> Result<ProofOfCompute::Commitment> {
+        self.call(
+            self.deployment.proofs,
+            ProofOfCompute::commitmentOfCall {
+                jobId: word16(job.as_bytes()),
+            },
+        )
+        .await
+    }
+
+    /// Seals a committed job's audit seed on chain (anyone; idempotent).
+    pub async fn seal(&self, job: &JobId) -> Result<Receipt> {
+        let call = ProofOfCompute::sealCall {
+            jobId: word16(job.as_bytes()),
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+            .map_err(|e| with_id(e, "job_id", job.to_string()))
+    }
+
+    /// The windows `ProofOfCompute.auditWindows` draws for a job (the
+    /// engine derives the same with [`artha_core::audit::audit_windows`]).
+    pub async fn audit_windows(&self, job: &JobId, count: u64) -> Result<Vec<u64>> {
+        let w = self
+            .call(
+                self.deployment.proofs,
+                ProofOfCompute::auditWindowsCall {
+                    jobId: word16(job.as_bytes()),
+                    count: U256::from(count),
+                },
+            )
+            .await?;
+        w.iter()
+            .map(|x| {
+                u64::try_from(*x)
+                    .map_err(|_| Error::new(ErrorKind::Corrupted, "window index above u64"))
+            })
+            .collect()
+    }
+
+    /// Joins the jury pool with `stake` (this account becomes a juror).
+    pub async fn join_jury(&self, stake: Amount) -> Result<Receipt> {
+        let call = ProofOfCompute::joinJuryCall {};
+        self.send(self.deployment.proofs, call.abi_encode(), wei(stake))
+            .await
+    }
+
+    /// Leaves the jury pool; the stake comes back.
+    pub async fn leave_jury(&self) -> Result<Receipt> {
+        let call = ProofOfCompute::leaveJuryCall {};
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+    }
+
+    /// The stake `juror` holds in the pool (zero when not a juror).
+    pub async fn juror_stake_of(&self, juror: Address) -> Result<Amount> {
+        let s = self
+            .call(
+                self.deployment.proofs,
+                ProofOfCompute::jurorStakeOfCall { juror },
+            )
+            .await?;
+        u128::try_from(s)
+            .map(Amount::from_wei)
+            .map_err(|_| Error::new(ErrorKind::Corrupted, "juror stake above u128"))
+    }
+
+    /// Draws the jury of a challenge from chain randomness (anyone, once).
+    pub async fn draw_jury(&self, challenge: u64) -> Result<Receipt> {
+        let call = ProofOfCompute::drawJuryCall {
+            challengeId: U256::from(challenge),
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+            .map_err(|e| with_id(e, "challenge_id", challenge.to_string()))
+    }
+
+    /// The jurors drawn for a challenge (empty before the draw).
+    pub async fn jury_of(&self, challenge: u64) -> Result<Vec<Address>> {
+        self.call(
+            self.deployment.proofs,
+            ProofOfCompute::juryOfCall {
+                challengeId: U256::from(challenge),
+            },
+        )
+        .await
+    }
+
+    /// Commits this juror's vote: `keccak256(abi.encode(challengeId,
+    /// juror, vote, salt))`.
+    pub async fn commit_vote(&self, challenge: u64, vote: Vote, salt: B256) -> Result<Receipt> {
+        let commitment = keccak256(
+            // A uint8 encodes as a 32-byte word, like a uint256.
+            (
+                U256::from(challenge),
+                self.account,
+                U256::from(vote as u8),
+                salt,
+            )
+                .abi_encode_params(),
+        );
+        let call = ProofOfCompute::commitVoteCall {
+            challengeId: U256::from(challenge),
+            commitment,
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+            .map_err(|e| with_id(e, "challenge_id", challenge.to_string()))
+    }
+
+    /// Reveals this juror's committed vote.
+    pub async fn reveal_vote(&self, challenge: u64, vote: Vote, salt: B256) -> Result<Receipt> {
+        let call = ProofOfCompute::revealVoteCall {
+            challengeId: U256::from(challenge),
+            vote: vote as u8,
+            salt,
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+            .map_err(|e| with_id(e, "challenge_id", challenge.to_string()))
+    }
+
+    /// Resolves a challenge from its revealed votes (anyone).
+    pub async fn resolve(&self, challenge: u64) -> Result<Receipt> {
+        let call = ProofOfCompute::resolveCall {
+            challengeId: U256::from(challenge),
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), U256::ZERO)
+            .await
+            .map_err(|e| with_id(e, "challenge_id", challenge.to_string()))
+    }
+
+    /// A challenge as `ProofOfCompute` holds it.
+    pub async fn challenge_info(&self, challenge: u64) -> Result<ChallengeInfo> {
+        let c = self
+            .call(
+                self.deployment.proofs,
+                ProofOfCompute::getChallengeCall {
+                    challengeId: U256::from(challenge),
+                },
+            )
+            .await?;
+        if c.challenger == Address::ZERO {
+            return Err(Error::new(ErrorKind::NotFound, "no such challenge")
+                .with_context("challenge_id", challenge.to_string()));
+        }
+        Ok(ChallengeInfo {
+            id: challenge,
+            job: JobId::from_bytes(id16(&c.jobId)),
+            challenger: c.challenger,
+            bond: Amount::from_wei(c.bond.to::<u128>()),
+            step: c.step,
+            drawn: c.drawnAt.to::<u64>() != 0,
+            verdict: Vote::from_u8(c.verdict),
+            resolved: c.resolved,
+        })
+    }
+}
+
+/// A juror's vote (`ProofOfCompute`'s vote codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vote {
+    /// Replaying the window from its committed start does not give the
+    /// committed record, or committed data is provably not what it claims.
+    Fraud = 1,
+    /// The replay agrees with the commitment.
+    Valid = 2,
+    /// The juror could not fetch the committed data.
+    Unavailable = 3,
+}
+
+impl Vote {
+    /// The vote of a code (`None` for 0, "no verdict", and unknown codes).
+    pub fn from_u8(v: u8) -> Option<Vote> {
+        match v {
+            1 => Some(Vote::Fraud),
+            2 => Some(Vote::Valid),
+            3 => Some(Vote::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+/// A challenge on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeInfo {
+    /// Its id (from 1).
+    pub id: u64,
+    /// The job challenged.
+    pub job: JobId,
+    /// Who posted the bond.
+    pub challenger: Address,
+    /// The bond.
+    pub bond: Amount,
+    /// The disputed step.
+    pub step: u64,
+    /// Whether its jury was drawn.
+    pub drawn: bool,
+    /// The verdict, once resolved (`None` when dismissed without one).
+    pub verdict: Option<Vote>,
+    /// Whether it was resolved.
+    pub resolved: bool,
+}
+
+fn cid_of(w: &B256) -> artha_core::Cid {
+    artha_core::Cid::from_digest(artha_core::Blake3Digest::from_bytes(w.0))
 }
 
 #[async_trait]
@@ -963,9 +1197,9 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
     async fn submit_job(&self, s: &ChainSubmission) -> Result<Receipt> {
         let call = AIJobManager::submitJobCall {
             jobId: word16(s.job_id.as_bytes()),
-            specHash: B256::from(*s.spec_hash.as_bytes()),
-            maxGpuSeconds: s.max_gpu_seconds,
-            rate: s.rate.wei(),
+            specCid: B256::from(*s.spec.as_bytes()),
+            maxSteps: s.max_steps,
+            pricePerStep: s.price_per_step.wei(),
         };
         self.send(self.deployment.jobs, call.abi_encode(), wei(s.budget))
             .await
@@ -987,7 +1221,6 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
             window: c.window,
             windows: c.windows,
             steps: c.steps,
-            gpuSeconds: c.gpu_seconds,
             finalWeights: B256::from(*c.final_weights.as_bytes()),
             manifestCid: B256::from(*c.manifest.as_bytes()),
         };
@@ -1042,6 +1275,7 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
             6 => ChainJobStatus::Cancelled,
             7 => ChainJobStatus::Slashed,
             8 => ChainJobStatus::Failed,
+            9 => ChainJobStatus::Voided,
             other => {
                 return Err(Error::new(
                     ErrorKind::Corrupted,
@@ -1079,6 +1313,46 @@ impl<B: EvmBackend> ProofChain for ArthaContracts<B> {
 
     async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
         ArthaContracts::job_node(self, job).await
+    }
+
+    async fn commitment(&self, job: &JobId) -> Result<Option<artha_core::ChainCommitment>> {
+        let c = self.commitment_of(job).await?;
+        if c.jobRoot == B256::ZERO {
+            return Ok(None);
+        }
+        Ok(Some(artha_core::ChainCommitment {
+            job_root: KeccakHash::from_bytes(c.jobRoot.0),
+            manifest: cid_of(&c.manifestCid),
+            steps: c.steps,
+            window: c.window,
+            windows: c.windows,
+            commit_block: c.commitBlock,
+            committed_at: u64::try_from(c.committedAt).unwrap_or(u64::MAX),
+            open_challenges: c.openChallenges,
+        }))
+    }
+
+    async fn job_terms(&self, job: &JobId) -> Result<artha_core::JobTerms> {
+        let j = self.job_record(job).await?;
+        Ok(artha_core::JobTerms {
+            spec: cid_of(&j.specCid),
+            max_steps: j.maxSteps,
+            price_per_step: Amount::from_wei(j.pricePerStep),
+            submitter: j.submitter.to_string(),
+        })
+    }
+
+    async fn audit_seed(&self, job: &JobId) -> Result<KeccakHash> {
+        let seed = self
+            .call(
+                self.deployment.proofs,
+                ProofOfCompute::auditSeedCall {
+                    jobId: word16(job.as_bytes()),
+                },
+            )
+            .await
+            .map_err(|e| with_id(e, "job_id", job.to_string()))?;
+        Ok(KeccakHash::from_bytes(seed.0))
     }
 
     async fn receipt(&self, tx: &artha_core::KeccakHash) -> Result<Option<Receipt>> {
@@ -1241,8 +1515,9 @@ impl<B: EvmBackend> artha_core::Registry for ArthaContracts<B> {
     }
 }
 
-/// The chain admin's handle: certifies and revokes nodes (ATTESTOR) and
-/// resolves challenges (ARBITER). It acts as the admin account, so only a
+/// The chain admin's handle: certifies and revokes nodes (ATTESTOR). No
+/// admin decides a dispute (juries do, see [`ArthaContracts::resolve`]) or
+/// can make a slashed node eligible again. It acts as the admin account, so only a
 /// process that holds the admin key may have one — the engine holds one
 /// only for a development chain it created itself (see [`super::setup`]);
 /// a worker never does, so a node cannot certify itself, nor become
@@ -1292,22 +1567,6 @@ impl<B: EvmBackend> Attestor<B> {
             .send(self.admin.deployment.nodes, call.abi_encode(), U256::ZERO)
             .await
             .map_err(|e| with_id(e, "node_id", node.to_string()))
-    }
-
-    /// Resolves challenge `challenge` (ids count from 1; see
-    /// [`ArthaContracts::challenge_count`]). Upheld: the node is slashed and
-    /// decertified, the submitter refunded, the job ends `Slashed`.
-    /// Rejected: the bond goes to the node's operator and the job returns
-    /// to `Committed` once no challenge is open.
-    pub async fn resolve(&self, challenge: U256, upheld: bool) -> Result<Receipt> {
-        let call = ProofOfCompute::resolveCall {
-            challengeId: challenge,
-            upheld,
-        };
-        self.admin
-            .send(self.admin.deployment.proofs, call.abi_encode(), U256::ZERO)
-            .await
-            .map_err(|e| with_id(e, "challenge_id", challenge.to_string()))
     }
 
     /// Grants `roles` their party roles (SCHEDULER, REGISTRAR) — for a

@@ -349,6 +349,19 @@ impl EmbeddedEvm {
         Ok(())
     }
 
+    /// Mines an empty block at the next timestamp; returns its number.
+    pub fn mine_empty(&self) -> Result<u64> {
+        let mut st = self.lock();
+        let meta = Meta {
+            block: st.meta.block + 1,
+            last_timestamp: Self::next_timestamp(&st.meta),
+            ..st.meta
+        };
+        st.store.put_meta(&meta)?;
+        st.meta = meta;
+        Ok(meta.block)
+    }
+
     /// The receipt of `tx_hash`, if mined here. A failed read of the
     /// database is `None` here; [`EmbeddedEvm::try_receipt`] reports it.
     pub fn receipt(&self, tx_hash: &B256) -> Option<EvmReceipt> {

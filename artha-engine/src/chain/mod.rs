@@ -151,7 +151,11 @@ impl EvmBackend for embedded::EmbeddedEvm {
         embedded::EmbeddedEvm::try_receipt(self, &tx)
     }
     async fn increase_time(&self, secs: u64) -> Result<()> {
-        self.advance_time(secs)
+        // As anvil's `evm_increaseTime` then `evm_mine`: the clock moves
+        // and an empty block carries it (so a later block hash, e.g. an
+        // audit seed, exists without a transaction).
+        self.advance_time(secs)?;
+        self.mine_empty().map(|_| ())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Each party — submitter, scheduler, worker (node operator), verifier —
 //! acts on the chain with its own account, and none of them holds the
-//! chain admin's key (deployer, attestor, arbiter). `ChainParties` routes
+//! chain admin's key (deployer, attestor). `ChainParties` routes
 //! each write to the party the contracts expect it from, so the engine
 //! (and its outbox) can treat the set as one [`ProofChain`]:
 //!
@@ -11,7 +11,7 @@
 //! | `submit_job`, `balance` | submitter |
 //! | `assign`, `fail`, registering a trained model (`ModelRecord::job`) | scheduler |
 //! | `commit`, `finalize`, `register_node` | worker |
-//! | `challenge` | verifier |
+//! | `challenge`; reading commitments, terms and audit seeds | verifier |
 //! | `register_dataset`, `register_model` (no job) | submitter |
 //! | reads (`job_status`, `settles_at`, `escrow`, times, nodes, datasets, models, lineage) | worker |
 //!
@@ -22,9 +22,9 @@
 use std::sync::Arc;
 
 use artha_core::{
-    Amount, Chain, ChainJobStatus, ChainSubmission, Challenge, Commitment, DatasetId,
-    DatasetRegistration, Escrow, JobId, ModelId, ModelRecord, NodeId, NodeRegistration,
-    NodeStanding, Party, ProofChain, Receipt, Registry, Result,
+    Amount, Chain, ChainCommitment, ChainJobStatus, ChainSubmission, Challenge, Commitment,
+    DatasetId, DatasetRegistration, Escrow, JobId, JobTerms, ModelId, ModelRecord, NodeId,
+    NodeRegistration, NodeStanding, Party, ProofChain, Receipt, Registry, Result,
 };
 use async_trait::async_trait;
 
@@ -129,6 +129,15 @@ impl ProofChain for ChainParties {
     }
     async fn job_node(&self, job: &JobId) -> Result<Option<NodeId>> {
         self.worker.job_node(job).await
+    }
+    async fn commitment(&self, job: &JobId) -> Result<Option<ChainCommitment>> {
+        self.verifier.commitment(job).await
+    }
+    async fn job_terms(&self, job: &JobId) -> Result<JobTerms> {
+        self.verifier.job_terms(job).await
+    }
+    async fn audit_seed(&self, job: &JobId) -> Result<artha_core::KeccakHash> {
+        self.verifier.audit_seed(job).await
     }
     fn account(&self) -> String {
         self.submitter.account()

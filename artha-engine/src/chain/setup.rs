@@ -12,7 +12,7 @@
 //!
 //! | account | signs | holds |
 //! |---|---|---|
-//! | admin | the deployment; [`Attestor::certify`], [`Attestor::revoke`], [`Attestor::resolve`] | ADMIN, ATTESTOR, ARBITER |
+//! | admin | the deployment; [`Attestor::certify`], [`Attestor::revoke`] | ADMIN, ATTESTOR |
 //! | scheduler | `assign`, `fail`, registering a trained model | SCHEDULER, REGISTRAR |
 //! | worker (node operator) | `register_node`, `commit`, `finalize`; is paid | — |
 //! | submitter | `submit_job`, datasets, models of its own; is refunded | — |
@@ -70,7 +70,7 @@ pub const DEV_FUNDS_ARTH: u64 = 1_000_000;
 /// The accounts of a chain setup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartyAccounts {
-    /// The chain admin (deployer, attestor, arbiter), when this process
+    /// The chain admin (deployer, attestor), when this process
     /// holds its key.
     pub admin: Option<Address>,
     /// Assigns jobs, ends unrun ones, registers trained models.
@@ -114,12 +114,16 @@ pub struct ChainSetup {
     /// With what parameters they were deployed (a saved deployment's, not
     /// the ones asked for).
     pub params: Params,
-    /// The admin's attestor and arbiter: `Some` on the embedded
+    /// The admin's attestor: `Some` on the embedded
     /// development chain, and on an RPC chain given the admin key; never
     /// part of [`ChainSetup::parties`].
     pub attestor: Option<Attestor>,
     /// The backend every client uses (receipts, the dev clock).
     pub backend: Arc<dyn EvmBackend>,
+    /// Juror accounts this process signs for (the embedded chain's
+    /// [`dev_jurors`]; none on an RPC chain, whose jurors are other
+    /// parties' processes).
+    pub jurors: Vec<Address>,
     /// The embedded chain itself, when that is the chain.
     #[cfg(feature = "embedded-chain")]
     pub dev: Option<Arc<EmbeddedEvm>>,
@@ -146,6 +150,11 @@ impl ChainSetup {
             self.accounts.of(party),
             self.params,
         )
+    }
+
+    /// A client acting as `account` (a juror's, say).
+    pub fn contracts_of(&self, account: Address) -> DynContracts {
+        ArthaContracts::attach(self.backend.clone(), self.deployment, account, self.params)
     }
 
     /// Builds the setup for `accounts` on contracts already deployed.
@@ -183,6 +192,7 @@ impl ChainSetup {
             params,
             attestor,
             backend,
+            jurors: Vec::new(),
             #[cfg(feature = "embedded-chain")]
             dev: None,
         }
@@ -207,6 +217,20 @@ pub fn dev_accounts(seed: &str) -> PartyAccounts {
         submitter: a("submitter"),
         verifier: a("verifier"),
     }
+}
+
+/// Jurors of the embedded development chain: `keccak256("artha dev juror
+/// <i> <seed>")`, last 20 bytes, for i = 1..=5 — enough for a jury of 3
+/// when some are parties to a dispute. Funded like the party accounts; they
+/// join the pool when a dispute first needs them
+/// ([`crate::Engine::adjudicate`]).
+pub fn dev_jurors(seed: &str) -> Vec<Address> {
+    (1..=5)
+        .map(|i| {
+            let h = keccak256(format!("artha dev juror {i} {seed}").as_bytes());
+            Address::from_slice(&h[12..])
+        })
+        .collect()
 }
 
 /// Opens the embedded development chain under `dir`: the EVM at
@@ -262,7 +286,14 @@ pub async fn open_embedded(dir: &Path, seed: &str, params: Params) -> Result<Cha
             f
         }
     };
+    let jurors = dev_jurors(seed);
+    for j in &jurors {
+        if EmbeddedEvm::balance(&evm, *j)?.is_zero() {
+            evm.fund(*j, funds)?;
+        }
+    }
     let mut setup = ChainSetup::assemble(backend, file, accounts, true);
+    setup.jurors = jurors;
     setup.dev = Some(evm);
     Ok(setup)
 }
@@ -284,7 +315,7 @@ pub async fn open_embedded(_dir: &Path, _seed: &str, _params: Params) -> Result<
 /// one account.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct PartyKeys {
-    /// The chain admin (deployer, attestor, arbiter).
+    /// The chain admin (deployer, attestor).
     pub admin: Option<String>,
     /// The scheduler (SCHEDULER and REGISTRAR).
     pub scheduler: String,

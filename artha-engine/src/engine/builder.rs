@@ -50,6 +50,7 @@ pub struct EngineBuilder {
     scheduler: Option<Arc<dyn Scheduler>>,
     chain: Option<ChainChoice>,
     native_runtime: Option<(PathBuf, Vec<String>)>,
+    replay_runtime: Option<PathBuf>,
     docker: Option<DockerChoice>,
     gpus: Option<GpuInventory>,
     simulated_gpus: Option<u32>,
@@ -85,6 +86,7 @@ impl Default for EngineBuilder {
             scheduler: None,
             chain: None,
             native_runtime: None,
+            replay_runtime: None,
             docker: None,
             gpus: None,
             simulated_gpus: None,
@@ -182,6 +184,19 @@ impl EngineBuilder {
     #[must_use]
     pub fn native_runtime(mut self, program: impl Into<PathBuf>, args: &[&str]) -> Self {
         self.native_runtime = Some((program.into(), args.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+
+    /// The deterministic runtime audits replay windows with
+    /// ([`Engine::verify`](crate::Engine::verify)). Default: the
+    /// configured native runtime (`executors.native_runtime`), else
+    /// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` beside this program
+    /// or on `PATH` — never what [`native_runtime`](Self::native_runtime)
+    /// sets for jobs: a verifier trusts its own copy of the runtime, not
+    /// the one a node ran.
+    #[must_use]
+    pub fn replay_runtime(mut self, program: impl Into<PathBuf>) -> Self {
+        self.replay_runtime = Some(program.into());
         self
     }
 
@@ -336,6 +351,11 @@ impl EngineBuilder {
             .map_err(|e| crate::fsutil::io_err("create the runs directory", &runs_root, e))?;
         // Search only (no listing of job ids) for the native jobs' user.
         super::private_dir(&runs_root, 0o711)?;
+        let replay_runtime = self
+            .replay_runtime
+            .take()
+            .or_else(|| cfg.executors.native_runtime.clone())
+            .unwrap_or_else(defaults::default_native_runtime);
         let mut executors = std::mem::take(&mut self.executors);
         if self.default_executors {
             executors.extend(
@@ -374,6 +394,8 @@ impl EngineBuilder {
             credential,
             node,
             cost: CostModel::new(self.rate.unwrap_or(cfg.node.rate_wei_per_gpu_second)),
+            replay_runtime,
+            jury: assembly.jury,
             region: self.region.unwrap_or(cfg.node.region),
             poll: self.poll,
             runs: Mutex::new(Default::default()),

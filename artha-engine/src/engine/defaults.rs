@@ -228,6 +228,7 @@ pub(crate) async fn executors(
 /// tag naming the deployment (for the outbox file).
 pub(crate) struct ChainAssembly {
     pub(crate) parties: ChainParties,
+    pub(crate) jury: Option<crate::dispute::Jury>,
     pub(crate) attestor: Option<Attestor>,
     pub(crate) dev: Option<Box<dyn std::any::Any + Send + Sync>>,
     pub(crate) tag: String,
@@ -247,6 +248,7 @@ pub(crate) async fn chain(
             let tag = hex::encode(&keccak256(format!("{:?}", p.accounts()).as_bytes())[..8]);
             return Ok(ChainAssembly {
                 parties: *p,
+                jury: None,
                 attestor: None,
                 dev: None,
                 tag,
@@ -267,7 +269,9 @@ pub(crate) async fn chain(
         .map(|d| Box::new(d) as Box<dyn std::any::Any + Send + Sync>);
     #[cfg(not(feature = "embedded-chain"))]
     let dev = None;
+    let jury = crate::dispute::Jury::of(&setup);
     Ok(ChainAssembly {
+        jury,
         parties: setup.parties,
         attestor: setup.attestor,
         dev,
@@ -299,7 +303,7 @@ pub(crate) fn private_files(dir: &Path, names: &[&str]) -> Result<()> {
 /// (resolved here: a job starts with a minimal `PATH` of its own, so a
 /// program installed by `cargo install` would not be found there), else
 /// the bare name.
-fn default_native_runtime() -> PathBuf {
+pub(crate) fn default_native_runtime() -> PathBuf {
     if let Some(p) = std::env::var_os("ARTHA_NATIVE_RUNTIME") {
         return PathBuf::from(p);
     }

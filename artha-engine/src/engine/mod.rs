@@ -358,6 +358,21 @@ impl Engine {
         lifecycle::prove::manifest_of(&self.parts, job).await
     }
 
+    /// Audits a committed job by deterministic replay (see
+    /// [`crate::verify`]): reads the commitment and terms from the chain,
+    /// fetches the manifest, spec, step log and checkpoints they name,
+    /// draws windows from the chain's audit seed (or takes `opts.windows`,
+    /// or all), replays them with this engine's own runtime and compares
+    /// every step. Works on any job this engine can read from the chain
+    /// and the store, not only its own.
+    pub async fn verify(
+        &self,
+        job: &JobId,
+        opts: &crate::verify::AuditOptions,
+    ) -> Result<crate::verify::AuditReport> {
+        crate::verify::audit(&self.parts, job, opts).await
+    }
+
     /// Settles every job whose challenge period has passed; returns how many
     /// were settled.
     pub async fn settle_due(&self) -> Result<usize> {

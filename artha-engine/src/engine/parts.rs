@@ -53,6 +53,12 @@ pub(crate) struct Parts {
     pub(crate) credential: SignedCredential,
     pub(crate) node: artha_core::NodeId,
     pub(crate) cost: CostModel,
+    /// The deterministic runtime audits replay with (the verifier's own,
+    /// never the one a job ran with).
+    pub(crate) replay_runtime: PathBuf,
+    /// Typed contract clients for disputes (the verifier's and the jurors
+    /// this process signs for); `None` when the chain came as bare parties.
+    pub(crate) jury: Option<crate::dispute::Jury>,
     pub(crate) region: String,
     pub(crate) poll: Duration,
     pub(crate) runs: Mutex<HashMap<JobId, Arc<RunCtl>>>,

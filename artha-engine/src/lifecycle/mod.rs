@@ -14,6 +14,7 @@ pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod settle;
 pub(crate) mod stage;
+pub(crate) mod terms;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 
 use artha_core::{
     ArthaUri, ArtifactKind, ChainAction, Error, ErrorKind, InputRef, JobId, JobKind, MerkleTree,
-    ModelRecord, Registry, Result, Runtime, RuntimeEvent,
+    ModelRecord, ProofChain, Registry, Result, Runtime, RuntimeEvent,
 };
 
 use super::effects::{
@@ -52,15 +52,26 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
                 Err(_) => {}
             }
         }
-        let manifest = if partial.is_some() {
+        let mut manifest = if partial.is_some() {
             rec.finish_partial()?
         } else {
             rec.finish()?.0
         };
+        // The canonical step log, published so anyone can rebuild the root
+        // and replay against it (the commitment binds it through the root).
+        let lpath = job_dir(parts, &job).join("steps.log");
+        write_atomic(&lpath, &artha_core::audit::encode_step_log(rec.steps()))?;
+        let pin = PushOptions {
+            pin: Some(job_deal(&job)),
+            progress: None,
+        };
+        manifest.step_log = Some(*parts.store.push_path(&lpath, &pin).await?.uri.cid());
         (manifest, None)
     } else {
         (infer_manifest(&job, &events)?, Some(m.checkpoints.clone()))
     };
+    let mut manifest = manifest;
+    manifest.spec = Some(super::terms::store_spec(parts, &job, &r.spec).await?);
     manifest.validate()?;
 
     // The manifest and any outputs go to the store.
@@ -91,8 +102,7 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
         add_artifact(parts, &job, ArtifactKind::Outputs, "outputs", &out)?;
     }
 
-    let gpu_seconds = parts.ledger.get(&job)?.gpu_seconds.unwrap_or(0);
-    let commitment = manifest.commitment(*muri.cid(), gpu_seconds)?;
+    let commitment = manifest.commitment(*muri.cid())?;
     chain_write(parts, &job, Write::Commit(commitment)).await?;
 
     if partial.is_none() && r.spec.kind == JobKind::Train {
@@ -139,6 +149,8 @@ pub(crate) fn infer_manifest(job: &JobId, events: &[RuntimeEvent]) -> Result<Pro
         job_root,
         final_weights,
         checkpoints: Vec::new(),
+        step_log: None,
+        spec: None,
     })
 }
 
@@ -205,18 +217,27 @@ pub(crate) async fn register_trained_model(parts: &Parts, r: &JobRecord) -> Resu
     Ok(())
 }
 
-/// The manifest a job stored (read back from the store, verified).
+/// The manifest a job committed: the one whose CID the chain holds (read
+/// from the store and checked against the commitment: a manifest whose
+/// root, steps or window differ is `Corrupted`), or, before a commit, the
+/// one the job stored.
 pub(crate) async fn manifest_of(parts: &Parts, job: &JobId) -> Result<ProofManifest> {
-    let r = parts.ledger.get(job)?;
-    let a = r
-        .artifacts
-        .iter()
-        .find(|a| a.kind == ArtifactKind::Proofs)
-        .ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, "the job has no proofs yet")
-                .with_context("job_id", job.to_string())
-        })?;
-    let uri: ArthaUri = a.uri.parse()?;
+    let onchain = parts.chain.commitment(job).await.ok().flatten();
+    let uri: ArthaUri = match &onchain {
+        Some(c) => ArthaUri::new(c.manifest),
+        None => {
+            let r = parts.ledger.get(job)?;
+            let a = r
+                .artifacts
+                .iter()
+                .find(|a| a.kind == ArtifactKind::Proofs)
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, "the job has no proofs yet")
+                        .with_context("job_id", job.to_string())
+                })?;
+            a.uri.parse()?
+        }
+    };
     let tmp = parts
         .home
         .dir("jobs")
@@ -232,5 +253,19 @@ pub(crate) async fn manifest_of(parts: &Parts, job: &JobId) -> Result<ProofManif
         .with_context("uri", uri.to_string())
     })?;
     m.validate()?;
+    if let Some(c) = onchain
+        && (c.job_root != m.job_root
+            || c.steps != m.steps
+            || c.window != m.window
+            || m.job_id != *job)
+    {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            "the proof manifest disagrees with the commitment on chain",
+        )
+        .with_context("job_id", job.to_string())
+        .with_context("chain_root", c.job_root.to_string())
+        .with_context("manifest_root", m.job_root.to_string()));
+    }
     Ok(m)
 }

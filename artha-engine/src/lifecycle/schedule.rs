@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use artha_core::{
-    ChainSubmission, Error, ErrorKind, JobId, JobSpec, KeccakHash, PlacementRequest, ProofChain,
-    Registry, Result, Runtime,
+    ChainSubmission, Error, ErrorKind, JobId, JobSpec, PlacementRequest, ProofChain, Registry,
+    Result, Runtime,
 };
 
 use super::JobCtx;
@@ -20,17 +20,15 @@ pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
     let JobCtx { parts, ctl, .. } = *cx;
     let job = cx.job;
     let spec = &r.spec;
-    let estimate = parts.cost.estimate(spec)?;
-    let spec_json = serde_json::to_vec(spec)
-        .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode the spec").with_source(e))?;
+    let terms = super::terms::terms(parts, &job, spec).await?;
     chain_write(
         parts,
         &job,
         Write::Submit(ChainSubmission {
             job_id: job,
-            spec_hash: KeccakHash::of(&spec_json),
-            max_gpu_seconds: estimate.gpu_seconds,
-            rate: parts.cost.rate_per_gpu_second,
+            spec: terms.spec,
+            max_steps: terms.max_steps,
+            price_per_step: terms.price_per_step,
             budget: spec.budget,
         }),
     )

@@ -45,6 +45,13 @@ pub(crate) async fn close(parts: &Parts, r: &JobRecord) -> Result<()> {
 }
 
 /// Finalizes every committed job whose challenge period has passed.
+///
+/// One job never blocks another: a job under challenge is skipped until
+/// its jury resolves; a job the chain ended otherwise (`Slashed` or
+/// `Voided` by a jury: the submitter refunded, the node unpaid; or
+/// `Finalized` by anyone) is marked settled with what happened; and a job
+/// whose finalize fails for another reason is left for the next round
+/// while the others settle.
 pub(crate) async fn settle_due(parts: &Parts) -> Result<usize> {
     let _guard = parts.settle.lock().await;
     let mut settled = 0;
@@ -55,6 +62,28 @@ pub(crate) async fn settle_due(parts: &Parts) -> Result<usize> {
     {
         let r = parts.ledger.get(&job)?;
         if !committed(parts, &r).await {
+            continue;
+        }
+        let note = match parts.chain.job_status(&job).await {
+            Ok(ChainJobStatus::Challenged) => continue,
+            Ok(ChainJobStatus::Slashed) => {
+                Some("a jury upheld a challenge: the node was slashed, the submitter refunded")
+            }
+            Ok(ChainJobStatus::Voided) => Some(
+                "a jury found the committed data unavailable: the submitter refunded, the node unpaid",
+            ),
+            Ok(ChainJobStatus::Finalized) => {
+                Some("finalized on chain: the node paid for its committed steps, the rest refunded")
+            }
+            Ok(_) => None,
+            Err(_) => continue,
+        };
+        if let Some(note) = note {
+            parts
+                .ledger
+                .transition(&job, r.phase, JobPhase::Settled, Some(note))?;
+            parts.outbox.forget(&job).await?;
+            settled += 1;
             continue;
         }
         // A read first: a finalize sent inside the challenge period would
@@ -68,15 +97,16 @@ pub(crate) async fn settle_due(parts: &Parts) -> Result<usize> {
         }
         match chain_write(parts, &job, Write::Finalize { job }).await {
             Ok(()) => {}
-            // Inside the challenge period after all (the chain's clock).
-            Err(e) if e.kind() == ErrorKind::Conflict => continue,
-            Err(e) => return Err(e),
+            // Inside the challenge period after all (the chain's clock), or
+            // challenged meanwhile, or any other failure of this job alone:
+            // the next round tries again; the other jobs settle now.
+            Err(_) => continue,
         }
         parts.ledger.transition(
             &job,
             r.phase,
             JobPhase::Settled,
-            Some("challenge period passed: node paid for measured GPU time, rest refunded"),
+            Some("challenge period passed: node paid for its committed steps, rest refunded"),
         )?;
         parts.outbox.forget(&job).await?;
         settled += 1;

@@ -136,9 +136,11 @@ pub(crate) fn mounts(parts: &Parts, job: &JobId, spec: &JobSpec) -> Mounts {
     }
 }
 
-pub(crate) fn launch_spec(parts: &Parts, r: &JobRecord, resume: Option<&str>) -> LaunchSpec {
-    let spec = &r.spec;
-    let mut env = runtime_env(&r.id, spec);
+/// The environment a job's runtime gets (protocol variables, free-form
+/// hyper-parameters as `ARTHA_<KEY>`, the native model kind): the same for
+/// a run and for a verifier's replay of it.
+pub(crate) fn job_env(job: &JobId, spec: &JobSpec) -> std::collections::BTreeMap<String, String> {
+    let mut env = runtime_env(job, spec);
     // Free-form hyper-parameters reach the runtime as `ARTHA_<KEY>` (e.g.
     // `task` → `ARTHA_TASK`); the protocol's own variables win.
     for (k, v) in &spec.hyper.extra {
@@ -161,6 +163,12 @@ pub(crate) fn launch_spec(parts: &Parts, r: &JobRecord, resume: Option<&str>) ->
         env.entry("ARTHA_MODEL_KIND".into())
             .or_insert_with(|| id.clone());
     }
+    env
+}
+
+pub(crate) fn launch_spec(parts: &Parts, r: &JobRecord, resume: Option<&str>) -> LaunchSpec {
+    let spec = &r.spec;
+    let mut env = job_env(&r.id, spec);
     if let Some(ckpt) = resume {
         env.insert("ARTHA_RESUME".into(), ckpt.into());
     }

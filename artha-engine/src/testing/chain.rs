@@ -11,7 +11,7 @@
 //! contract bindings, each write sent by the party the contracts expect it
 //! from, and check that the others are refused (`PermissionDenied`). They
 //! share one deployment and must run in [`SCENARIOS`] order
-//! ([`challenge_is_upheld`] slashes the node), which is what [`run_all`]
+//! ([`disputes_by_jury`] slashes the node), which is what [`run_all`]
 //! does.
 //!
 //! The backend must support `increase_time` (a development chain) and
@@ -19,26 +19,31 @@
 //! each; anvil's development accounts do, the embedded EVM is funded with
 //! `EmbeddedEvm::fund`, see [`FUNDING`]).
 //!
-//! After [`run_all`], job [`SETTLED_JOB`] is `Finalized`, [`SLASHED_JOB`]
-//! is `Slashed`, [`FAILED_JOB`] and [`RECERTIFIED_JOB`] are `Failed` (a
-//! restart test can check that the chain kept them), and [`node`] is
-//! certified again.
+//! After [`run_all`], job [`SETTLED_JOB`] is `Finalized`, [`VALID_JOB`]
+//! `Committed` (its challenge rejected by the jury), [`SLASHED_JOB`]
+//! `Slashed`, [`FAILED_JOB`] `Failed` (a restart test can check that the
+//! chain kept them), and [`node`] is slashed for good: no account can
+//! certify it again.
 
 use alloy_primitives::{Address, B256, U256};
 use artha_core::{
     Amount, Blake3Digest, ChainJobStatus, ChainSubmission, Challenge, Cid, Commitment, DatasetId,
-    DatasetRegistration, Error, ErrorKind, JobId, JobTree, KeccakHash, ModelId, NodeId, ProofChain,
-    Receipt, Registry, Result, StepRecord,
+    DatasetRegistration, Error, ErrorKind, JobId, JobTree, ModelId, NodeId, ProofChain, Receipt,
+    Registry, Result, StepRecord,
 };
 use std::sync::Arc;
 
 use crate::chain::EvmBackend;
-use crate::chain::contracts::{ArthaContracts, Attestor, Params, Roles, revert_name, word16};
+use crate::chain::contracts::{ArthaContracts, Attestor, Params, Roles, Vote, revert_name, word16};
 use crate::chain::parties::ChainParties;
 use crate::chain::setup::PartyAccounts;
 
-/// The rate the suite's node charges: 0.001 ARTH per GPU-second, in wei.
+/// The rate the suite's node charges: 0.001 ARTH per GPU-second, in wei;
+/// also the price of one step (one GPU-second per step).
 pub const RATE: u128 = 1_000_000_000_000_000;
+
+/// The most steps a suite job may commit (what its spec implies).
+pub const MAX_STEPS: u64 = 300;
 
 /// What to fund each account with on a chain that mints (1000 ARTH).
 pub const FUNDING: U256 = U256::from_limbs([0x35c9_adc5_dea0_0000, 0x36, 0, 0]);
@@ -47,11 +52,10 @@ pub const FUNDING: U256 = U256::from_limbs([0x35c9_adc5_dea0_0000, 0x36, 0, 0]);
 pub const SETTLED_JOB: [u8; 16] = [7; 16];
 /// The job [`proof_chain_contract`] fails after assignment.
 pub const FAILED_JOB: [u8; 16] = [9; 16];
-/// The job [`challenge_is_upheld`] gets slashed.
+/// The job [`disputes_by_jury`] gets slashed.
 pub const SLASHED_JOB: [u8; 16] = [8; 16];
-/// The job [`challenge_is_upheld`] assigns once the attestor has certified
-/// the slashed node again, and fails.
-pub const RECERTIFIED_JOB: [u8; 16] = [6; 16];
+/// The honest job [`disputes_by_jury`] defends against a false challenge.
+pub const VALID_JOB: [u8; 16] = [6; 16];
 
 /// `n` ARTH.
 pub fn arth(n: u128) -> Amount {
@@ -63,9 +67,10 @@ pub fn node() -> NodeId {
     NodeId::from_bytes([0x4e; 16])
 }
 
-/// The five accounts of a suite run (funded by the caller, and the backend
-/// must sign for each): the chain admin (deployer, attestor, arbiter) and
-/// the four parties of a job.
+/// The accounts of a suite run (the backend must sign for each; the
+/// caller funds the five parties, the admin funds the jurors): the chain
+/// admin (deployer, attestor), the four parties of a job, and three
+/// jurors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accounts {
     /// Deploys the contracts, certifies nodes, resolves challenges.
@@ -78,6 +83,8 @@ pub struct Accounts {
     pub submitter: Address,
     /// Challenges committed work (and finalizes, as anyone may).
     pub verifier: Address,
+    /// Staked verifiers drawn to judge disputes.
+    pub jurors: [Address; 3],
 }
 
 impl Accounts {
@@ -94,13 +101,14 @@ impl Accounts {
 
     /// The suite's accounts of a chain setup's, which must include the
     /// admin's (`None` without it: the suite deploys).
-    pub fn from_party_accounts(p: &PartyAccounts) -> Option<Self> {
+    pub fn from_party_accounts(p: &PartyAccounts, jurors: [Address; 3]) -> Option<Self> {
         Some(Accounts {
             admin: p.admin?,
             scheduler: p.scheduler,
             worker: p.worker,
             submitter: p.submitter,
             verifier: p.verifier,
+            jurors,
         })
     }
 }
@@ -127,6 +135,7 @@ pub fn dev_accounts() -> Accounts {
         worker: addr(0x0b),
         submitter: addr(0x5b),
         verifier: addr(0x7e),
+        jurors: [addr(0x11), addr(0x12), addr(0x13)],
     }
 }
 
@@ -144,6 +153,8 @@ pub struct Parties<B> {
     pub submitter: ArthaContracts<B>,
     /// The verifier's client.
     pub verifier: ArthaContracts<B>,
+    /// The jurors' clients.
+    pub jurors: Vec<ArthaContracts<B>>,
 }
 
 impl<B: EvmBackend + Clone> Parties<B> {
@@ -155,6 +166,7 @@ impl<B: EvmBackend + Clone> Parties<B> {
             worker: self.worker.address(),
             submitter: self.submitter.address(),
             verifier: self.verifier.address(),
+            jurors: [0, 1, 2].map(|i| self.jurors[i].address()),
         }
     }
 
@@ -201,26 +213,25 @@ pub fn records(n: u64, salt: &str) -> Vec<StepRecord> {
         .collect()
 }
 
-/// A submission of `job` at [`RATE`] for at most 4,710 GPU-seconds.
+/// A submission of `job` at [`RATE`] per step for at most [`MAX_STEPS`].
 pub fn submission(job: JobId, budget: Amount) -> ChainSubmission {
     ChainSubmission {
         job_id: job,
-        spec_hash: KeccakHash::of(b"spec"),
-        max_gpu_seconds: 4_710,
-        rate: Amount::from_wei(RATE),
+        spec: Cid::of(b"spec"),
+        max_steps: MAX_STEPS,
+        price_per_step: Amount::from_wei(RATE),
         budget,
     }
 }
 
 /// The commitment of `job` over `tree`.
-pub fn commitment(job: JobId, tree: &JobTree, steps: u64, gpu_seconds: u64) -> Commitment {
+pub fn commitment(job: JobId, tree: &JobTree, steps: u64) -> Commitment {
     Commitment {
         job_id: job,
         job_root: tree.root(),
         window: tree.window_size(),
         windows: tree.window_roots().len() as u32,
         steps,
-        gpu_seconds,
         final_weights: Blake3Digest::of(b"final"),
         manifest: Cid::of(b"manifest"),
     }
@@ -259,7 +270,7 @@ pub const SCENARIOS: &[&str] = &[
     "registries_and_lineage",
     "job_settles",
     "proof_chain_contract",
-    "challenge_is_upheld",
+    "disputes_by_jury",
 ];
 
 /// Deploys the contracts on `backend` as `accounts.admin` with the
@@ -280,11 +291,28 @@ pub async fn deploy<B: EvmBackend + Clone>(backend: B, accounts: Accounts) -> Pa
     .await
     .expect("deploy the contracts");
     let worker = ArthaContracts::attach(backend.clone(), d, accounts.worker, params);
+    // The admin funds the jurors (a plain transfer, on any chain).
+    for j in accounts.jurors {
+        backend
+            .send(
+                accounts.admin,
+                j,
+                alloy_primitives::Bytes::new(),
+                U256::from(5 * 10u128.pow(18)),
+            )
+            .await
+            .expect("fund a juror");
+    }
     let p = Parties {
         attestor: Attestor::attach(backend, d, accounts.admin, params),
         scheduler: worker.as_account(accounts.scheduler),
         submitter: worker.as_account(accounts.submitter),
         verifier: worker.as_account(accounts.verifier),
+        jurors: accounts
+            .jurors
+            .iter()
+            .map(|j| worker.as_account(*j))
+            .collect(),
         worker,
     };
     let r = p
@@ -351,13 +379,13 @@ pub async fn run_all<B: EvmBackend + Clone + 'static>(
         proof_chain_contract(&chain, &node()),
     )
     .await;
-    super::scenario("chain", "challenge_is_upheld", challenge_is_upheld(&p)).await;
+    super::scenario("chain", "disputes_by_jury", disputes_by_jury(&p)).await;
     p
 }
 
 /// Each client sends as its own account; the scheduler holds SCHEDULER
-/// (jobs) and REGISTRAR (models), the admin ATTESTOR and ARBITER, nobody
-/// else; only the attestor certifies (the worker is refused:
+/// (jobs) and REGISTRAR (models), the admin ATTESTOR, nobody else (no
+/// account holds an arbiter role: juries decide disputes); only the attestor certifies (the worker is refused:
 /// `PermissionDenied`, naming the role and the account); a node registers
 /// once (`AlreadyExists`); an unknown node is `NotFound`; [`node`]'s
 /// standing names the worker as its operator.
@@ -384,7 +412,7 @@ pub async fn parties_and_roles<B: EvmBackend + Clone>(p: &Parties<B>) {
         (d.jobs, "SCHEDULER", a.worker, false),
         (d.nodes, "ATTESTOR", a.worker, false),
         (d.nodes, "ATTESTOR", a.admin, true),
-        (d.proofs, "ARBITER", a.admin, true),
+        (d.proofs, "ARBITER", a.admin, false),
         (d.proofs, "ARBITER", a.verifier, false),
     ] {
         assert_eq!(
@@ -601,8 +629,9 @@ pub async fn registries_and_lineage<B: EvmBackend + Clone>(p: &Parties<B>) {
 /// commitments over the maximum or malformed revert, and only the
 /// assigned node's operator commits (`PermissionDenied`), once;
 /// finalizing waits for the challenge period; then anyone (the verifier)
-/// finalizes, the worker is paid the measured GPU-seconds × rate, the
-/// rest is refunded to the submitter, and the escrow closes.
+/// finalizes, the worker is paid its committed steps × the price fixed at
+/// submission, the rest is refunded to the submitter, and the escrow
+/// closes.
 pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
     let a = p.accounts();
     let (sched, worker, subm, verif) = (&p.scheduler, &p.worker, &p.submitter, &p.verifier);
@@ -610,8 +639,11 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
     // Submission: bad inputs are reverted with named errors and change nothing.
     let sub0 = subm.balance().await.expect("balance failed");
     refused(
-        subm.submit_job(&submission(job, Amount::from_wei(4_710 * RATE - 1)))
-            .await,
+        subm.submit_job(&submission(
+            job,
+            Amount::from_wei(u128::from(MAX_STEPS) * RATE - 1),
+        ))
+        .await,
         ErrorKind::Reverted,
         "BudgetBelowEstimate",
     );
@@ -673,13 +705,14 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
     // Commitment: the assigned node's operator alone.
     let recs = records(250, "honest");
     let tree = JobTree::build(&recs, 100).expect("build failed");
-    let com = commitment(job, &tree, 250, 4_710);
+    let com = commitment(job, &tree, 250);
     let mut bad = com.clone();
-    bad.gpu_seconds = 4_711;
+    bad.steps = MAX_STEPS + 1;
+    bad.windows = 4;
     refused(
         worker.commit(&bad).await,
         ErrorKind::Reverted,
-        "GpuSecondsOverMax",
+        "StepsOverMax",
     );
     bad = com.clone();
     bad.windows = 9;
@@ -709,8 +742,8 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
         "ChallengePeriodActive",
     );
 
-    // Settlement after the challenge period: measured GPU-s × rate to the
-    // node. Anyone may finalize: the verifier does, so the worker's and the
+    // Settlement after the challenge period: committed steps × price to
+    // the node (its clock is not evidence). Anyone may finalize: the verifier does, so the worker's and the
     // submitter's balances move by the payout and the refund exactly.
     worker
         .advance_time(3_601)
@@ -738,7 +771,7 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
         .expect("balance failed")
         .checked_sub(sub1)
         .expect("checked_sub failed");
-    assert_eq!(paid, "4.71 ARTH".parse().expect("parse failed"));
+    assert_eq!(paid, "0.25 ARTH".parse().expect("parse failed"));
     assert_eq!(
         paid.checked_add(refunded).expect("checked_add failed"),
         arth(10),
@@ -810,7 +843,7 @@ pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
     let recs = records(10, "failed");
     let tree = JobTree::build(&recs, 100).expect("a job tree");
     let e = chain
-        .commit(&commitment(job, &tree, 10, 10))
+        .commit(&commitment(job, &tree, 10))
         .await
         .expect_err("committing a failed job should revert");
     assert_eq!(e.kind(), ErrorKind::Reverted, "{e}");
@@ -818,21 +851,142 @@ pub async fn proof_chain_contract(chain: &dyn ProofChain, node: &NodeId) {
     assert!(t1 >= t0, "block time went back: {t0} then {t1}");
 }
 
-/// Job [`SLASHED_JOB`] commits a faked step; the verifier's challenge with
-/// the wrong replayed step reverts (`StepMismatch`); the right one is
-/// resolved by the arbiter (the admin) alone — the worker is refused
-/// (`PermissionDenied`), an unknown challenge is `NotFound` — and, upheld,
-/// slashes the job, refunds the submitter in full and decertifies
-/// [`node`]. The worker alone cannot make it eligible again (not by
-/// registering again, staking more or certifying itself): the scheduler
-/// cannot assign it [`RECERTIFIED_JOB`] until the attestor certifies it
-/// again; then the scheduler assigns the job and fails it. Runs last.
-pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
+/// Disputes decided by a jury, no arbiter:
+/// - job [`VALID_JOB`] commits honest work; a challenge with a bogus
+///   replayed record is judged by the three jurors (drawn from chain
+///   randomness after the challenge block): two vote `Valid`, one `Fraud`.
+///   The bond goes to the node's operator, the job returns to `Committed`,
+///   and the minority juror loses half its stake to the majority;
+/// - job [`SLASHED_JOB`] commits a faked step; a challenge with the wrong
+///   replayed step reverts (`StepMismatch`); the right one is upheld by a
+///   unanimous `Fraud` jury: the node's slash and the bond go to the
+///   challenger, the submitter is refunded in full, and the node can never
+///   be certified again, not even by the admin's attestor.
+///
+/// Bad input reverts with named errors: a low juror stake
+/// (`JurorStakeTooLow`), a draw before its block (`JuryNotReady`, a
+/// conflict), a vote from outside the jury (`NotOnJury`), a reveal that
+/// does not match its commitment (`BadReveal`), a resolution while voting
+/// is open (`VotingOpen`, a conflict). Runs last.
+pub async fn disputes_by_jury<B: EvmBackend + Clone>(p: &Parties<B>) {
     let a = p.accounts();
     let (sched, worker, subm, verif) = (&p.scheduler, &p.worker, &p.submitter, &p.verifier);
-    let as_worker = p.attestor_as(a.worker);
-    // A faked step, challenged by the verifier with its proof and upheld by
-    // the arbiter.
+    let stake = arth(1);
+    refused(
+        p.jurors[0].join_jury(Amount::from_wei(10)).await,
+        ErrorKind::Reverted,
+        "JurorStakeTooLow",
+    );
+    for j in &p.jurors {
+        j.join_jury(stake).await.expect("join_jury failed");
+    }
+    let salt = |i: u8| B256::repeat_byte(i);
+
+    // 1. An honest job, falsely challenged: the jury keeps it.
+    let job1 = JobId::from_bytes(VALID_JOB);
+    subm.submit_job(&submission(job1, arth(10)))
+        .await
+        .expect("submit_job failed");
+    sched.assign(&job1, &node()).await.expect("assign failed");
+    let honest = records(250, "honest");
+    let tree1 = JobTree::build(&honest, 100).expect("build failed");
+    worker
+        .commit(&commitment(job1, &tree1, 250))
+        .await
+        .expect("commit failed");
+    let false_claim = Challenge {
+        job_id: job1,
+        committed: honest[10],
+        proof: tree1.prove_step(10).expect("prove_step failed"),
+        replayed: records(250, "liar")[10],
+        bond: "0.1 ARTH".parse().expect("parse failed"),
+    };
+    verif
+        .challenge(&false_claim)
+        .await
+        .expect("challenge failed");
+    let id1 = u64::try_from(
+        worker
+            .challenge_count()
+            .await
+            .expect("challenge_count failed"),
+    )
+    .expect("a small id");
+    // The draw needs a block mined after the challenge's.
+    refused(
+        verif.draw_jury(id1).await,
+        ErrorKind::Conflict,
+        "JuryNotReady",
+    );
+    worker.advance_time(1).await.expect("advance_time failed");
+    verif.draw_jury(id1).await.expect("draw_jury failed");
+    let mut jury = verif.jury_of(id1).await.expect("jury_of failed");
+    jury.sort();
+    let mut want = a.jurors.to_vec();
+    want.sort();
+    assert_eq!(jury, want, "the pool of three is the jury");
+    refused(
+        verif.commit_vote(id1, Vote::Fraud, salt(1)).await,
+        ErrorKind::PermissionDenied,
+        "NotOnJury",
+    );
+    let votes1 = [Vote::Valid, Vote::Valid, Vote::Fraud];
+    for (j, v) in p.jurors.iter().zip(votes1) {
+        j.commit_vote(id1, v, salt(7))
+            .await
+            .expect("commit_vote failed");
+    }
+    refused(verif.resolve(id1).await, ErrorKind::Conflict, "VotingOpen");
+    refused(
+        p.jurors[0].reveal_vote(id1, Vote::Fraud, salt(7)).await,
+        ErrorKind::Reverted,
+        "BadReveal",
+    );
+    let op0 = worker.balance().await.expect("balance failed");
+    for (j, v) in p.jurors.iter().zip(votes1) {
+        j.reveal_vote(id1, v, salt(7))
+            .await
+            .expect("reveal_vote failed");
+    }
+    p.jurors[0].resolve(id1).await.expect("resolve failed");
+    let info = verif
+        .challenge_info(id1)
+        .await
+        .expect("challenge_info failed");
+    assert!(
+        info.resolved && info.verdict == Some(Vote::Valid),
+        "{info:?}"
+    );
+    assert_eq!(
+        worker.job_status(&job1).await.expect("job_status failed"),
+        ChainJobStatus::Committed,
+        "an honest job survives a false challenge"
+    );
+    assert_eq!(
+        worker
+            .balance()
+            .await
+            .expect("balance failed")
+            .checked_sub(op0)
+            .expect("checked_sub failed"),
+        false_claim.bond,
+        "the false challenger's bond goes to the node's operator"
+    );
+    let half = stake.wei() / 2;
+    let s = juror_stakes(p, &a).await;
+    assert_eq!(s[2], stake.wei() - half, "the minority juror loses half");
+    assert_eq!(
+        s[0] + s[1],
+        2 * stake.wei() + half,
+        "the majority shares it"
+    );
+
+    // Below the seat stake the minority juror left the pool; it takes its
+    // half back and joins again with a full stake.
+    p.jurors[2].leave_jury().await.expect("leave_jury failed");
+    p.jurors[2].join_jury(stake).await.expect("join_jury failed");
+
+    // 2. A faked step: the jury upholds the challenge.
     let job2 = JobId::from_bytes(SLASHED_JOB);
     subm.submit_job(&submission(job2, arth(10)))
         .await
@@ -842,16 +996,14 @@ pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
     faked[149] = records(250, "faked")[149];
     let tree2 = JobTree::build(&faked, 100).expect("build failed");
     worker
-        .commit(&commitment(job2, &tree2, 250, 4_000))
+        .commit(&commitment(job2, &tree2, 250))
         .await
         .expect("commit failed");
-    let proof = tree2.prove_step(149).expect("prove_step failed");
-    let honest = records(250, "honest")[149];
     let ch = Challenge {
         job_id: job2,
         committed: faked[149],
-        proof,
-        replayed: honest,
+        proof: tree2.prove_step(149).expect("prove_step failed"),
+        replayed: records(250, "honest")[149],
         bond: "0.1 ARTH".parse().expect("parse failed"),
     };
     let mut wrong = ch.clone();
@@ -867,24 +1019,37 @@ pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
         worker.job_status(&job2).await.expect("job_status failed"),
         ChainJobStatus::Challenged
     );
-    let sub2 = subm.balance().await.expect("balance failed");
-    let id = worker
-        .challenge_count()
-        .await
-        .expect("challenge_count failed");
-    let e = refused(
-        as_worker.resolve(id, false).await,
-        ErrorKind::PermissionDenied,
-        "Unauthorized",
+    let id2 = u64::try_from(
+        worker
+            .challenge_count()
+            .await
+            .expect("challenge_count failed"),
+    )
+    .expect("a small id");
+    worker.advance_time(1).await.expect("advance_time failed");
+    p.jurors[1].draw_jury(id2).await.expect("draw_jury failed");
+    let drawn = verif.jury_of(id2).await.expect("jury_of failed");
+    let (sub2, ver2) = (
+        subm.balance().await.expect("balance failed"),
+        verif.balance().await.expect("balance failed"),
     );
-    assert_eq!(e.context_value("role"), Some("ARBITER"), "{e}");
-    refused(
-        p.attestor.resolve(id + U256::from(1), true).await,
-        ErrorKind::NotFound,
-        "UnknownChallenge",
-    );
-    let r = p.attestor.resolve(id, true).await.expect("resolve failed");
-    assert_eq!(sender(worker, &r).await, a.admin);
+    let mine: Vec<_> = p
+        .jurors
+        .iter()
+        .filter(|j| drawn.contains(&j.address()))
+        .collect();
+    assert!(!mine.is_empty(), "a jury was drawn: {drawn:?}");
+    for j in &mine {
+        j.commit_vote(id2, Vote::Fraud, salt(9))
+            .await
+            .expect("commit_vote failed");
+    }
+    for j in &mine {
+        j.reveal_vote(id2, Vote::Fraud, salt(9))
+            .await
+            .expect("reveal_vote failed");
+    }
+    mine[0].resolve(id2).await.expect("resolve failed");
     assert_eq!(
         worker.job_status(&job2).await.expect("job_status failed"),
         ChainJobStatus::Slashed
@@ -898,18 +1063,22 @@ pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
         arth(10),
         "full refund"
     );
-
-    // Slashed: decertified, and the worker alone cannot make it eligible
-    // again — not by registering again, staking more or certifying itself.
-    let n = worker.node(&node()).await.expect("node failed");
-    assert!(!n.certified && n.active, "{n:?}");
-    assert!(
-        !worker
-            .node_eligible(&node())
+    assert_eq!(
+        verif
+            .balance()
             .await
-            .expect("node_eligible failed"),
-        "slashed node is decertified"
+            .expect("balance failed")
+            .checked_sub(ver2)
+            .expect("checked_sub failed")
+            .wei(),
+        ch.bond.wei() + Params::default().slash,
+        "the bond back and the slash to the challenger"
     );
+
+    // Slashed for good: decertified, and no one — not even the admin's
+    // attestor — can certify it again.
+    let n = worker.node(&node()).await.expect("node failed");
+    assert!(!n.certified, "{n:?}");
     refused(
         worker
             .register_node(
@@ -930,42 +1099,32 @@ pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
         .await
         .expect("add_stake failed");
     refused(
-        as_worker.certify(&node()).await,
-        ErrorKind::PermissionDenied,
-        "Unauthorized",
+        p.attestor.certify(&node()).await,
+        ErrorKind::Reverted,
+        "NodeWasSlashed",
     );
     assert!(
         !worker
             .node_eligible(&node())
             .await
             .expect("node_eligible failed"),
-        "a slashed node stays out until the attestor says otherwise"
+        "a slashed node stays out"
     );
-    let job3 = JobId::from_bytes(RECERTIFIED_JOB);
-    subm.submit_job(&submission(job3, arth(10)))
-        .await
-        .expect("submit_job failed");
-    refused(
-        sched.assign(&job3, &node()).await,
-        ErrorKind::Reverted,
-        "NodeNotEligible",
-    );
-    // The attestor's deliberate decision brings it back.
-    p.attestor.certify(&node()).await.expect("certify failed");
-    assert!(
-        worker
-            .node_eligible(&node())
-            .await
-            .expect("node_eligible failed")
-    );
-    sched.assign(&job3, &node()).await.expect("assign failed");
-    // An assigned job that will not run: the scheduler fails it (refund).
-    let r = sched.fail(&job3).await.expect("fail failed");
-    assert_eq!(sender(sched, &r).await, a.scheduler);
-    assert_eq!(
-        worker.job_status(&job3).await.expect("job_status failed"),
-        ChainJobStatus::Failed
-    );
+}
+
+/// The jurors' stakes, in [`Accounts::jurors`] order.
+async fn juror_stakes<B: EvmBackend + Clone>(p: &Parties<B>, a: &Accounts) -> Vec<u128> {
+    let mut out = Vec::new();
+    for j in a.jurors {
+        out.push(
+            p.verifier
+                .juror_stake_of(j)
+                .await
+                .expect("juror_stake_of failed")
+                .wei(),
+        );
+    }
+    out
 }
 
 /// Gas of a whole job life (submit, assign, commit, finalize) in real
@@ -974,11 +1133,14 @@ pub async fn challenge_is_upheld<B: EvmBackend + Clone>(p: &Parties<B>) {
 pub async fn life_gas<B: EvmBackend + Clone>(p: &Parties<B>, job: JobId, steps: u64) -> [u64; 5] {
     let recs = records(steps.min(1_000), "gas");
     let tree = JobTree::build(&recs, 100).expect("build failed");
-    let mut com = commitment(job, &tree, steps, 4_000);
+    let mut com = commitment(job, &tree, steps);
     com.windows = steps.div_ceil(100) as u32; // the root stands in for a longer run's root
+    let mut sub = submission(job, arth(10));
+    sub.max_steps = steps;
+    sub.price_per_step = Amount::from_wei(1);
     let a = p
         .submitter
-        .submit_job(&submission(job, arth(10)))
+        .submit_job(&sub)
         .await
         .expect("submit_job failed")
         .gas_used;

@@ -1,0 +1,298 @@
+//! Auditing committed work without an engine (DESIGN §6): the canonical
+//! step log, the choice of windows to audit from on-chain randomness, and
+//! the check that a step log is the one a commitment binds.
+//!
+//! A training job publishes its **step log** — every step record's
+//! canonical encoding ([`StepRecord::encode`], 117 bytes), concatenated in
+//! step order — content-addressed in the store, and commits the Merkle root
+//! over it ([`JobTree`]). Anyone holding the chain's commitment can then:
+//! 1. fetch the log and check it rebuilds to the committed root
+//!    ([`verify_step_log`]) — a node cannot serve a log other than the one
+//!    it committed;
+//! 2. derive the windows to audit from the chain's audit seed
+//!    ([`audit_windows`], the same function as `ProofOfCompute.auditWindows`);
+//! 3. replay each chosen window with the deterministic runtime and compare
+//!    the records leaf by leaf ([`first_mismatch`]).
+//!
+//! ```
+//! use artha_core::audit::{audit_windows, decode_step_log, encode_step_log, verify_step_log};
+//! use artha_core::{Blake3Digest, JobTree, KeccakHash, StepRecord};
+//! let recs: Vec<StepRecord> = (1..=10)
+//!     .map(|s| StepRecord {
+//!         step: s,
+//!         epoch: 0,
+//!         loss: 1.0 / s as f64,
+//!         grad_digest: Blake3Digest::of(&s.to_le_bytes()),
+//!         weight_digest: Blake3Digest::of(&[s as u8; 2]),
+//!         batch_digest: Blake3Digest::of(b"batch"),
+//!     })
+//!     .collect();
+//! let root = JobTree::build(&recs, 4).unwrap().root();
+//! let log = encode_step_log(&recs);
+//! assert_eq!(decode_step_log(&log).unwrap(), recs);
+//! assert_eq!(verify_step_log(&log, 4, &root, 10).unwrap().len(), 10);
+//! let chosen = audit_windows(&KeccakHash::of(b"seed"), &[7u8; 16], 3, 2);
+//! assert_eq!(chosen.len(), 2);
+//! ```
+
+use crate::{Error, ErrorKind, JobTree, KeccakHash, Result, StepRecord};
+
+/// Most records a step log may hold (2^24 ≈ 16.7 M steps, 1.96 GB): a log
+/// is hostile input and is refused beyond this before anything is built.
+pub const MAX_STEP_LOG_RECORDS: u64 = 1 << 24;
+
+/// The canonical step log: the records' encodings, concatenated.
+pub fn encode_step_log(records: &[StepRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * StepRecord::ENCODED_LEN);
+    for r in records {
+        out.extend_from_slice(&r.encode());
+    }
+    out
+}
+
+/// Decodes a step log: whole records, each valid, numbered consecutively.
+/// Errors are `InvalidInput` naming `step_log` and the offending record.
+pub fn decode_step_log(bytes: &[u8]) -> Result<Vec<StepRecord>> {
+    let n = StepRecord::ENCODED_LEN;
+    if bytes.len() % n != 0 {
+        return Err(Error::invalid(
+            "step_log",
+            format!("length {} is not a multiple of {n}", bytes.len()),
+        ));
+    }
+    if (bytes.len() / n) as u64 > MAX_STEP_LOG_RECORDS {
+        return Err(Error::invalid(
+            "step_log",
+            format!("more than {MAX_STEP_LOG_RECORDS} records"),
+        ));
+    }
+    let mut out: Vec<StepRecord> = Vec::with_capacity(bytes.len() / n);
+    for (i, chunk) in bytes.chunks_exact(n).enumerate() {
+        let r = StepRecord::decode(chunk).map_err(|e| {
+            Error::invalid("step_log", format!("record {i}: {}", e.message()))
+                .with_context("record", i.to_string())
+        })?;
+        if let Some(prev) = out.last()
+            && r.step != prev.step + 1
+        {
+            return Err(Error::invalid(
+                "step_log",
+                format!("record {i} is step {}, after step {}", r.step, prev.step),
+            )
+            .with_context("record", i.to_string()));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Decodes a step log and checks it is the one committed: `steps` records
+/// whose tree of `window`-step windows has root `job_root`. A log that
+/// decodes but rebuilds to another root is `Corrupted` (the node served
+/// something it did not commit).
+pub fn verify_step_log(
+    bytes: &[u8],
+    window: u32,
+    job_root: &KeccakHash,
+    steps: u64,
+) -> Result<Vec<StepRecord>> {
+    let records = decode_step_log(bytes)?;
+    if records.len() as u64 != steps {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!(
+                "the step log holds {} records, the commitment {steps}",
+                records.len()
+            ),
+        )
+        .with_context("field", "step_log"));
+    }
+    let root = JobTree::build(&records, window)?.root();
+    if root != *job_root {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            "the step log does not rebuild to the committed job root",
+        )
+        .with_context("field", "step_log")
+        .with_context("committed_root", job_root.to_string())
+        .with_context("log_root", root.to_string()));
+    }
+    Ok(records)
+}
+
+/// Chooses `min(count, windows)` distinct windows to audit, exactly as
+/// `ProofOfCompute.auditWindows` does: candidate `i` is
+/// `uint256(keccak256(abi.encode(seed, jobId, i))) mod windows` (the job id
+/// as a left-aligned `bytes32`, `i` as a `uint256`), repeats skipped.
+/// Deterministic: anyone with the seed derives the same choice.
+pub fn audit_windows(seed: &KeccakHash, job: &[u8; 16], windows: u64, count: u64) -> Vec<u64> {
+    let want = count.min(windows) as usize;
+    let mut chosen: Vec<u64> = Vec::with_capacity(want);
+    let mut i: u64 = 0;
+    while chosen.len() < want {
+        let mut buf = [0u8; 96];
+        buf[..32].copy_from_slice(seed.as_bytes());
+        buf[32..48].copy_from_slice(job);
+        buf[88..96].copy_from_slice(&i.to_be_bytes());
+        let h = KeccakHash::of(&buf);
+        let w = mod_be(h.as_bytes(), windows);
+        if !chosen.contains(&w) {
+            chosen.push(w);
+        }
+        i += 1;
+    }
+    chosen
+}
+
+/// A big-endian 256-bit number modulo `m` (m ≥ 1).
+fn mod_be(bytes: &[u8; 32], m: u64) -> u64 {
+    let m = u128::from(m.max(1));
+    let mut r: u128 = 0;
+    for b in bytes {
+        r = ((r << 8) | u128::from(*b)) % m;
+    }
+    r as u64
+}
+
+/// The first step whose replayed record differs from the committed one
+/// (by canonical encoding, so a loss that differs in its last bit counts);
+/// `None` when all agree. Records are compared by position.
+pub fn first_mismatch(committed: &[StepRecord], replayed: &[StepRecord]) -> Option<usize> {
+    committed
+        .iter()
+        .zip(replayed)
+        .position(|(c, r)| c.encode() != r.encode())
+        .or_else(|| {
+            (committed.len() != replayed.len()).then(|| committed.len().min(replayed.len()))
+        })
+}
+
+/// The windows an auditor needs to replay to catch, with probability at
+/// least `confidence`, a node that faked a fraction `faked` of its windows:
+/// the least `m` with `1 − (1 − f)^m ≥ confidence`.
+///
+/// ```
+/// // 44 windows catch a node faking 10 % of them 99 % of the time.
+/// assert_eq!(artha_core::audit::sample_size(0.10, 0.99), 44);
+/// ```
+pub fn sample_size(faked: f64, confidence: f64) -> u32 {
+    let f = faked.clamp(1e-9, 1.0);
+    let c = confidence.clamp(0.0, 1.0 - 1e-12);
+    if f >= 1.0 {
+        return 1;
+    }
+    let m = ((1.0 - c).ln() / (1.0 - f).ln()).ceil();
+    if m.is_finite() && m >= 1.0 {
+        m.min(f64::from(u32::MAX)) as u32
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Blake3Digest;
+
+    fn recs(n: u64) -> Vec<StepRecord> {
+        (1..=n)
+            .map(|s| StepRecord {
+                step: s,
+                epoch: 0,
+                loss: s as f64,
+                grad_digest: Blake3Digest::of(&s.to_le_bytes()),
+                weight_digest: Blake3Digest::of(&(s * 7).to_le_bytes()),
+                batch_digest: Blake3Digest::of(b"b"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_round_trips_and_binds_the_root() {
+        let r = recs(23);
+        let root = JobTree::build(&r, 5).unwrap().root();
+        let log = encode_step_log(&r);
+        assert_eq!(verify_step_log(&log, 5, &root, 23).unwrap(), r);
+        // Another window size, count or one flipped bit: refused.
+        assert_eq!(
+            verify_step_log(&log, 4, &root, 23).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        assert_eq!(
+            verify_step_log(&log, 5, &root, 22).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        let mut bad = log.clone();
+        bad[40] ^= 1;
+        assert_eq!(
+            verify_step_log(&bad, 5, &root, 23).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+    }
+
+    #[test]
+    fn malformed_logs_name_the_record() {
+        let r = recs(3);
+        let log = encode_step_log(&r);
+        let e = decode_step_log(&log[..100]).unwrap_err();
+        assert_eq!(e.context_value("field"), Some("step_log"));
+        let mut gap = r.clone();
+        gap[2].step = 9;
+        let e = decode_step_log(&encode_step_log(&gap)).unwrap_err();
+        assert_eq!(e.context_value("record"), Some("2"));
+        let mut tag = log.clone();
+        tag[117] = 9;
+        assert_eq!(
+            decode_step_log(&tag).unwrap_err().context_value("record"),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn audit_choice_is_distinct_in_range_and_seeded() {
+        let s = KeccakHash::of(b"s");
+        let a = audit_windows(&s, &[1; 16], 100, 8);
+        assert_eq!(a.len(), 8);
+        assert!(a.iter().all(|w| *w < 100));
+        let mut d = a.clone();
+        d.sort_unstable();
+        d.dedup();
+        assert_eq!(d.len(), 8);
+        assert_eq!(a, audit_windows(&s, &[1; 16], 100, 8));
+        assert_ne!(a, audit_windows(&KeccakHash::of(b"t"), &[1; 16], 100, 8));
+        assert_ne!(a, audit_windows(&s, &[2; 16], 100, 8));
+        let mut all = audit_windows(&s, &[1; 16], 5, 50);
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn mod_of_a_big_endian_word() {
+        let mut b = [0u8; 32];
+        b[31] = 200;
+        b[30] = 1; // 456
+        assert_eq!(mod_be(&b, 100), 56);
+        assert_eq!(mod_be(&[0xff; 32], 1), 0);
+        // 2^3 ≡ 1 (mod 7) and 256 ≡ 1 (mod 3), so 2^256 ≡ 2 and 2^256 − 1 ≡ 1.
+        assert_eq!(mod_be(&[0xff; 32], 7), 1);
+    }
+
+    #[test]
+    fn mismatch_is_the_first_differing_position() {
+        let a = recs(5);
+        let mut b = a.clone();
+        assert_eq!(first_mismatch(&a, &b), None);
+        b[3].loss = f64::from_bits(b[3].loss.to_bits() ^ 1);
+        assert_eq!(first_mismatch(&a, &b), Some(3));
+        assert_eq!(first_mismatch(&a, &a[..4]), Some(4));
+    }
+
+    #[test]
+    fn sample_sizes() {
+        assert_eq!(sample_size(0.10, 0.99), 44);
+        assert_eq!(sample_size(0.5, 0.99), 7);
+        assert_eq!(sample_size(1.0, 0.99), 1);
+        assert!(crate::proof::detection_probability(0.10, 44) >= 0.99);
+        assert!(crate::proof::detection_probability(0.10, 43) < 0.99);
+    }
+}

@@ -1,0 +1,228 @@
+//! The terms a job is paid on, fixed at submission (DESIGN §6, "pay for
+//! verified work"): the spec is stored content-addressed (its CID goes on
+//! chain, so a verifier replays exactly what was asked), the price of one
+//! step is fixed, and the step count the spec implies is the most the node
+//! may commit.
+//!
+//! Implied steps: a training job runs `epochs × ⌈samples / batch_size⌉`
+//! steps and an inference job `⌈samples / batch_size⌉` batches, where
+//! `samples` is counted from the dataset in the store the way the runtimes
+//! read it (CSV: lines after a header; NPY: the first dimension; the file
+//! chosen by `ARTHA_DATA_FILE`, else `train.csv`, `data.csv`, `x.npy`,
+//! `inputs.csv`, `inputs.npy`, else the only `.csv`). Data the engine
+//! cannot count (another format, an agent job) is bounded by what the
+//! budget buys instead: `⌊budget / price⌋` steps. A node that claims more
+//! steps than the bound is refused on chain (`StepsOverMax`), and a node
+//! that sleeps earns nothing for it.
+
+use artha_core::{Amount, ArthaUri, Cid, Error, ErrorKind, JobKind, JobSpec, Result, Runtime};
+
+use super::stage::job_dir;
+use crate::engine::job_deal;
+use crate::engine::parts::Parts;
+use crate::fsutil::{io_err, write_atomic};
+use crate::jobs::now_ms;
+use crate::store::{EntryKind, PushOptions};
+
+use artha_core::money::DEFAULT_GPU_MS_PER_STEP;
+
+/// Largest data file counted (bigger ones are bounded by the budget).
+const MAX_COUNTED_BYTES: u64 = 1 << 30;
+
+/// What a job is submitted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Terms {
+    pub spec: Cid,
+    pub max_steps: u64,
+    pub price_per_step: Amount,
+}
+
+/// Stores the spec, prices a step and bounds the steps. `InvalidInput`
+/// naming `budget` when the budget cannot pay for the steps the spec
+/// implies.
+pub(crate) async fn terms(parts: &Parts, job: &artha_core::JobId, spec: &JobSpec) -> Result<Terms> {
+    let spec_cid = store_spec(parts, job, spec).await?;
+    let price = parts.cost.step_price(spec, DEFAULT_GPU_MS_PER_STEP)?;
+    let affordable = (spec.budget.wei() / price.wei()).min(u128::from(u64::MAX)) as u64;
+    let implied = implied_steps(parts, spec).await?;
+    let max_steps = match implied {
+        Some(n) if n > affordable => {
+            return Err(Error::invalid(
+                "budget",
+                format!(
+                    "{} pays for {affordable} steps at {price} per step; the spec implies {n}",
+                    spec.budget
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => affordable,
+    };
+    if max_steps == 0 {
+        return Err(Error::invalid(
+            "budget",
+            format!("{} does not pay for one step at {price}", spec.budget),
+        ));
+    }
+    Ok(Terms {
+        spec: spec_cid,
+        max_steps,
+        price_per_step: price,
+    })
+}
+
+/// The spec's canonical JSON, stored and pinned with the job's deal.
+pub(crate) async fn store_spec(
+    parts: &Parts,
+    job: &artha_core::JobId,
+    spec: &JobSpec,
+) -> Result<Cid> {
+    let bytes = serde_json::to_vec(spec)
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode the spec").with_source(e))?;
+    let dir = job_dir(parts, job);
+    std::fs::create_dir_all(&dir).map_err(|e| io_err("create the job directory", &dir, e))?;
+    let path = dir.join("spec.json");
+    write_atomic(&path, &bytes)?;
+    let pin = PushOptions {
+        pin: Some(job_deal(job)),
+        progress: None,
+    };
+    Ok(*parts.store.push_path(&path, &pin).await?.uri.cid())
+}
+
+/// The step count `spec` implies, or `None` when its data cannot be counted.
+async fn implied_steps(parts: &Parts, spec: &JobSpec) -> Result<Option<u64>> {
+    let batch = u64::from(spec.hyper.batch_size.max(1));
+    let per_pass = match spec.kind {
+        JobKind::Train | JobKind::Infer => match dataset_uri(parts, spec).await? {
+            Some(uri) => count_samples(parts, &uri, spec)
+                .await?
+                .map(|n| n.div_ceil(batch)),
+            None => None,
+        },
+        _ => None,
+    };
+    // Only the runtimes whose data layout the engine knows are counted.
+    let known = matches!(&spec.runtime, Runtime::Native(_))
+        || matches!(&spec.runtime, Runtime::Image(i) if i.contains("artha/"));
+    Ok(match (per_pass, spec.kind, known) {
+        (Some(p), JobKind::Train, true) => Some(p.saturating_mul(u64::from(spec.hyper.epochs))),
+        (Some(p), JobKind::Infer, true) => Some(p),
+        _ => None,
+    })
+}
+
+async fn dataset_uri(parts: &Parts, spec: &JobSpec) -> Result<Option<ArthaUri>> {
+    let inputs = super::stage::resolve_inputs(parts, spec).await?;
+    Ok(inputs.dataset)
+}
+
+/// Counts the samples of the data file the runtimes would read.
+async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<Option<u64>> {
+    let listing = parts.store.ls(uri).await?;
+    let (file, name) = match listing.kind {
+        EntryKind::Dir => {
+            let names: Vec<&str> = listing
+                .entries
+                .iter()
+                .filter(|e| e.kind() == EntryKind::File)
+                .map(|e| e.name.as_str())
+                .collect();
+            let training = spec.kind == JobKind::Train;
+            let preferred: &[&str] = if training {
+                &["train.csv", "data.csv", "x.npy"]
+            } else {
+                &["inputs.csv", "inputs.npy", "x.npy", "data.csv"]
+            };
+            let explicit = spec.env.get("ARTHA_DATA_FILE").map(String::as_str);
+            let csvs: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| n.ends_with(".csv"))
+                .collect();
+            let pick = explicit
+                .filter(|n| names.contains(n))
+                .or_else(|| preferred.iter().copied().find(|p| names.contains(p)))
+                .or_else(|| (csvs.len() == 1).then(|| csvs[0]));
+            let Some(pick) = pick else { return Ok(None) };
+            let child: ArthaUri = format!("{uri}/{pick}").parse()?;
+            (child, pick.to_string())
+        }
+        EntryKind::File => (uri.clone(), String::new()),
+        _ => return Ok(None),
+    };
+    if parts.store.ls(&file).await?.size > MAX_COUNTED_BYTES {
+        return Ok(None);
+    }
+    let tmp = parts
+        .home
+        .dir("jobs")
+        .join(format!(".count-{}-{}", now_ms(), std::process::id()));
+    parts.store.get(&file, &tmp).await?;
+    let bytes = std::fs::read(&tmp).map_err(|e| io_err("read a dataset", &tmp, e));
+    let _ = std::fs::remove_file(&tmp);
+    let bytes = bytes?;
+    Ok(
+        if bytes.starts_with(b"\x93NUMPY") || name.ends_with(".npy") {
+            npy_rows(&bytes)
+        } else {
+            Some(csv_rows(&bytes))
+        },
+    )
+}
+
+/// Data lines of a CSV: non-empty lines, less a first line that is not
+/// made only of numbers (a header).
+fn csv_rows(bytes: &[u8]) -> u64 {
+    let mut lines = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
+    let Some(first) = lines.next() else { return 0 };
+    let header = std::str::from_utf8(first).map_or(true, |l| {
+        l.split(',').any(|c| c.trim().parse::<f64>().is_err())
+    });
+    lines.count() as u64 + u64::from(!header)
+}
+
+/// The first dimension of an NPY array (`None` when unreadable).
+fn npy_rows(bytes: &[u8]) -> Option<u64> {
+    let major = *bytes.get(6)?;
+    let (len, start) = if major == 1 {
+        let b = bytes.get(8..10)?;
+        (usize::from(u16::from_le_bytes([b[0], b[1]])), 10usize)
+    } else {
+        let b = bytes.get(8..12)?;
+        (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(bytes.get(start..start.checked_add(len)?)?).ok()?;
+    let shape = header.split("'shape':").nth(1)?;
+    let inner = shape.trim_start().strip_prefix('(')?;
+    let first = inner.split([',', ')']).next()?.trim();
+    if first.is_empty() {
+        return Some(1); // a 0-d array
+    }
+    first.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_headers_and_blank_lines() {
+        assert_eq!(csv_rows(b"a,b,y\n1,2,0\n3,4,1\n\n"), 2);
+        assert_eq!(csv_rows(b"1,2,0\n3,4,1"), 2);
+        assert_eq!(csv_rows(b""), 0);
+        assert_eq!(csv_rows(b"x,y\n"), 0);
+    }
+
+    #[test]
+    fn npy_first_dimension() {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (64, 3), }";
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        assert_eq!(npy_rows(&b), Some(64));
+        assert_eq!(npy_rows(b"\x93NUMPY"), None);
+    }
+}
