@@ -179,6 +179,10 @@ pub struct JobRecord {
     /// Progress its runtime reported (persisted with the job).
     #[serde(default)]
     pub progress: JobProgress,
+    /// The price of one committed step, fixed at submission (what the node
+    /// is paid per step; `None` before submission or for older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_per_step: Option<Amount>,
 }
 
 /// What kind of thing an artifact is.
@@ -565,12 +569,16 @@ impl JobStatus {
             JobKind::Infer => record.progress.inferences,
             _ => record.progress.step,
         };
-        let price = match cost {
-            // Known once the run ended (what it committed is final).
-            Some(m) if record.gpu_seconds.is_some() => m
-                .step_price(&record.spec, crate::money::DEFAULT_GPU_MS_PER_STEP)
-                .ok()
-                .and_then(|p| p.checked_mul(u128::from(committed))),
+        // Known once the run ended (what it committed is final): at the
+        // price fixed at submission, else (older records) the cost model's.
+        let step_price = record.price_per_step.or_else(|| {
+            cost.and_then(|m| {
+                m.step_price(&record.spec, crate::money::DEFAULT_GPU_MS_PER_STEP)
+                    .ok()
+            })
+        });
+        let price = match step_price {
+            Some(p) if record.gpu_seconds.is_some() => p.checked_mul(u128::from(committed)),
             _ => None,
         };
         let outcome = JobOutcome::of(record);
@@ -788,6 +796,7 @@ mod tests {
                 checkpoints: 2,
                 inferences: 0,
             },
+            price_per_step: None,
         }
     }
 

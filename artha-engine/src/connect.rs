@@ -187,6 +187,16 @@ impl Connection {
         both!(self, e => e.proofs(job).await, r => r.proofs(job).await)
     }
 
+    /// Audits a committed job by replay and, when asked, disputes it
+    /// ([`Engine::verify_job`]).
+    pub async fn verify(
+        &self,
+        job: &JobId,
+        req: &crate::dispute::VerifyRequest,
+    ) -> Result<crate::dispute::VerifyOutcome> {
+        both!(self, e => e.verify_job(job, req).await, r => r.verify(job, req).await)
+    }
+
     /// Settles every job whose challenge period passed; says what is left.
     pub async fn settle(&self) -> Result<SettleReport> {
         both!(self, e => e.settle().await, r => r.settle().await)

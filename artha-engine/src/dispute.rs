@@ -264,3 +264,75 @@ fn rand32() -> [u8; 32] {
     }
     b
 }
+
+/// What `arthai verify` (and `POST /verify/{job_id}`) asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Windows to draw from the audit seed (default
+    /// [`DEFAULT_SAMPLE`](crate::verify::DEFAULT_SAMPLE)).
+    pub sample: Option<u64>,
+    /// Exactly these windows.
+    pub windows: Option<Vec<u64>>,
+    /// Every window.
+    pub all: bool,
+    /// On fraud with a disputed step: challenge it and run this engine's
+    /// jurors.
+    pub challenge: bool,
+}
+
+/// An audit and, when asked and found, the dispute it opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyOutcome {
+    /// The audit.
+    pub audit: AuditReport,
+    /// The dispute, when one was opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<DisputeReport>,
+}
+
+impl Engine {
+    /// Audits `job` as `req` says and, on fraud with a disputed step and
+    /// `req.challenge`, challenges it and adjudicates with this engine's
+    /// jurors. `InvalidInput` naming the field for contradictory options.
+    pub async fn verify_job(&self, job: &JobId, req: &VerifyRequest) -> Result<VerifyOutcome> {
+        let opts = match (req.all, &req.windows, req.sample) {
+            (true, Some(_), _) | (true, _, Some(_)) | (false, Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "sample",
+                    "give one of `sample`, `windows` and `all`",
+                ));
+            }
+            (true, None, None) => AuditOptions {
+                sample: None,
+                windows: None,
+            },
+            (false, Some(w), None) => {
+                if w.is_empty() || w.len() > 100_000 {
+                    return Err(Error::invalid("windows", "give 1 to 100 000 windows"));
+                }
+                AuditOptions {
+                    sample: None,
+                    windows: Some(w.clone()),
+                }
+            }
+            (false, None, s) => {
+                if s == Some(0) {
+                    return Err(Error::invalid("sample", "must be ≥ 1"));
+                }
+                AuditOptions {
+                    sample: Some(s.unwrap_or(crate::verify::DEFAULT_SAMPLE)),
+                    windows: None,
+                }
+            }
+        };
+        let audit = self.verify(job, &opts).await?;
+        let dispute = if req.challenge && audit.evidence().is_some() {
+            let id = self.challenge(&audit).await?;
+            Some(self.adjudicate(id).await?)
+        } else {
+            None
+        };
+        Ok(VerifyOutcome { audit, dispute })
+    }
+}

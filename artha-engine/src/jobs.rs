@@ -20,7 +20,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use artha_core::{Error, ErrorKind};
+use artha_core::{Amount, Error, ErrorKind};
 use artha_core::{ExecHandle, JobId, JobSpec, NodeId, Receipt, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -160,14 +160,16 @@ impl JobLedger {
             .map_err(|e| db_error("configure", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| db_error("create the schema", e))?;
-        // Ledgers of earlier versions have no `progress` column.
-        let has_progress = conn
-            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'progress'")
-            .and_then(|mut st| st.exists([]))
-            .map_err(|e| db_error("read the schema", e))?;
-        if !has_progress {
-            conn.execute_batch("ALTER TABLE jobs ADD COLUMN progress TEXT")
-                .map_err(|e| db_error("add the progress column", e))?;
+        // Ledgers of earlier versions lack the later columns.
+        for (column, ty) in [("progress", "TEXT"), ("price_per_step", "TEXT")] {
+            let has = conn
+                .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = ?1")
+                .and_then(|mut st| st.exists([column]))
+                .map_err(|e| db_error("read the schema", e))?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {ty}"))
+                    .map_err(|e| db_error("add a column", e).with_context("column", column))?;
+            }
         }
         Ok(JobLedger {
             conn: std::sync::Arc::new(Mutex::new(conn)),
@@ -329,6 +331,15 @@ impl JobLedger {
         )
     }
 
+    /// Records the price of one step fixed at submission.
+    pub(crate) fn set_price_per_step(&self, id: &JobId, price: Amount) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE jobs SET price_per_step = ?1, updated_ms = ?2 WHERE id = ?3",
+            &price.wei().to_string(),
+        )
+    }
+
     /// Records the GPU-seconds the engine measured.
     pub(crate) fn set_gpu_seconds(&self, id: &JobId, secs: u64) -> Result<()> {
         self.update(
@@ -400,7 +411,7 @@ impl JobLedger {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT submitter, spec, phase, reason, node, gpus, exec, gpu_seconds, artifacts, receipts, progress FROM jobs WHERE id = ?1",
+                "SELECT submitter, spec, phase, reason, node, gpus, exec, gpu_seconds, artifacts, receipts, progress, price_per_step FROM jobs WHERE id = ?1",
                 params![id.to_string()],
                 |r| {
                     Ok((
@@ -415,6 +426,7 @@ impl JobLedger {
                         r.get::<_, String>(8)?,
                         r.get::<_, String>(9)?,
                         r.get::<_, Option<String>>(10)?,
+                        r.get::<_, Option<String>>(11)?,
                     ))
                 },
             )
@@ -460,6 +472,15 @@ impl JobLedger {
                 Some(p) => from_json(&key, "progress", &p)?,
                 None => JobProgress::default(),
             },
+            price_per_step: row
+                .11
+                .map(|p| {
+                    p.parse::<u128>().map(Amount::from_wei).map_err(|_| {
+                        Error::new(ErrorKind::Corrupted, "price_per_step is not a number of wei")
+                            .with_context("job_id", key.clone())
+                    })
+                })
+                .transpose()?,
         })
         })
     }

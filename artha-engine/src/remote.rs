@@ -277,6 +277,16 @@ impl RemoteEngine {
         self.get(&format!("/proofs/{job}")).await
     }
 
+    /// `POST /verify/{job_id}`: an audit by replay, and a dispute when
+    /// asked and found.
+    pub async fn verify(
+        &self,
+        job: &JobId,
+        req: &crate::dispute::VerifyRequest,
+    ) -> Result<crate::dispute::VerifyOutcome> {
+        self.post(&format!("/verify/{job}"), req).await
+    }
+
     /// A job's proof commitment receipt.
     pub async fn proof_receipt(&self, job: &JobId) -> Result<ReceiptRecord> {
         self.post("/proof/submit", &serde_json::json!({ "job_id": job }))

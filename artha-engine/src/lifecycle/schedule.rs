@@ -21,6 +21,9 @@ pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
     let job = cx.job;
     let spec = &r.spec;
     let terms = super::terms::terms(parts, &job, spec).await?;
+    parts
+        .ledger
+        .set_price_per_step(&job, terms.price_per_step)?;
     chain_write(
         parts,
         &job,

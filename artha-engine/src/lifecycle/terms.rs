@@ -1,19 +1,26 @@
 //! The terms a job is paid on, fixed at submission (DESIGN §6, "pay for
 //! verified work"): the spec is stored content-addressed (its CID goes on
-//! chain, so a verifier replays exactly what was asked), the price of one
-//! step is fixed, and the step count the spec implies is the most the node
-//! may commit.
+//! chain, so a verifier replays exactly what was asked), the step count the
+//! spec implies bounds what the node may commit, and each committed step
+//! has a price.
 //!
 //! Implied steps: a training job runs `epochs × ⌈samples / batch_size⌉`
 //! steps and an inference job `⌈samples / batch_size⌉` batches, where
 //! `samples` is counted from the dataset in the store the way the runtimes
 //! read it (CSV: lines after a header; NPY: the first dimension; the file
 //! chosen by `ARTHA_DATA_FILE`, else `train.csv`, `data.csv`, `x.npy`,
-//! `inputs.csv`, `inputs.npy`, else the only `.csv`). Data the engine
-//! cannot count (another format, an agent job) is bounded by what the
-//! budget buys instead: `⌊budget / price⌋` steps. A node that claims more
-//! steps than the bound is refused on chain (`StepsOverMax`), and a node
-//! that sleeps earns nothing for it.
+//! `inputs.csv`, `inputs.npy`, else the only `.csv`).
+//!
+//! The price of a step is the reference's "GPU-seconds = steps × seconds
+//! per step × rate" with the seconds per step the spec itself allows: the
+//! estimate the budget covered at admission (billed devices × the time
+//! limit × the rate) spread over the implied steps. A job that runs all
+//! its steps is paid its estimate; one that stops at step k is paid k
+//! steps; time a node sleeps, idles or runs into its limit earns nothing.
+//! Data the engine cannot count (another format, an agent job) is priced
+//! at one GPU-second per step ([`DEFAULT_GPU_MS_PER_STEP`]) and bounded by
+//! what the budget buys. A node claiming more steps than the bound is
+//! refused on chain (`StepsOverMax`).
 
 use artha_core::{Amount, ArthaUri, Cid, Error, ErrorKind, JobKind, JobSpec, Result, Runtime};
 
@@ -42,21 +49,29 @@ pub(crate) struct Terms {
 /// implies.
 pub(crate) async fn terms(parts: &Parts, job: &artha_core::JobId, spec: &JobSpec) -> Result<Terms> {
     let spec_cid = store_spec(parts, job, spec).await?;
-    let price = parts.cost.step_price(spec, DEFAULT_GPU_MS_PER_STEP)?;
-    let affordable = (spec.budget.wei() / price.wei()).min(u128::from(u64::MAX)) as u64;
-    let implied = implied_steps(parts, spec).await?;
-    let max_steps = match implied {
-        Some(n) if n > affordable => {
-            return Err(Error::invalid(
-                "budget",
-                format!(
-                    "{} pays for {affordable} steps at {price} per step; the spec implies {n}",
-                    spec.budget
-                ),
-            ));
+    let (max_steps, price) = match implied_steps(parts, spec).await? {
+        Some(n) if n > 0 => {
+            let estimate = parts.cost.estimate(spec)?.cost;
+            let price = Amount::from_wei((estimate.wei() / u128::from(n)).max(1));
+            if price
+                .checked_mul(u128::from(n))
+                .is_none_or(|c| c > spec.budget)
+            {
+                return Err(Error::invalid(
+                    "budget",
+                    format!(
+                        "{} does not pay for the {n} steps the spec implies at {price} per step",
+                        spec.budget
+                    ),
+                ));
+            }
+            (n, price)
         }
-        Some(n) => n,
-        None => affordable,
+        _ => {
+            let price = parts.cost.step_price(spec, DEFAULT_GPU_MS_PER_STEP)?;
+            let affordable = (spec.budget.wei() / price.wei()).min(u128::from(u64::MAX)) as u64;
+            (affordable, price)
+        }
     };
     if max_steps == 0 {
         return Err(Error::invalid(

@@ -114,6 +114,7 @@ pub(crate) fn table() -> Vec<Route> {
         route!(post "/finalize", "proofs", "Settle every job whose challenge period passed; with a job id, fail (409) unless it settled.", OB("FinalizeBody"), &[], J(200, "SettleReport"), r::finalize),
         route!(get "/finalize/due", "proofs", "Committed jobs waiting for their challenge period, with when they settle.", N, &[], J(200, "DueJobList"), r::due),
         route!(get "/proofs/{job_id}", "proofs", "The proof manifest a job committed.", N, &[], J(200, "ProofManifest"), r::proofs),
+        route!(post "/verify/{job_id}", "proofs", "Audit a committed job by deterministic replay (windows drawn from the chain's audit seed); with `challenge`, dispute a fraud before a jury.", OB("VerifyRequest"), &[], J(200, "VerifyOutcome"), r::verify),
         route!(post "/dev/advance", "dev", "Move a development chain's clock forward (409/422 elsewhere).", B("AdvanceBody"), &[], J(200, "ChainTime"), r::dev_advance),
     ];
     v.extend(super::registry_routes::table());
@@ -273,6 +274,13 @@ fn schemas() -> Value {
         "SettleReport": {"type": "object", "required": ["settled", "pending", "chain_time"]},
         "DueJobList": {"type": "array", "items": {"type": "object", "required": ["job_id", "settles_at", "in_secs"]}},
         "ProofManifest": obj,
+        "VerifyRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "sample": {"type": "integer", "minimum": 1}, "windows": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "all": {"type": "boolean"}, "challenge": {"type": "boolean"}}},
+        "VerifyOutcome": {"type": "object", "required": ["audit"], "properties": {
+            "audit": {"type": "object", "required": ["job_id", "verdict", "windows"], "properties": {
+                "verdict": {"type": "string", "enum": ["valid", "fraud", "unverifiable"]}}},
+            "dispute": obj}},
         "AdvanceBody": {"type": "object", "required": ["secs"], "additionalProperties": false,
                         "properties": {"secs": {"type": "integer", "minimum": 1, "maximum": 315_360_000_u64}}},
         "ChainTime": {"type": "object", "required": ["chain_time"]},

@@ -216,6 +216,19 @@ pub(crate) async fn proofs(
     Ok(Json(app.engine.proofs(&job_id(&id)?).await?))
 }
 
+pub(crate) async fn verify(
+    State(app): St,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply<crate::dispute::VerifyOutcome> {
+    let req: crate::dispute::VerifyRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        crate::dispute::VerifyRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| invalid_json(&e))?
+    };
+    Ok(Json(app.engine.verify_job(&job_id(&id)?, &req).await?))
+}
+
 /// `{"job_id": "job-…"}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -984,7 +984,10 @@ pub async fn disputes_by_jury<B: EvmBackend + Clone>(p: &Parties<B>) {
     // Below the seat stake the minority juror left the pool; it takes its
     // half back and joins again with a full stake.
     p.jurors[2].leave_jury().await.expect("leave_jury failed");
-    p.jurors[2].join_jury(stake).await.expect("join_jury failed");
+    p.jurors[2]
+        .join_jury(stake)
+        .await
+        .expect("join_jury failed");
 
     // 2. A faked step: the jury upholds the challenge.
     let job2 = JobId::from_bytes(SLASHED_JOB);

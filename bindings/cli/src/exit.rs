@@ -12,6 +12,8 @@
 //! | 7 | the job failed or was cancelled | `job_failed`, `cancelled` |
 //! | 8 | refused by policy (credential forged, expired, untrusted, for another subject, a budget over its cap) | `permission_denied` |
 //! | 9 | over a limit of this machine or service: disk full, quota, rate limit, no node with room | `resource_exhausted` |
+//! | 10 | `arthai verify`: the audit found fraud (committed work that replay contradicts) | — |
+//! | 11 | `arthai verify`: the audit could not conclude (data unavailable, replay failed) | — |
 //! | 141 | the reader of the output went away (`arthai job-list \| head -1`): the command stops quietly, as one killed by `SIGPIPE` does (what `git log \| head` reports under `set -o pipefail`) | — |
 //!
 //! Usage errors clap reports itself (an unknown flag, a missing argument)
@@ -27,6 +29,25 @@ pub(crate) const BROKEN_PIPE: u8 = 141;
 /// The exit code of a following command stopped by Ctrl-C (128 +
 /// `SIGINT`); the job goes on.
 pub(crate) const INTERRUPTED: u8 = 130;
+
+/// `arthai verify` found fraud.
+pub(crate) const FRAUD: u8 = 10;
+/// `arthai verify` could not conclude.
+pub(crate) const UNVERIFIABLE: u8 = 11;
+
+static VERDICT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the exit code of a command that succeeded but reports a verdict
+/// (`arthai verify`): [`FRAUD`] or [`UNVERIFIABLE`].
+pub(crate) fn set_verdict(code: u8) {
+    VERDICT.store(code, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The exit code of a command that succeeded (0 unless it reported a
+/// verdict).
+pub(crate) fn success_code() -> u8 {
+    VERDICT.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// The exit code of anything the table does not name.
 pub(crate) const OTHER: u8 = 1;
@@ -68,6 +89,11 @@ const MEANINGS: &[(u8, &str)] = &[
     (7, "the job failed or was cancelled"),
     (8, "refused by policy (credential, budget over its cap)"),
     (9, "over a limit (disk full, rate limit, no node with room)"),
+    (FRAUD, "`verify`: the audit found fraud"),
+    (
+        UNVERIFIABLE,
+        "`verify`: the audit could not conclude (data unavailable, replay failed)",
+    ),
     (
         INTERRUPTED,
         "Ctrl-C while following a job (the job goes on; how to follow it again is printed)",

@@ -669,6 +669,78 @@ pub(crate) fn proofs(o: &Opts, json: bool, id: &str) -> Result<(), Error> {
     })
 }
 
+/// `arthai verify`: audits a job by replay (and disputes it when asked);
+/// the verdict is the exit code (see [`crate::exit`]).
+pub(crate) fn verify(
+    o: &Opts,
+    json: bool,
+    id: &str,
+    req: &artha_engine::dispute::VerifyRequest,
+) -> Result<(), Error> {
+    use artha_engine::verify::Verdict;
+    let job = job_id(id)?;
+    with_conn(o, async |c| {
+        let out = c.verify(&job, req).await?;
+        let a = &out.audit;
+        crate::exit::set_verdict(match a.verdict {
+            Verdict::Valid => 0,
+            Verdict::Fraud => crate::exit::FRAUD,
+            Verdict::Unverifiable => crate::exit::UNVERIFIABLE,
+        });
+        if json {
+            return print_json(&out);
+        }
+        let verdict = match a.verdict {
+            Verdict::Valid => "valid",
+            Verdict::Fraud => "FRAUD",
+            Verdict::Unverifiable => "unverifiable",
+        };
+        outln!("audit of job {}: {verdict}", a.job_id)?;
+        if let Some(r) = &a.reason {
+            outln!("  {r}")?;
+        }
+        if let Some(seed) = &a.seed {
+            outln!("  audit seed:    {seed} (from the chain)")?;
+        }
+        outln!(
+            "  replayed:      {} windows of {}, {} steps in {} ms ({} steps committed)",
+            a.windows.len(),
+            a.windows_committed,
+            a.replayed_steps,
+            a.replay_ms,
+            a.committed_steps
+        )?;
+        for w in &a.windows {
+            let v = match w.verdict {
+                Verdict::Valid => "ok",
+                Verdict::Fraud => "FRAUD",
+                Verdict::Unverifiable => "unverifiable",
+            };
+            outln!(
+                "  window {:>5} (steps {}–{}): {v}{}",
+                w.window,
+                w.steps.0,
+                w.steps.1,
+                w.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(d) = &out.dispute {
+            outln!(
+                "  challenge {}: verdict {:?}, job {:?} on chain",
+                d.challenge.id,
+                d.challenge.verdict,
+                d.job_status
+            )?;
+        } else if req.challenge && a.verdict == Verdict::Fraud {
+            outln!("  no step to dispute: the fault is in the committed data itself")?;
+        }
+        Ok(())
+    })
+}
+
 /// A path to push, or an `artha://` URI already stored; `field` names the
 /// argument in errors.
 async fn content(c: &Connection, field: &'static str, source: &str) -> Result<ArthaUri, Error> {

@@ -139,6 +139,32 @@ enum Command {
         /// The job id.
         job_id: String,
     },
+    /// Audit a committed job by deterministic replay: the commitment and
+    /// terms come from the chain; the manifest, spec, step log and
+    /// checkpoints from the store by the CIDs the chain holds; windows are
+    /// drawn from the chain's audit seed (a block hash after the commit)
+    /// and replayed with this machine's own runtime. Exits 0 (valid), 10
+    /// (fraud) or 11 (unverifiable).
+    #[command(
+        after_help = "Examples:\n  arthai verify job-…                 # 8 windows drawn from the chain's seed\n  arthai verify job-… --all --json | jq .audit.verdict\n  arthai verify job-… --challenge     # on fraud: bonded challenge, then the jury"
+    )]
+    Verify {
+        /// The job id.
+        job_id: String,
+        /// Windows to draw from the audit seed (default 8).
+        #[arg(long, conflicts_with_all = ["all", "window"])]
+        sample: Option<u64>,
+        /// Replay every window.
+        #[arg(long, conflicts_with = "window")]
+        all: bool,
+        /// Replay this window (0-based; repeat for more).
+        #[arg(long)]
+        window: Vec<u64>,
+        /// On fraud: post a bonded challenge with the evidence and run this
+        /// engine's jurors (a development chain's).
+        #[arg(long)]
+        challenge: bool,
+    },
     /// Register a dataset: a path (pushed first) or an `artha://` URI;
     /// prints its id.
     #[command(
@@ -328,7 +354,7 @@ fn main() -> ExitCode {
     let keys_file_on_command_line =
         matches.value_source("rpc_keys_file") == Some(ValueSource::CommandLine);
     match run(cli, keys_file_on_command_line) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::success_code()),
         Err(e) => report(&e, json),
     }
 }
@@ -382,7 +408,8 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
         | Command::JobLogs { job_id, .. }
         | Command::JobCancel { job_id }
         | Command::JobRelease { job_id }
-        | Command::Proofs { job_id } => check_len("job_id", job_id, LONG)?,
+        | Command::Proofs { job_id }
+        | Command::Verify { job_id, .. } => check_len("job_id", job_id, LONG)?,
         Command::ModelLineage { model_id } => check_len("model_id", model_id, LONG)?,
         Command::DatasetRegister {
             source,
@@ -484,6 +511,23 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
         Command::JobCancel { job_id } => jobs::cancel(o, cli.json, &job_id),
         Command::JobRelease { job_id } => jobs::release(o, cli.json, &job_id),
         Command::Proofs { job_id } => jobs::proofs(o, cli.json, &job_id),
+        Command::Verify {
+            job_id,
+            sample,
+            all,
+            window,
+            challenge,
+        } => jobs::verify(
+            o,
+            cli.json,
+            &job_id,
+            &artha_engine::dispute::VerifyRequest {
+                sample,
+                windows: (!window.is_empty()).then_some(window),
+                all,
+                challenge,
+            },
+        ),
         Command::DatasetRegister {
             source,
             name,

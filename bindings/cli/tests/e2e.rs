@@ -138,11 +138,15 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     let e = engine(&home).await;
     check_settled_job(&e, &job, tmp.path()).await;
     let r = e.record(&job).unwrap();
-    let secs = r.gpu_seconds.unwrap();
-    assert!(secs >= 1);
+    assert!(r.gpu_seconds.unwrap() >= 1, "the GPU time is measured");
     let c = e.chain();
     let million = 1_000_000u128 * 10u128.pow(18);
-    let paid = secs as u128 * artha_engine::engine::DEFAULT_RATE_WEI;
+    // Paid per committed step at the price fixed at submission (the
+    // estimate spread over the 48 steps the spec implies): all of it for a
+    // job that ran every step.
+    let price = r.price_per_step.unwrap().wei();
+    let paid = 48 * price;
+    assert!(paid <= r.spec.budget.wei() && paid + 48 > r.spec.budget.wei());
     // Gas is free on the development chain, so balances are exact.
     assert_eq!(
         c.worker.balance().await.unwrap().wei(),
@@ -380,7 +384,7 @@ async fn bad_inputs_are_refused_with_the_field_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_time() {
+async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_for_them() {
     let tmp = tempfile::tempdir().unwrap();
     let e = engine(&tmp.path().join("home")).await;
     let ds = e
@@ -437,8 +441,9 @@ async fn a_runtime_failing_mid_way_commits_its_steps_and_is_paid_only_measured_t
     check_settled_job(&e, &job, &tmp2).await;
     let r = e.record(&job).unwrap();
     assert!(r.history.iter().any(|t| t.phase == JobPhase::Failed));
-    // Only the measured time is paid (gas is free on the development chain).
-    let paid = u128::from(r.gpu_seconds.unwrap()) * artha_engine::engine::DEFAULT_RATE_WEI;
+    // Only the committed steps are paid, at the price fixed at submission
+    // (gas is free on the development chain).
+    let paid = u128::from(m.steps) * r.price_per_step.unwrap().wei();
     assert!(paid > 0 && paid < r.spec.budget.wei());
     assert_eq!(c.worker.balance().await.unwrap().wei() - op_before, paid);
     assert_eq!(
@@ -512,7 +517,7 @@ async fn a_runtime_failing_before_any_step_is_refunded_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_while_staging_refunds_and_while_running_pays_measured_work() {
+async fn cancel_while_staging_refunds_and_while_running_pays_committed_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let (e, ds) = engine_with_blobs(&tmp.path().join("home"), tmp.path()).await;
 

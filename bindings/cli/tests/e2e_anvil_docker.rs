@@ -165,17 +165,16 @@ async fn torch_job_in_docker_settles_on_anvil() {
     assert_eq!(m.checkpoints.len(), 16 / 8 + 1, "{:?}", m.checkpoints);
     assert!(m.checkpoints.iter().all(|c| c.cid.is_some()));
     // Escrow: locked at submission, all of it paid out or refunded; the
-    // node was paid the measured GPU-seconds × rate.
+    // node was paid its committed steps × the price fixed at submission.
     assert_eq!(market_balance().await, market_before);
-    let secs = r.gpu_seconds.unwrap();
-    assert!(secs >= 1);
-    let paid = u128::from(secs) * DEFAULT_RATE_WEI;
+    assert!(r.gpu_seconds.unwrap() >= 1, "the GPU time is measured");
+    let paid = u128::from(m.steps) * r.price_per_step.unwrap().wei();
     let op_after = c.worker.balance().await.unwrap().wei();
     let sub_after = c.submitter.balance().await.unwrap().wei();
     let fee = paid - (op_after - op_before);
     assert!(
         fee > 0 && fee < 10u128.pow(16),
-        "node paid measured GPU-s × rate, less its finalize fee ({fee} wei)"
+        "node paid its committed steps × price, less its finalize fee ({fee} wei)"
     );
     assert_eq!(
         sub_after - sub_before,

@@ -70,6 +70,7 @@ fn spec(e: &Engine, dataset: artha_core::DatasetId, runtime: Runtime, script: &s
     let mut s = JobSpec::new(JobKind::Train, runtime, Amount::ZERO);
     s.dataset = Some(InputRef::Id(dataset));
     s.hyper.epochs = 1;
+    s.hyper.batch_size = 1;
     s.hyper
         .extra
         .insert("script".into(), serde_json::json!(script));
@@ -93,7 +94,8 @@ async fn run_hostile(
     let home = tmp.path().join("home");
     let e = hostile_engine(&home, docker).await;
     let data = tmp.path().join("d.csv");
-    std::fs::write(&data, "x,y\n1,2\n").unwrap();
+    // Four rows at batch 1: the spec implies the 4 steps the scripts run.
+    std::fs::write(&data, "x,y\n1,2\n3,4\n5,6\n7,8\n").unwrap();
     let ds = e
         .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("d"))
         .await
@@ -251,7 +253,8 @@ async fn native_loader_variables_are_refused_at_submission() {
     let tmp = tempfile::tempdir().unwrap();
     let e = hostile_engine(&tmp.path().join("home"), false).await;
     let data = tmp.path().join("d.csv");
-    std::fs::write(&data, "x,y\n1,2\n").unwrap();
+    // Four rows at batch 1: the spec implies the 4 steps the scripts run.
+    std::fs::write(&data, "x,y\n1,2\n3,4\n5,6\n7,8\n").unwrap();
     let ds = e
         .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("d"))
         .await
