@@ -550,8 +550,9 @@ impl Replay {
         resume: Option<&str>,
         end: u64,
     ) -> Result<(Vec<RuntimeEvent>, i64)> {
-        let exec =
-            ProcessExecutor::new(&self.root).with_runtime(runtime_id, &parts.replay_runtime, &[]);
+        let (program, args) = &parts.replay_runtime;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let exec = ProcessExecutor::new(&self.root).with_runtime(runtime_id, program, &args);
         let mut env: BTreeMap<String, String> = crate::lifecycle::stage::job_env(job, spec);
         if let Some(r) = resume {
             env.insert("ARTHA_RESUME".into(), r.into());

@@ -50,7 +50,7 @@ pub struct EngineBuilder {
     scheduler: Option<Arc<dyn Scheduler>>,
     chain: Option<ChainChoice>,
     native_runtime: Option<(PathBuf, Vec<String>)>,
-    replay_runtime: Option<PathBuf>,
+    replay_runtime: Option<(PathBuf, Vec<String>)>,
     docker: Option<DockerChoice>,
     gpus: Option<GpuInventory>,
     simulated_gpus: Option<u32>,
@@ -187,16 +187,16 @@ impl EngineBuilder {
         self
     }
 
-    /// The deterministic runtime audits replay windows with
-    /// ([`Engine::verify`](crate::Engine::verify)). Default: the
-    /// configured native runtime (`executors.native_runtime`), else
-    /// `$ARTHA_NATIVE_RUNTIME`, else `artha-runtime` beside this program
-    /// or on `PATH` — never what [`native_runtime`](Self::native_runtime)
-    /// sets for jobs: a verifier trusts its own copy of the runtime, not
-    /// the one a node ran.
+    /// The deterministic runtime (program and leading arguments) audits
+    /// replay windows with ([`Engine::verify`](crate::Engine::verify)): a
+    /// verifier trusts its own copy of the runtime, never the one a node
+    /// ran. Default: this engine's own native runtime
+    /// ([`native_runtime`](Self::native_runtime), else
+    /// `executors.native_runtime`, else `$ARTHA_NATIVE_RUNTIME`, else
+    /// `artha-runtime` beside this program or on `PATH`).
     #[must_use]
-    pub fn replay_runtime(mut self, program: impl Into<PathBuf>) -> Self {
-        self.replay_runtime = Some(program.into());
+    pub fn replay_runtime(mut self, program: impl Into<PathBuf>, args: &[&str]) -> Self {
+        self.replay_runtime = Some((program.into(), args.iter().map(|s| s.to_string()).collect()));
         self
     }
 
@@ -354,8 +354,14 @@ impl EngineBuilder {
         let replay_runtime = self
             .replay_runtime
             .take()
-            .or_else(|| cfg.executors.native_runtime.clone())
-            .unwrap_or_else(defaults::default_native_runtime);
+            .or_else(|| self.native_runtime.clone())
+            .or_else(|| {
+                cfg.executors
+                    .native_runtime
+                    .clone()
+                    .map(|p| (p, Vec::new()))
+            })
+            .unwrap_or_else(|| (defaults::default_native_runtime(), Vec::new()));
         let mut executors = std::mem::take(&mut self.executors);
         if self.default_executors {
             executors.extend(

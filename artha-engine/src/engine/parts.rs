@@ -55,7 +55,7 @@ pub(crate) struct Parts {
     pub(crate) cost: CostModel,
     /// The deterministic runtime audits replay with (the verifier's own,
     /// never the one a job ran with).
-    pub(crate) replay_runtime: PathBuf,
+    pub(crate) replay_runtime: (PathBuf, Vec<String>),
     /// Typed contract clients for disputes (the verifier's and the jurors
     /// this process signs for); `None` when the chain came as bare parties.
     pub(crate) jury: Option<crate::dispute::Jury>,
