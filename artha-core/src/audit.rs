@@ -126,13 +126,20 @@ pub fn verify_step_log(
 /// as a left-aligned `bytes32`, `i` as a `uint256`), repeats skipped.
 /// Deterministic: anyone with the seed derives the same choice.
 pub fn audit_windows(seed: &KeccakHash, job: &[u8; 16], windows: u64, count: u64) -> Vec<u64> {
+    let mut word = [0u8; 32];
+    word[..16].copy_from_slice(job);
+    audit_windows_word(seed, &word, windows, count)
+}
+
+/// [`audit_windows`] for a job id given as its whole `bytes32` word.
+pub fn audit_windows_word(seed: &KeccakHash, job: &[u8; 32], windows: u64, count: u64) -> Vec<u64> {
     let want = count.min(windows) as usize;
     let mut chosen: Vec<u64> = Vec::with_capacity(want);
     let mut i: u64 = 0;
     while chosen.len() < want {
         let mut buf = [0u8; 96];
         buf[..32].copy_from_slice(seed.as_bytes());
-        buf[32..48].copy_from_slice(job);
+        buf[32..64].copy_from_slice(job);
         buf[88..96].copy_from_slice(&i.to_be_bytes());
         let h = KeccakHash::of(&buf);
         let w = mod_be(h.as_bytes(), windows);
@@ -266,6 +273,20 @@ mod tests {
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
     }
 
+    /// The contract's own example (`testDrawWindowsExample` in
+    /// contracts/test): seed `bytes32(1)`, job `bytes32(2)`, 10 windows,
+    /// 5 drawn.
+    #[test]
+    fn the_draw_is_the_contracts() {
+        let (mut seed, mut job) = ([0u8; 32], [0u8; 32]);
+        seed[31] = 1;
+        job[31] = 2;
+        assert_eq!(
+            audit_windows_word(&KeccakHash::from_bytes(seed), &job, 10, 5),
+            [2, 7, 8, 4, 0]
+        );
+    }
+
     #[test]
     fn mod_of_a_big_endian_word() {
         let mut b = [0u8; 32];
@@ -285,6 +306,57 @@ mod tests {
         b[3].loss = f64::from_bits(b[3].loss.to_bits() ^ 1);
         assert_eq!(first_mismatch(&a, &b), Some(3));
         assert_eq!(first_mismatch(&a, &a[..4]), Some(4));
+    }
+
+    /// Many simulated jobs of 100 windows, a tenth of them faked at
+    /// random, each audited on `m` windows drawn from its own seed: the
+    /// share caught matches `1 − (1 − f)^m` within sampling error (4 σ).
+    /// The faked windows are a uniform random set, so the draw's quality is
+    /// what is tested.
+    #[test]
+    fn measured_detection_matches_the_formula() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (windows, faked_n, jobs) = (100u64, 10usize, 4_000u32);
+        for m in [1u64, 8, 22] {
+            let mut caught = 0u32;
+            for j in 0..jobs {
+                let mut faked = Vec::with_capacity(faked_n);
+                while faked.len() < faked_n {
+                    let w = next() % windows;
+                    if !faked.contains(&w) {
+                        faked.push(w);
+                    }
+                }
+                let seed = KeccakHash::of(&next().to_le_bytes());
+                let mut job = [0u8; 16];
+                job[..4].copy_from_slice(&j.to_le_bytes());
+                if audit_windows(&seed, &job, windows, m)
+                    .iter()
+                    .any(|w| faked.contains(w))
+                {
+                    caught += 1;
+                }
+            }
+            // Sampling without replacement: 1 − C(90, m) / C(100, m), which
+            // the formula (with replacement) bounds from below.
+            let exact = 1.0
+                - (0..m).fold(1.0, |p, i| {
+                    p * (windows - faked_n as u64 - i) as f64 / (windows - i) as f64
+                });
+            let measured = f64::from(caught) / f64::from(jobs);
+            let sigma = (exact * (1.0 - exact) / f64::from(jobs)).sqrt();
+            assert!(
+                (measured - exact).abs() <= 4.0 * sigma + 1e-9,
+                "m = {m}: measured {measured}, expected {exact} ± {sigma}"
+            );
+            assert!(exact >= crate::proof::detection_probability(0.1, m as u32) - 1e-12);
+        }
     }
 
     #[test]

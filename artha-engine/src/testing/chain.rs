@@ -735,6 +735,12 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
         ErrorKind::Reverted,
         "AlreadyCommitted",
     );
+    // The audit seed is a block hash after the commit's: not there yet.
+    refused(
+        verif.audit_seed(&job).await,
+        ErrorKind::Conflict,
+        "SeedNotReady",
+    );
     // Too early: a conflict (the same write succeeds later).
     refused(
         worker.finalize(&job).await,
@@ -749,6 +755,16 @@ pub async fn job_settles<B: EvmBackend + Clone>(p: &Parties<B>) {
         .advance_time(3_601)
         .await
         .expect("advance_time failed");
+    // Now the seed exists, and the contract draws the windows the engine
+    // derives from it.
+    let seed = verif.audit_seed(&job).await.expect("audit_seed failed");
+    assert_eq!(
+        verif
+            .audit_windows(&job, 2)
+            .await
+            .expect("audit_windows failed"),
+        artha_core::audit::audit_windows(&seed, job.as_bytes(), 3, 2)
+    );
     let (op0, sub1) = (
         worker.balance().await.expect("balance failed"),
         subm.balance().await.expect("balance failed"),
