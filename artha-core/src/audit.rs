@@ -54,7 +54,7 @@ pub fn encode_step_log(records: &[StepRecord]) -> Vec<u8> {
 /// Errors are `InvalidInput` naming `step_log` and the offending record.
 pub fn decode_step_log(bytes: &[u8]) -> Result<Vec<StepRecord>> {
     let n = StepRecord::ENCODED_LEN;
-    if bytes.len() % n != 0 {
+    if !bytes.len().is_multiple_of(n) {
         return Err(Error::invalid(
             "step_log",
             format!("length {} is not a multiple of {n}", bytes.len()),

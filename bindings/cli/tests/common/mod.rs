@@ -11,6 +11,7 @@ use artha_engine::Engine;
 /// transaction at the block recorded; the job's escrow is closed with
 /// nothing left in it. (Exact balances are the caller's to check: they
 /// depend on what gas costs on the chain at hand.)
+#[allow(dead_code)]
 pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
     let r = e.record(job).unwrap();
     assert_eq!(r.phase, JobPhase::Settled, "{r:?}");
@@ -32,6 +33,7 @@ pub(crate) async fn check_settled_job(e: &Engine, job: &JobId, tmp: &Path) {
 }
 
 /// Whether the engine's chain outbox holds an entry of `job`.
+#[allow(dead_code)]
 pub(crate) fn outbox_mentions(e: &Engine, job: &JobId) -> bool {
     let dir = e.home().join("chain");
     std::fs::read_dir(&dir).unwrap().any(|f| {
@@ -46,6 +48,7 @@ pub(crate) fn outbox_mentions(e: &Engine, job: &JobId) -> bool {
 
 /// Waits until the home's first job run has reported `steps` steps while
 /// `child` (the `arthai` driving it) still runs; returns the job.
+#[allow(dead_code)]
 pub(crate) fn wait_for_steps(home: &Path, steps: usize, child: &mut std::process::Child) -> JobId {
     let runs = home.join("jobs").join("run");
     loop {
