@@ -174,6 +174,52 @@ pub fn first_mismatch(committed: &[StepRecord], replayed: &[StepRecord]) -> Opti
         })
 }
 
+/// Simulates `jobs` audits: each job has `windows` windows of which
+/// `faked` (a uniform random set) are faked, and is audited on `m` windows
+/// drawn by [`audit_windows`] from a seed of its own; returns the share of
+/// jobs caught. Deterministic for `rng_seed`. What `bench/verify.sh`
+/// reports against `1 − (1 − f)^m`.
+pub fn simulate_detection(windows: u64, faked: usize, m: u64, jobs: u32, rng_seed: u64) -> f64 {
+    let mut rng = rng_seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let faked = faked.min(windows as usize);
+    let mut caught = 0u32;
+    for j in 0..jobs {
+        let mut bad = Vec::with_capacity(faked);
+        while bad.len() < faked {
+            let w = next() % windows.max(1);
+            if !bad.contains(&w) {
+                bad.push(w);
+            }
+        }
+        let seed = KeccakHash::of(&next().to_le_bytes());
+        let mut job = [0u8; 16];
+        job[..4].copy_from_slice(&j.to_le_bytes());
+        if audit_windows(&seed, &job, windows, m)
+            .iter()
+            .any(|w| bad.contains(w))
+        {
+            caught += 1;
+        }
+    }
+    f64::from(caught) / f64::from(jobs.max(1))
+}
+
+/// The exact probability that `m` distinct windows drawn uniformly from
+/// `windows` hit at least one of `faked`: `1 − C(windows − faked, m) /
+/// C(windows, m)` (≥ `1 − (1 − f)^m`, the with-replacement bound).
+pub fn detection_exact(windows: u64, faked: u64, m: u64) -> f64 {
+    let m = m.min(windows);
+    1.0 - (0..m).fold(1.0, |p, i| {
+        p * (windows.saturating_sub(faked).saturating_sub(i)) as f64 / (windows - i) as f64
+    })
+}
+
 /// The windows an auditor needs to replay to catch, with probability at
 /// least `confidence`, a node that faked a fraction `faked` of its windows:
 /// the least `m` with `1 − (1 − f)^m ≥ confidence`.
@@ -310,46 +356,14 @@ mod tests {
 
     /// Many simulated jobs of 100 windows, a tenth of them faked at
     /// random, each audited on `m` windows drawn from its own seed: the
-    /// share caught matches `1 − (1 − f)^m` within sampling error (4 σ).
-    /// The faked windows are a uniform random set, so the draw's quality is
-    /// what is tested.
+    /// share caught matches the exact probability within sampling error
+    /// (4 σ), which is at least `1 − (1 − f)^m`.
     #[test]
     fn measured_detection_matches_the_formula() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let (windows, faked_n, jobs) = (100u64, 10usize, 4_000u32);
+        let jobs = 4_000u32;
         for m in [1u64, 8, 22] {
-            let mut caught = 0u32;
-            for j in 0..jobs {
-                let mut faked = Vec::with_capacity(faked_n);
-                while faked.len() < faked_n {
-                    let w = next() % windows;
-                    if !faked.contains(&w) {
-                        faked.push(w);
-                    }
-                }
-                let seed = KeccakHash::of(&next().to_le_bytes());
-                let mut job = [0u8; 16];
-                job[..4].copy_from_slice(&j.to_le_bytes());
-                if audit_windows(&seed, &job, windows, m)
-                    .iter()
-                    .any(|w| faked.contains(w))
-                {
-                    caught += 1;
-                }
-            }
-            // Sampling without replacement: 1 − C(90, m) / C(100, m), which
-            // the formula (with replacement) bounds from below.
-            let exact = 1.0
-                - (0..m).fold(1.0, |p, i| {
-                    p * (windows - faked_n as u64 - i) as f64 / (windows - i) as f64
-                });
-            let measured = f64::from(caught) / f64::from(jobs);
+            let measured = simulate_detection(100, 10, m, jobs, 0x9e37_79b9_7f4a_7c15);
+            let exact = detection_exact(100, 10, m);
             let sigma = (exact * (1.0 - exact) / f64::from(jobs)).sqrt();
             assert!(
                 (measured - exact).abs() <= 4.0 * sigma + 1e-9,

@@ -196,6 +196,17 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     assert_eq!(p.content, *model_uri.cid());
     drop(e);
 
+    // Anyone can audit it by replay, from what the chain holds: every
+    // window, then a window that does not exist (invalid input, exit 2).
+    let out = arthai(&home, &["--json", "verify", &job.to_string(), "--all"]);
+    let v = ok_json(&out);
+    assert_eq!(v["audit"]["verdict"], "valid", "{v:#}");
+    assert_eq!(v["audit"]["windows"].as_array().unwrap().len(), 3);
+    assert_eq!(v["audit"]["replayed_steps"], 48);
+    let out = arthai(&home, &["verify", &job.to_string(), "--window", "7"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("windows"), "{out:?}");
+
     // Inference with the trained model over the same rows.
     let data = blobs_csv(tmp.path());
     let out = arthai(
