@@ -35,7 +35,7 @@
 //! assert_eq!(chosen.len(), 2);
 //! ```
 
-use crate::{Error, ErrorKind, JobTree, KeccakHash, Result, StepRecord};
+use crate::{Error, ErrorKind, InferRecord, JobTree, KeccakHash, Result, StepRecord};
 
 /// Most records a step log may hold (2^24 ≈ 16.7 M steps, 1.96 GB): a log
 /// is hostile input and is refused beyond this before anything is built.
@@ -220,6 +220,67 @@ pub fn detection_exact(windows: u64, faked: u64, m: u64) -> f64 {
     })
 }
 
+/// The canonical inference log: the `infer` records' encodings
+/// ([`InferRecord::encode`], 65 bytes), concatenated in batch order.
+pub fn encode_infer_log(records: &[InferRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * InferRecord::ENCODED_LEN);
+    for r in records {
+        out.extend_from_slice(&r.encode());
+    }
+    out
+}
+
+/// Decodes an inference log and checks it is the one committed: `batches`
+/// records whose one-window tree (leaves in batch order, then the tree over
+/// that window's root) has root `job_root`. `InvalidInput` naming
+/// `infer_log` for a malformed log, `Corrupted` for another root.
+pub fn verify_infer_log(
+    bytes: &[u8],
+    job_root: &KeccakHash,
+    batches: u64,
+) -> Result<Vec<InferRecord>> {
+    let n = InferRecord::ENCODED_LEN;
+    if !bytes.len().is_multiple_of(n) || (bytes.len() / n) as u64 > MAX_STEP_LOG_RECORDS {
+        return Err(Error::invalid(
+            "infer_log",
+            format!(
+                "length {} is not a whole number of {n}-byte records",
+                bytes.len()
+            ),
+        ));
+    }
+    let records = bytes
+        .chunks_exact(n)
+        .enumerate()
+        .map(|(i, c)| {
+            InferRecord::decode(c).map_err(|e| {
+                Error::invalid("infer_log", format!("record {i}: {}", e.message()))
+                    .with_context("record", i.to_string())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if records.len() as u64 != batches || records.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!(
+                "the inference log holds {} records, the commitment {batches}",
+                records.len()
+            ),
+        )
+        .with_context("field", "infer_log"));
+    }
+    let window = crate::MerkleTree::from_leaves(records.iter().map(InferRecord::leaf).collect())?;
+    let root = crate::MerkleTree::from_leaves(vec![window.root()])?.root();
+    if root != *job_root {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            "the inference log does not rebuild to the committed job root",
+        )
+        .with_context("field", "infer_log"));
+    }
+    Ok(records)
+}
+
 /// The windows an auditor needs to replay to catch, with probability at
 /// least `confidence`, a node that faked a fraction `faked` of its windows:
 /// the least `m` with `1 − (1 − f)^m ≥ confidence`.
@@ -280,6 +341,34 @@ mod tests {
         assert_eq!(
             verify_step_log(&bad, 5, &root, 23).unwrap_err().kind(),
             ErrorKind::Corrupted
+        );
+    }
+
+    #[test]
+    fn inference_logs_bind_the_root() {
+        let recs: Vec<InferRecord> = (0..5u8)
+            .map(|i| InferRecord {
+                input_digest: Blake3Digest::of(&[i]),
+                output_digest: Blake3Digest::of(&[i, i]),
+            })
+            .collect();
+        let window = crate::MerkleTree::from_leaves(recs.iter().map(InferRecord::leaf).collect())
+            .unwrap()
+            .root();
+        let root = crate::MerkleTree::from_leaves(vec![window]).unwrap().root();
+        let log = encode_infer_log(&recs);
+        assert_eq!(verify_infer_log(&log, &root, 5).unwrap(), recs);
+        let mut bad = log.clone();
+        bad[70] ^= 1;
+        assert_eq!(
+            verify_infer_log(&bad, &root, 5).unwrap_err().kind(),
+            ErrorKind::Corrupted
+        );
+        assert_eq!(
+            verify_infer_log(&log[..64], &root, 1)
+                .unwrap_err()
+                .context_value("field"),
+            Some("infer_log")
         );
     }
 

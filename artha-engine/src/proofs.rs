@@ -76,9 +76,11 @@ pub struct ProofManifest {
     pub final_weights: Blake3Digest,
     /// Checkpoints, by step.
     pub checkpoints: Vec<CheckpointRef>,
-    /// The canonical step log ([`artha_core::audit::encode_step_log`]) in
-    /// the store: what anyone replays against (training jobs; absent in
-    /// manifests written before it was published).
+    /// The canonical step log ([`artha_core::audit::encode_step_log`]) of
+    /// a training job, or inference log
+    /// ([`artha_core::audit::encode_infer_log`]) of an inference job, in the
+    /// store: what anyone replays against (absent in manifests written
+    /// before it was published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_log: Option<Cid>,
     /// The job's spec in the store (the same CID as on chain).

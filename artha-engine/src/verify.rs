@@ -240,10 +240,13 @@ pub(crate) async fn audit(parts: &Parts, job: &JobId, opts: &AuditOptions) -> Re
         },
         Err(why) => return stop(Verdict::Unverifiable, why),
     };
+    if spec.kind == JobKind::Infer {
+        return audit_inference(parts, job, &spec, &manifest, steps, windows).await;
+    }
     if spec.kind != JobKind::Train {
         return stop(
             Verdict::Unverifiable,
-            "only training jobs are replayed step by step (inference is audited by its batch digests)".into(),
+            "agent jobs are not deterministic: nothing to replay".into(),
         );
     }
     // The step log, bound to the committed root.
@@ -321,6 +324,110 @@ pub(crate) async fn audit(parts: &Parts, job: &JobId, opts: &AuditOptions) -> Re
     Ok(report)
 }
 
+/// Replays an inference job's batches (one window) and compares each
+/// batch's input and output digests with the committed inference log.
+async fn audit_inference(
+    parts: &Parts,
+    job: &JobId,
+    spec: &JobSpec,
+    manifest: &ProofManifest,
+    batches: u64,
+    windows: u64,
+) -> Result<AuditReport> {
+    let stop = |v: Verdict, why: String| Ok(AuditReport::stopped(*job, v, why, batches, windows));
+    let Some(log_cid) = manifest.step_log else {
+        return stop(
+            Verdict::Unverifiable,
+            "the manifest names no inference log".into(),
+        );
+    };
+    let limit = batches.saturating_mul(artha_core::InferRecord::ENCODED_LEN as u64);
+    let log = match fetch(parts, &log_cid, "inference log", limit).await {
+        Ok(b) => b,
+        Err(why) => return stop(Verdict::Unverifiable, why),
+    };
+    let committed = match artha_core::audit::verify_infer_log(&log, &manifest.job_root, batches) {
+        Ok(r) => r,
+        Err(e) => {
+            return stop(
+                Verdict::Fraud,
+                format!("the committed inference log is wrong: {}", e.message()),
+            );
+        }
+    };
+    let Runtime::Native(id) = &spec.runtime else {
+        return stop(
+            Verdict::Unverifiable,
+            "only native runtimes replay bit for bit".into(),
+        );
+    };
+    let mut wa = WindowAudit {
+        window: 0,
+        steps: (1, batches),
+        verdict: Verdict::Valid,
+        reason: None,
+        mismatch: None,
+        replayed_steps: 0,
+        replay_ms: 0,
+    };
+    let replay = Replay::new(parts)?;
+    let staged = replay.stage(parts, spec, None).await;
+    let t0 = Instant::now();
+    let ran = match staged {
+        Ok(_) => replay
+            .run(parts, job, spec, id, None, None)
+            .await
+            .map_err(|e| e.message().to_string()),
+        Err(why) => Err(why),
+    };
+    wa.replay_ms = t0.elapsed().as_millis() as u64;
+    replay.remove();
+    match ran {
+        Err(why) => {
+            wa.verdict = Verdict::Unverifiable;
+            wa.reason = Some(format!("the replay failed: {why}"));
+        }
+        Ok((events, code)) => {
+            let replayed: Vec<artha_core::InferRecord> = events
+                .iter()
+                .filter_map(|e| match e {
+                    RuntimeEvent::Infer(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            wa.replayed_steps = replayed.len() as u64;
+            if code != 0 {
+                wa.verdict = Verdict::Unverifiable;
+                wa.reason = Some(format!("the replay exited {code}"));
+            } else if let Some(i) = committed
+                .iter()
+                .zip(&replayed)
+                .position(|(c, r)| c != r)
+                .or_else(|| {
+                    (committed.len() != replayed.len()).then(|| committed.len().min(replayed.len()))
+                })
+            {
+                wa.verdict = Verdict::Fraud;
+                wa.reason = Some(format!(
+                    "batch {}: the replayed input or output digest differs from the committed one",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(AuditReport {
+        job_id: *job,
+        verdict: wa.verdict,
+        reason: None,
+        seed: None,
+        committed_steps: batches,
+        windows_committed: windows,
+        replayed_steps: wa.replayed_steps,
+        replay_ms: wa.replay_ms,
+        windows: vec![wa],
+    })
+}
+
 /// Replays window `w` and compares it.
 async fn audit_window(
     parts: &Parts,
@@ -367,7 +474,7 @@ async fn audit_window(
     };
     let t0 = Instant::now();
     let ran = replay
-        .run(parts, job, spec, id, resume.as_deref(), end)
+        .run(parts, job, spec, id, resume.as_deref(), Some(end))
         .await;
     out.replay_ms = t0.elapsed().as_millis() as u64;
     replay.remove();
@@ -548,7 +655,7 @@ impl Replay {
         spec: &JobSpec,
         runtime_id: &str,
         resume: Option<&str>,
-        end: u64,
+        end: Option<u64>,
     ) -> Result<(Vec<RuntimeEvent>, i64)> {
         let (program, args) = &parts.replay_runtime;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -557,7 +664,9 @@ impl Replay {
         if let Some(r) = resume {
             env.insert("ARTHA_RESUME".into(), r.into());
         }
-        env.insert("ARTHA_MAX_STEPS".into(), end.to_string());
+        if let Some(end) = end {
+            env.insert("ARTHA_MAX_STEPS".into(), end.to_string());
+        }
         let launch = LaunchSpec {
             job_id: self.id,
             node_id: parts.node,

@@ -68,7 +68,24 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
         manifest.step_log = Some(*parts.store.push_path(&lpath, &pin).await?.uri.cid());
         (manifest, None)
     } else {
-        (infer_manifest(&job, &events)?, Some(m.checkpoints.clone()))
+        let mut manifest = infer_manifest(&job, &events)?;
+        // The inference log (input and output digests per batch), published
+        // like a step log so anyone can replay the batches against it.
+        let records: Vec<artha_core::InferRecord> = events
+            .iter()
+            .filter_map(|e| match e {
+                RuntimeEvent::Infer(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let lpath = job_dir(parts, &job).join("infer.log");
+        write_atomic(&lpath, &artha_core::audit::encode_infer_log(&records))?;
+        let pin = PushOptions {
+            pin: Some(job_deal(&job)),
+            progress: None,
+        };
+        manifest.step_log = Some(*parts.store.push_path(&lpath, &pin).await?.uri.cid());
+        (manifest, Some(m.checkpoints.clone()))
     };
     let mut manifest = manifest;
     manifest.spec = Some(super::terms::store_spec(parts, &job, &r.spec).await?);

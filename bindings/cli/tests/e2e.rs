@@ -205,7 +205,10 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     assert_eq!(v["audit"]["replayed_steps"], 48);
     let out = arthai(&home, &["verify", &job.to_string(), "--window", "7"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("windows"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("windows"),
+        "{out:?}"
+    );
 
     // Inference with the trained model over the same rows.
     let data = blobs_csv(tmp.path());
@@ -252,6 +255,14 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
         .iter()
         .find(|a| a["kind"] == "outputs")
         .expect("inference outputs stored");
+    // Inference is audited by replaying its batches against the committed
+    // input and output digests.
+    let a = ok_json(&arthai(
+        &home,
+        &["--json", "verify", v["job_id"].as_str().unwrap()],
+    ));
+    assert_eq!(a["audit"]["verdict"], "valid", "{a:#}");
+    assert!(a["audit"]["replayed_steps"].as_u64().unwrap() >= 1, "{a:#}");
     let e = engine(&home).await;
     let dest = tmp.path().join("outputs");
     e.store()
