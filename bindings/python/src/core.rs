@@ -172,6 +172,56 @@ fn verify_window_claim(
     .map_err(|e| to_exception(py, &e))
 }
 
+/// verify_step_log(step_log: bytes, window: int, job_root: str, steps: int) -> list[dict[str, Any]]
+///
+/// Checks a step log (the 117-byte encodings of a job's step records,
+/// concatenated, as the node publishes it) against the chain's commitment:
+/// `steps` records whose tree of `window`-step windows has root `job_root`.
+/// Returns the records; raises `arthapy.InvalidInput` (a malformed log,
+/// `field` `step_log`) or `arthapy.Corrupted` (not the committed log).
+#[pyfunction]
+fn verify_step_log(
+    py: Python<'_>,
+    step_log: &[u8],
+    window: u32,
+    job_root: &str,
+    steps: u64,
+) -> PyResult<Py<PyAny>> {
+    let root = parse(py, "job_root", job_root)?;
+    let records = artha_core::audit::verify_step_log(step_log, window, &root, steps)
+        .map_err(|e| to_exception(py, &e))?;
+    to_py(py, &records)
+}
+
+/// audit_windows(seed: str, job_id: str, windows: int, count: int) -> list[int]
+///
+/// The windows an audit replays: `min(count, windows)` distinct indices
+/// drawn from the chain's audit seed and the job, as
+/// `ProofOfCompute.auditWindows` draws them.
+#[pyfunction]
+fn audit_windows(
+    py: Python<'_>,
+    seed: &str,
+    job_id: &str,
+    windows: u64,
+    count: u64,
+) -> PyResult<Vec<u64>> {
+    let seed = parse(py, "seed", seed)?;
+    let job: artha_core::JobId = parse(py, "job_id", job_id)?;
+    if windows == 0 {
+        return Err(to_exception(
+            py,
+            &artha_core::Error::invalid("windows", "must be ≥ 1"),
+        ));
+    }
+    Ok(artha_core::audit::audit_windows(
+        &seed,
+        job.as_bytes(),
+        windows,
+        count,
+    ))
+}
+
 /// validate_spec(spec: dict[str, Any]) -> list[dict[str, str]]
 ///
 /// Every problem of a job spec, each with its field path and message
@@ -231,6 +281,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_merkle_proof, m)?)?;
     m.add_function(wrap_pyfunction!(job_tree, m)?)?;
     m.add_function(wrap_pyfunction!(verify_window_claim, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_step_log, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_windows, m)?)?;
     m.add_function(wrap_pyfunction!(validate_spec, m)?)?;
     m.add_function(wrap_pyfunction!(verify_credential, m)?)?;
     m.add_function(wrap_pyfunction!(cost, m)?)?;

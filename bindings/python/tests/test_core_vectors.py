@@ -96,3 +96,33 @@ def test_bad_hashes_name_their_place():
     assert e.value.field == "leaves[1]"
     with pytest.raises(ValueError):
         core.record_leaf("weights", {})
+
+
+def test_a_step_log_is_checked_against_a_commitment_and_the_audit_draw():
+    # The vectors' step records, renumbered 1…n, in windows of 2.
+    recs = []
+    for i, r in enumerate(V["step_records"]):
+        fields = {k: v for k, v in r.items() if k not in ("encoding", "leaf")}
+        recs.append({**fields, "step": i + 1})
+    encoded = [core.record_leaf("step", r) for r in recs]
+    log = b"".join(bytes.fromhex(e["encoding"][2:]) for e in encoded)
+    root = core.job_tree([e["leaf"] for e in encoded], 2)["job_root"]
+    back = core.verify_step_log(log, 2, root, len(recs))
+    assert [r["step"] for r in back] == list(range(1, len(recs) + 1))
+    flipped = bytearray(log)
+    flipped[30] ^= 1
+    with pytest.raises(arthapy.Corrupted):
+        core.verify_step_log(bytes(flipped), 2, root, len(recs))
+    with pytest.raises(arthapy.InvalidInput) as e:
+        core.verify_step_log(log[1:], 2, root, len(recs))
+    assert e.value.field == "step_log"
+
+    job = "job-" + "ab" * 16
+    seed = "0x" + "11" * 32
+    drawn = core.audit_windows(seed, job, 100, 8)
+    assert len(set(drawn)) == 8 and all(0 <= w < 100 for w in drawn)
+    assert core.audit_windows(seed, job, 100, 8) == drawn
+    assert sorted(core.audit_windows(seed, job, 3, 9)) == [0, 1, 2]
+    with pytest.raises(arthapy.InvalidInput) as e:
+        core.audit_windows(seed, "job-zz", 10, 1)
+    assert e.value.field == "job_id"

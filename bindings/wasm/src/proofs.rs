@@ -241,3 +241,53 @@ pub fn verify_window(
             crate::convert::js_error_with_field(&e, field)
         })
 }
+
+/// Checks a step log (the 117-byte encodings of a job's step records,
+/// concatenated, as the node publishes it) against the chain's commitment:
+/// `steps` records whose tree of `window`-step windows has root `jobRoot`
+/// (`artha_core::audit::verify_step_log`). Returns the records (JSON form).
+/// Throws `invalid_input` naming `stepLog` for a malformed log and
+/// `corrupted` naming `stepLog` when it is not the committed one.
+#[wasm_bindgen(js_name = verifyStepLog, unchecked_return_type = "object[]")]
+pub fn verify_step_log(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer", js_name = stepLog)]
+    step_log: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] window: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string", js_name = jobRoot)] job_root: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] steps: JsValue,
+) -> JsResult<JsValue> {
+    let log = bytes("stepLog", &step_log)?;
+    let window = whole("window", &window, u64::from(u32::MAX))? as u32;
+    let root = keccak("jobRoot", &job_root)?;
+    let steps = whole("steps", &steps, u64::MAX)?;
+    let records = artha_core::audit::verify_step_log(&log, window, &root, steps)
+        .map_err(|e| crate::convert::js_error_with_field(&e, "stepLog"))?;
+    to_js(&records)
+}
+
+/// The windows an audit replays: `min(count, windows)` distinct indices
+/// drawn from the chain's audit seed (`0x…`) and the job (`job-…`), the
+/// same as `ProofOfCompute.auditWindows`.
+#[wasm_bindgen(js_name = auditWindows, unchecked_return_type = "number[]")]
+pub fn audit_windows(
+    #[wasm_bindgen(unchecked_param_type = "string")] seed: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string", js_name = jobId)] job_id: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] windows: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] count: JsValue,
+) -> JsResult<JsValue> {
+    let seed = keccak("seed", &seed)?;
+    let job: artha_core::JobId = crate::convert::string("jobId", &job_id)?
+        .parse()
+        .map_err(|e: artha_core::Error| crate::convert::js_error_with_field(&e, "jobId"))?;
+    let windows = whole("windows", &windows, u64::from(u32::MAX))?;
+    let count = whole("count", &count, u64::from(u32::MAX))?;
+    if windows == 0 {
+        return Err(crate::convert::invalid("windows", "must be ≥ 1"));
+    }
+    to_js(&artha_core::audit::audit_windows(
+        &seed,
+        job.as_bytes(),
+        windows,
+        count,
+    ))
+}

@@ -2,6 +2,13 @@
 
 from typing import Any
 
+def audit_windows(seed: str, job_id: str, windows: int, count: int) -> list[int]:
+    """The windows an audit replays: `min(count, windows)` distinct indices
+    drawn from the chain's audit seed and the job, as
+    `ProofOfCompute.auditWindows` draws them.
+    """
+    ...
+
 def cid(data: bytes) -> str:
     """The content id (`b3:` + hex BLAKE3) of `data`, as the store names a
     one-chunk blob.
@@ -59,6 +66,15 @@ def verify_credential(credential: dict[str, Any], now: int) -> dict[str, Any]:
 
 def verify_merkle_proof(leaf: str, proof: dict[str, Any], root: str) -> bool:
     """Whether `proof` takes `leaf` to `root`."""
+    ...
+
+def verify_step_log(step_log: bytes, window: int, job_root: str, steps: int) -> list[dict[str, Any]]:
+    """Checks a step log (the 117-byte encodings of a job's step records,
+    concatenated, as the node publishes it) against the chain's commitment:
+    `steps` records whose tree of `window`-step windows has root `job_root`.
+    Returns the records; raises `arthapy.InvalidInput` (a malformed log,
+    `field` `step_log`) or `arthapy.Corrupted` (not the committed log).
+    """
     ...
 
 def verify_window(job_root: str, window_index: int, step_leaves: list[str], window_proof: dict[str, Any]) -> str:

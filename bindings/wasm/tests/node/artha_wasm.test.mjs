@@ -254,3 +254,44 @@ test("tensors and money: bad input names the field", () => {
   throwsArtha(() => artha.costOf(1.5, "5 wei"), "invalid_input", "gpuSeconds", TypeError);
   assert.deepEqual(artha.costOf(4710n, "0.001 ARTH"), { wei: "4710000000000000000", text: "4.71 ARTH" });
 });
+
+test("audits without an engine: a step log against a commitment, the audit draw", () => {
+  // A log of the vectors' records, numbered 1…n so they follow each other,
+  // in windows of 2.
+  const records = vectors.step_records.map((v, i) => ({
+    step: i + 1,
+    epoch: v.epoch,
+    loss: v.loss,
+    grad_digest: v.grad_digest,
+    weight_digest: v.weight_digest,
+    batch_digest: v.batch_digest,
+  }));
+  const encodings = records.map((r) => artha.encodeStepRecord(r));
+  const log = new Uint8Array(encodings.reduce((n, e) => n + e.length, 0));
+  let at = 0;
+  for (const e of encodings) {
+    log.set(e, at);
+    at += e.length;
+  }
+  const leaves = encodings.map((e) => artha.leafHash(e));
+  const root = artha.jobTree(leaves, 2).job_root;
+  const back = artha.verifyStepLog(log, 2, root, records.length);
+  assert.equal(back.length, records.length);
+  assert.equal(back[0].step, 1);
+  const flipped = log.slice();
+  flipped[30] ^= 1;
+  throwsArtha(() => artha.verifyStepLog(flipped, 2, root, records.length), "corrupted", "stepLog");
+  throwsArtha(() => artha.verifyStepLog(log.slice(1), 2, root, records.length), "invalid_input", "stepLog");
+  throwsArtha(() => artha.verifyStepLog(log, 2, root.toUpperCase(), 1), "invalid_input", "jobRoot");
+
+  const job = "job-" + "ab".repeat(16);
+  const seed = "0x" + "11".repeat(32);
+  const drawn = artha.auditWindows(seed, job, 100, 8);
+  assert.equal(drawn.length, 8);
+  assert.equal(new Set(drawn).size, 8);
+  assert.ok(drawn.every((w) => w >= 0 && w < 100));
+  assert.deepEqual(artha.auditWindows(seed, job, 100, 8), drawn);
+  assert.deepEqual([...artha.auditWindows(seed, job, 3, 9)].sort(), [0, 1, 2]);
+  throwsArtha(() => artha.auditWindows(seed, "job-zz", 10, 1), "invalid_input", "jobId");
+  throwsArtha(() => artha.auditWindows(seed, job, 0, 1), "invalid_input", "windows");
+});
