@@ -101,20 +101,23 @@ impl Engine {
     }
 
     /// Files a bonded challenge (the minimum bond) with the evidence of a
-    /// fraudulent audit; returns the challenge id. `InvalidInput` naming
-    /// `report` when the audit found no step to dispute.
+    /// fraudulent audit — the first differing step with its proof, or, for
+    /// a fault in the committed data itself (a log that does not rebuild to
+    /// the root, a checkpoint holding another step), a data challenge —
+    /// and returns its id. `InvalidInput` naming `report` when the audit
+    /// found no fraud.
     pub async fn challenge(&self, report: &AuditReport) -> Result<u64> {
         let jury = self.jury()?;
-        let m = report.evidence().ok_or_else(|| {
-            Error::invalid(
-                "report",
-                match report.verdict {
-                    Verdict::Fraud => "the fraud found has no disputed step (it is a data fault: the jury of any challenge of this job votes on it)",
-                    _ => "the audit found no fraud",
-                },
-            )
-        })?;
+        if report.verdict != Verdict::Fraud {
+            return Err(Error::invalid("report", "the audit found no fraud"));
+        }
         let bond = Amount::from_wei(jury.verifier.params.min_bond);
+        let Some(m) = report.evidence() else {
+            jury.verifier.challenge_data(&report.job_id, bond).await?;
+            let id = jury.verifier.challenge_count().await?;
+            return u64::try_from(id)
+                .map_err(|_| Error::new(ErrorKind::Corrupted, "challenge id above u64"));
+        };
         self.parts
             .chain
             .challenge(&Challenge {
@@ -147,7 +150,12 @@ impl Engine {
         let drawn = v.jury_of(challenge).await?;
         let mut votes = Vec::new();
         if !info.resolved {
-            let window = self.disputed_window(&info.job, info.step).await?;
+            // A step challenge is judged on its window; a data challenge
+            // (step 0) by the whole audit.
+            let windows = match info.step {
+                0 => None,
+                s => Some(vec![self.disputed_window(&info.job, s).await?]),
+            };
             let mine: Vec<&DynContracts> = jury
                 .jurors
                 .iter()
@@ -161,7 +169,7 @@ impl Engine {
                         &info.job,
                         &AuditOptions {
                             sample: None,
-                            windows: Some(vec![window]),
+                            windows: windows.clone(),
                         },
                     )
                     .await
@@ -327,7 +335,7 @@ impl Engine {
             }
         };
         let audit = self.verify(job, &opts).await?;
-        let dispute = if req.challenge && audit.evidence().is_some() {
+        let dispute = if req.challenge && audit.verdict == Verdict::Fraud {
             let id = self.challenge(&audit).await?;
             Some(self.adjudicate(id).await?)
         } else {

@@ -446,23 +446,9 @@ contract ProofOfCompute is Roles, Guarded {
     /// From the block after next, anyone may `drawJury`.
     /// @return challengeId sequential from 1.
     function challenge(bytes32 jobId, StepClaim calldata claim) external payable returns (uint256 challengeId) {
-        Commitment storage c = _commitments[jobId];
-        if (c.jobRoot == bytes32(0)) revert NotCommitted(jobId);
-        uint256 closes = uint256(c.committedAt) + challengePeriod;
-        if (block.timestamp >= closes) revert ChallengeWindowClosed(closes);
-        AIJobManager.Status status = manager.getJob(jobId).status;
-        if (status != AIJobManager.Status.Committed && status != AIJobManager.Status.Challenged) {
-            revert WrongStatus(jobId, status);
-        }
-        if (msg.value < minBond) revert BondTooLow(msg.value, minBond);
-        if (msg.value > type(uint96).max) revert BondTooHigh(msg.value);
+        (Commitment storage c, AIJobManager.Status status) = _challengeable(jobId);
         uint64 step = _checkClaim(c, claim);
-        challengeId = ++challengeCount;
-        _disputes[challengeId] = Dispute(
-            jobId, msg.sender, uint96(msg.value), step, uint64(block.number), uint40(block.timestamp), 0, 0, false
-        );
-        c.openChallenges += 1;
-        if (status != AIJobManager.Status.Challenged) manager.setStatus(jobId, AIJobManager.Status.Challenged);
+        challengeId = _openDispute(jobId, step, status);
         emit Challenged(
             challengeId,
             jobId,
@@ -474,6 +460,48 @@ contract ProofOfCompute is Roles, Guarded {
             claim.committedRecord,
             claim.replayedRecord
         );
+    }
+
+    /// @notice Challenges a commitment's data rather than one step (anyone,
+    /// with a bond of at least `minBond`, inside the challenge period): the
+    /// manifest, step log or a checkpoint the commitment names is provably
+    /// not what it claims — a log that does not rebuild to the committed
+    /// root, a checkpoint that holds another step than the one it is listed
+    /// at. No step is disputed (step 0 in the challenge and its event); the
+    /// jury judges it like a step challenge, each juror running the whole
+    /// audit of the job, and resolves it the same way.
+    /// @return challengeId sequential from 1.
+    function challengeData(bytes32 jobId) external payable returns (uint256 challengeId) {
+        (, AIJobManager.Status status) = _challengeable(jobId);
+        challengeId = _openDispute(jobId, 0, status);
+        emit Challenged(challengeId, jobId, msg.sender, 0, msg.value, 0, 0, "", "");
+    }
+
+    /// @notice Checks that `jobId` can be challenged now with `msg.value`.
+    function _challengeable(bytes32 jobId) private view returns (Commitment storage c, AIJobManager.Status status) {
+        c = _commitments[jobId];
+        if (c.jobRoot == bytes32(0)) revert NotCommitted(jobId);
+        uint256 closes = uint256(c.committedAt) + challengePeriod;
+        if (block.timestamp >= closes) revert ChallengeWindowClosed(closes);
+        status = manager.getJob(jobId).status;
+        if (status != AIJobManager.Status.Committed && status != AIJobManager.Status.Challenged) {
+            revert WrongStatus(jobId, status);
+        }
+        if (msg.value < minBond) revert BondTooLow(msg.value, minBond);
+        if (msg.value > type(uint96).max) revert BondTooHigh(msg.value);
+    }
+
+    /// @notice Records a dispute over `step` (0: the data) of `jobId`.
+    function _openDispute(bytes32 jobId, uint64 step, AIJobManager.Status status)
+        private
+        returns (uint256 challengeId)
+    {
+        challengeId = ++challengeCount;
+        _disputes[challengeId] = Dispute(
+            jobId, msg.sender, uint96(msg.value), step, uint64(block.number), uint40(block.timestamp), 0, 0, false
+        );
+        _commitments[jobId].openChallenges += 1;
+        if (status != AIJobManager.Status.Challenged) manager.setStatus(jobId, AIJobManager.Status.Challenged);
     }
 
     /// @notice Checks a claim against a commitment; returns the step number.

@@ -426,6 +426,28 @@ contract DisputesTest is Fixture {
         poc.finalize(JOB);
     }
 
+    /// A data challenge (no step claim: a log or checkpoint that is not
+    /// what the commitment says) goes to the same jury and, upheld, slashes;
+    /// it is bonded and bounded by the period like a step challenge.
+    function testDataChallengeIsJudgedLikeAStep() public {
+        joinJurors(3);
+        committed();
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.BondTooLow.selector, MIN_BOND - 1, MIN_BOND));
+        poc.challengeData{value: MIN_BOND - 1}(JOB);
+        vm.prank(challenger);
+        uint256 id = poc.challengeData{value: MIN_BOND}(JOB);
+        assertEq(status(), uint256(AIJobManager.Status.Challenged), "challenged");
+        assertEq(poc.getChallenge(id).step, 0, "no step");
+        uint256 sub = submitter.balance;
+        judge(id, unanimous(FRAUD));
+        assertEq(status(), uint256(AIJobManager.Status.Slashed), "slashed");
+        assertEq(submitter.balance - sub, BUDGET, "refunded");
+        assertTrue(registry.getNode(NODE).slashed, "slashed for good");
+        vm.expectRevert(abi.encodeWithSelector(ProofOfCompute.NotCommitted.selector, bytes32("none")));
+        poc.challengeData{value: MIN_BOND}(bytes32("none"));
+    }
+
     function testFraudAfterUnavailableStillSlashes() public {
         joinJurors(3);
         committed();

@@ -1023,6 +1023,18 @@ impl<B: EvmBackend> ArthaContracts<B> {
             .collect()
     }
 
+    /// Challenges a commitment's data rather than one step (a log that does
+    /// not rebuild to the root, a checkpoint holding another step), with
+    /// `bond`; the jury judges it by a whole audit.
+    pub async fn challenge_data(&self, job: &JobId, bond: Amount) -> Result<Receipt> {
+        let call = ProofOfCompute::challengeDataCall {
+            jobId: word16(job.as_bytes()),
+        };
+        self.send(self.deployment.proofs, call.abi_encode(), wei(bond))
+            .await
+            .map_err(|e| with_id(e, "job_id", job.to_string()))
+    }
+
     /// Joins the jury pool with `stake` (this account becomes a juror).
     pub async fn join_jury(&self, stake: Amount) -> Result<Receipt> {
         let call = ProofOfCompute::joinJuryCall {};

@@ -734,8 +734,6 @@ pub(crate) fn verify(
                 d.challenge.verdict,
                 d.job_status
             )?;
-        } else if req.challenge && a.verdict == Verdict::Fraud {
-            outln!("  no step to dispute: the fault is in the committed data itself")?;
         }
         Ok(())
     })

@@ -318,8 +318,8 @@ async fn inflated_step_counts_are_refused_and_not_paid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_checkpoint_is_found_by_the_audit() {
-    let Some((_tmp, _e, _j, a)) = cheat("old-checkpoint").await else {
+async fn a_stale_checkpoint_is_found_and_slashed_by_a_data_challenge() {
+    let Some((tmp, e, j, a)) = cheat("old-checkpoint").await else {
         return;
     };
     // The checkpoint committed for step 8 holds step 4: the replay of the
@@ -335,4 +335,8 @@ async fn a_stale_checkpoint_is_found_by_the_audit() {
         w.reason.as_deref().unwrap().contains("holds another step"),
         "{w:?}"
     );
+    // No step record differs: the challenge is about the data, and the
+    // jurors' whole audits find it.
+    assert!(a.evidence().is_none());
+    slashed(tmp.path(), e, j, &a).await;
 }
