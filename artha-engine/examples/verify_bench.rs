@@ -2,9 +2,9 @@
 //! checks, and how long a dispute takes from challenge to resolution on
 //! the embedded chain.
 //!
-//! `verify_bench HOME ROWS EPOCHS WINDOW [CHEAT]` trains one job of
+//! `verify_bench HOME ROWS EPOCHS WINDOW HIDDEN [CHEAT]` trains one job of
 //! `EPOCHS × ⌈ROWS / 32⌉` steps in windows of `WINDOW` on the native
-//! runtime, then audits it with 8 and 44 windows drawn from the chain's
+//! runtime (an MLP with hidden layers `HIDDEN`, e.g. `256,256`), then audits it with 8 and 44 windows drawn from the chain's
 //! seed and with every window, printing one line per run:
 //! `what windows replayed_steps wall_ms ratio_to_training`. With `CHEAT`
 //! (the `artha-cheat` binary) it also runs a job that fakes every second
@@ -30,9 +30,7 @@ async fn engine(home: &Path, runtime: Option<&Path>) -> Result<Engine, Error> {
 async fn train(
     e: &Engine,
     dir: &Path,
-    rows: usize,
-    epochs: u32,
-    window: u32,
+    (rows, epochs, window, hidden): (usize, u32, u32, &str),
     cheat: &str,
 ) -> Result<(JobId, u64), Error> {
     let data = dir.join("data.csv");
@@ -50,6 +48,9 @@ async fn train(
     spec.resources.gpu_memory_mib = 512;
     spec.resources.max_duration_secs = 3600;
     spec.proof_window = window;
+    spec.hyper
+        .extra
+        .insert("hidden".into(), serde_json::json!(hidden));
     if !cheat.is_empty() {
         spec.hyper
             .extra
@@ -75,18 +76,24 @@ async fn train(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = || Error::invalid("args", "verify_bench HOME ROWS EPOCHS WINDOW [CHEAT]");
-    if args.len() < 4 {
+    let usage = || {
+        Error::invalid(
+            "args",
+            "verify_bench HOME ROWS EPOCHS WINDOW HIDDEN [CHEAT]",
+        )
+    };
+    if args.len() < 5 {
         return Err(usage());
     }
     let home = PathBuf::from(&args[0]);
     let rows: usize = args[1].parse().map_err(|_| usage())?;
     let epochs: u32 = args[2].parse().map_err(|_| usage())?;
     let window: u32 = args[3].parse().map_err(|_| usage())?;
+    let shape = (rows, epochs, window, args[4].as_str());
     std::fs::create_dir_all(&home).map_err(|e| Error::invalid("HOME", e.to_string()))?;
 
     let e = engine(&home.join("honest"), None).await?;
-    let (job, train_ms) = train(&e, &home, rows, epochs, window, "").await?;
+    let (job, train_ms) = train(&e, &home, shape, "").await?;
     let steps = e.proofs(&job).await?.steps;
     println!(
         "training {} steps {steps} wall_ms {train_ms} ratio 1",
@@ -128,9 +135,9 @@ async fn main() -> Result<(), Error> {
     }
     e.shutdown().await;
 
-    if let Some(cheat) = args.get(4) {
+    if let Some(cheat) = args.get(5) {
         let e = engine(&home.join("cheat"), Some(Path::new(cheat))).await?;
-        let (job, _) = train(&e, &home, rows, epochs, window, "fake-every=2").await?;
+        let (job, _) = train(&e, &home, shape, "fake-every=2").await?;
         let a = e
             .verify(
                 &job,
