@@ -59,13 +59,8 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
         };
         // The canonical step log, published so anyone can rebuild the root
         // and replay against it (the commitment binds it through the root).
-        let lpath = job_dir(parts, &job).join("steps.log");
-        write_atomic(&lpath, &artha_core::audit::encode_step_log(rec.steps()))?;
-        let pin = PushOptions {
-            pin: Some(job_deal(&job)),
-            progress: None,
-        };
-        manifest.step_log = Some(*parts.store.push_path(&lpath, &pin).await?.uri.cid());
+        let log = artha_core::audit::encode_step_log(rec.steps());
+        manifest.step_log = Some(*publish(parts, &job, "steps.log", &log).await?.cid());
         (manifest, None)
     } else {
         let mut manifest = infer_manifest(&job, &events)?;
@@ -78,13 +73,8 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
                 _ => None,
             })
             .collect();
-        let lpath = job_dir(parts, &job).join("infer.log");
-        write_atomic(&lpath, &artha_core::audit::encode_infer_log(&records))?;
-        let pin = PushOptions {
-            pin: Some(job_deal(&job)),
-            progress: None,
-        };
-        manifest.step_log = Some(*parts.store.push_path(&lpath, &pin).await?.uri.cid());
+        let log = artha_core::audit::encode_infer_log(&records);
+        manifest.step_log = Some(*publish(parts, &job, "infer.log", &log).await?.cid());
         (manifest, Some(m.checkpoints.clone()))
     };
     let mut manifest = manifest;
@@ -96,13 +86,7 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
         Error::new(ErrorKind::Internal, "cannot encode the proof manifest").with_source(e)
     })?;
     // Written where the job cannot write (not its /artha mount).
-    let mpath = job_dir(parts, &job).join("proofs.json");
-    write_atomic(&mpath, &bytes)?;
-    let pin = PushOptions {
-        pin: Some(job_deal(&job)),
-        progress: None,
-    };
-    let muri = parts.store.push_path(&mpath, &pin).await?.uri;
+    let muri = publish(parts, &job, "proofs.json", &bytes).await?;
     add_artifact(parts, &job, ArtifactKind::Proofs, "proofs.json", &muri)?;
     if let Some(dir) = outputs {
         // The job's output tree, copied out without following links.
@@ -131,6 +115,26 @@ pub(crate) async fn prove(parts: &Parts, r: &JobRecord, partial: Option<JobPhase
             .transition(&job, JobPhase::Proving, JobPhase::Completed, None)?;
     }
     Ok(())
+}
+
+/// Writes `bytes` as `name` in the job's directory (where the job cannot
+/// write), atomically, and stores it pinned with the job's deal.
+pub(crate) async fn publish(
+    parts: &Parts,
+    job: &JobId,
+    name: &str,
+    bytes: &[u8],
+) -> Result<ArthaUri> {
+    let path = job_dir(parts, job).join(name);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| io_err("create the job directory", d, e))?;
+    }
+    write_atomic(&path, bytes)?;
+    let pin = PushOptions {
+        pin: Some(job_deal(job)),
+        progress: None,
+    };
+    Ok(parts.store.push_path(&path, &pin).await?.uri)
 }
 
 /// An inference job's proofs: one window whose leaves are the `infer`

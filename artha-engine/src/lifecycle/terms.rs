@@ -24,12 +24,10 @@
 
 use artha_core::{Amount, ArthaUri, Cid, Error, ErrorKind, JobKind, JobSpec, Result, Runtime};
 
-use super::stage::job_dir;
-use crate::engine::job_deal;
 use crate::engine::parts::Parts;
-use crate::fsutil::{io_err, write_atomic};
+use crate::fsutil::io_err;
 use crate::jobs::now_ms;
-use crate::store::{EntryKind, PushOptions};
+use crate::store::EntryKind;
 
 use artha_core::money::DEFAULT_GPU_MS_PER_STEP;
 
@@ -94,15 +92,9 @@ pub(crate) async fn store_spec(
 ) -> Result<Cid> {
     let bytes = serde_json::to_vec(spec)
         .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode the spec").with_source(e))?;
-    let dir = job_dir(parts, job);
-    std::fs::create_dir_all(&dir).map_err(|e| io_err("create the job directory", &dir, e))?;
-    let path = dir.join("spec.json");
-    write_atomic(&path, &bytes)?;
-    let pin = PushOptions {
-        pin: Some(job_deal(job)),
-        progress: None,
-    };
-    Ok(*parts.store.push_path(&path, &pin).await?.uri.cid())
+    Ok(*super::prove::publish(parts, job, "spec.json", &bytes)
+        .await?
+        .cid())
 }
 
 /// The step count `spec` implies, or `None` when its data cannot be counted.
