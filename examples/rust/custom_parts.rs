@@ -242,8 +242,15 @@ async fn main() -> Result<()> {
         .scheduler(Arc::new(Cheapest))
         .build()
         .await?;
+    // The 32 points the runtime fits, in 4 batches of 8: the 4 steps per
+    // epoch the engine prices and the node commits.
     let data = home.join("points.csv");
-    std::fs::write(&data, "x,y\n0,1\n1,4\n").map_err(|e| Error::invalid("data", e.to_string()))?;
+    let mut csv = String::from("x,y\n");
+    for i in 0..32 {
+        let x = i as f32 / 16.0;
+        csv.push_str(&format!("{x},{}\n", 3.0 * x + 1.0));
+    }
+    std::fs::write(&data, csv).map_err(|e| Error::invalid("data", e.to_string()))?;
     let dataset = engine
         .register_dataset_path(&data, &artha_engine::engine::DatasetMeta::named("points"))
         .await?;
@@ -255,6 +262,7 @@ async fn main() -> Result<()> {
     );
     spec.dataset = Some(InputRef::Id(dataset.id));
     spec.hyper.epochs = 8;
+    spec.hyper.batch_size = 8;
     spec.hyper.learning_rate = 0.1;
     spec.proof_window = 8;
     spec.resources.max_duration_secs = 60;
