@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use artha_core::protocol::runtime_env;
 use artha_core::{
-    ArthaUri, Error, ErrorKind, Executor, JobId, JobSpec, LaunchSpec, Limits, Mounts, Result,
-    Runtime,
+    ArthaUri, Error, ErrorKind, Executor, InputRef, JobId, JobSpec, LaunchSpec, Limits, Mounts,
+    Registry, Result, Runtime,
 };
 
 use super::{JobCtx, holds_events};
@@ -42,13 +42,34 @@ pub(crate) async fn resolve_inputs(parts: &Parts, spec: &JobSpec) -> Result<Inpu
         )?),
         None => None,
     };
+    // What a registry id names is what the chain registered: a catalog
+    // entry re-pointed at other content (the catalog is a local cache) is
+    // refused rather than silently used.
+    let registered = |field: &'static str| async move {
+        Ok::<_, Error>(match (field, &spec.model, &spec.dataset) {
+            ("model", Some(InputRef::Id(id)), _) => Some(parts.chain.model(id).await?.content),
+            ("dataset", _, Some(InputRef::Id(id))) => Some(parts.chain.dataset(id).await?.content),
+            _ => None,
+        })
+    };
     for (field, uri) in [("model", &model), ("dataset", &dataset)] {
         if let Some(u) = uri {
-            parts
+            let listed = parts
                 .store
                 .ls(u)
                 .await
                 .map_err(|e| e.with_context("field", field))?;
+            if let Some(on_chain) = registered(field).await?
+                && listed.cid != Some(on_chain)
+            {
+                return Err(Error::new(
+                    ErrorKind::Corrupted,
+                    format!("the catalog's {field} names other content than the chain registered"),
+                )
+                .with_context("field", field)
+                .with_context("catalog", u.to_string())
+                .with_context("chain", on_chain.to_string()));
+            }
         }
     }
     Ok(Inputs { model, dataset })

@@ -340,3 +340,84 @@ async fn a_stale_checkpoint_is_found_and_slashed_by_a_data_challenge() {
     assert!(a.evidence().is_none());
     slashed(tmp.path(), e, j, &a).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_data_is_unverifiable_never_fraud() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(e) = node(&tmp.path().join("home")).await else {
+        return;
+    };
+    let j = job(&e, tmp.path(), "honest", 1).await;
+    let m = e.proofs(&j).await.unwrap();
+    // The checkpoint window 1 replays from is gone: window 0 still checks
+    // out, window 1 cannot be judged — and nothing is called fraud.
+    let ckpt = m.checkpoints.iter().find(|c| c.step == 4).unwrap();
+    e.store()
+        .backend()
+        .delete(&ckpt.cid.unwrap())
+        .await
+        .unwrap();
+    let a = e.verify(&j, &all()).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Unverifiable, "{a:#?}");
+    assert_eq!(a.windows[0].verdict, Verdict::Valid);
+    assert_eq!(a.windows[1].verdict, Verdict::Unverifiable);
+    assert!(
+        a.windows[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("cannot be fetched"),
+        "{a:#?}"
+    );
+    // Without the step log nothing is replayed.
+    e.store()
+        .backend()
+        .delete(&m.step_log.unwrap())
+        .await
+        .unwrap();
+    let a = e.verify(&j, &all()).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Unverifiable, "{a:#?}");
+    assert!(a.windows.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_pointed_catalog_entry_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let Some(e) = node(&home).await else {
+        return;
+    };
+    let j = job(&e, tmp.path(), "honest", 1).await;
+    let spec = e.record(&j).unwrap().spec;
+    let ds = spec.dataset.clone().unwrap();
+    let other = tmp.path().join("other.csv");
+    std::fs::write(&other, artha_engine::quickstart::synthetic_dataset(9, 256)).unwrap();
+    let pushed = e
+        .store()
+        .push_path(&other, &Default::default())
+        .await
+        .unwrap();
+    e.shutdown().await;
+    // Someone with the home's files re-points the local catalog entry.
+    let db = rusqlite::Connection::open(home.join("jobs").join("catalog.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE datasets SET uri = ?1 WHERE id = ?2",
+            [pushed.uri.to_string(), ds.to_string()],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    // The same spec again: refused at submission, naming the field, and
+    // nothing is created.
+    let e = node(&home).await.unwrap();
+    let before = e.list().unwrap().len();
+    let err = e.submit(spec).await.unwrap_err();
+    assert_eq!(err.kind(), artha_core::ErrorKind::Corrupted, "{err}");
+    assert_eq!(err.context_value("field"), Some("dataset"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("other content than the chain registered")
+    );
+    assert_eq!(e.list().unwrap().len(), before);
+}
