@@ -35,7 +35,57 @@
 //! assert_eq!(chosen.len(), 2);
 //! ```
 
-use crate::{Error, ErrorKind, InferRecord, JobTree, KeccakHash, Result, StepRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Blake3Digest, Error, ErrorKind, InferRecord, JobSpec, JobTree, KeccakHash, Result, StepRecord,
+};
+
+/// The format tag of a [`JobDocument`].
+pub const JOB_DOCUMENT_FORMAT: &str = "artha-job/1";
+
+/// What a job's on-chain `specCid` names: the spec as submitted and the
+/// code that must run it — for a native runtime, the BLAKE3 digest of the
+/// runtime program the submitter's engine trusts. A verifier replays only
+/// with a runtime of that digest (another build may differ in its last
+/// bits, and must not accuse an honest node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDocument {
+    /// [`JOB_DOCUMENT_FORMAT`].
+    pub format: String,
+    /// The spec.
+    pub spec: JobSpec,
+    /// BLAKE3 of the native runtime program (absent for image runtimes,
+    /// whose reference is in the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_code: Option<Blake3Digest>,
+}
+
+impl JobDocument {
+    /// The document of `spec` run by code `runtime_code`.
+    pub fn new(spec: JobSpec, runtime_code: Option<Blake3Digest>) -> Self {
+        JobDocument {
+            format: JOB_DOCUMENT_FORMAT.into(),
+            spec,
+            runtime_code,
+        }
+    }
+
+    /// Parses a document, checking its format (`InvalidInput` naming
+    /// `job_document`).
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let d: JobDocument = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid("job_document", e.to_string()))?;
+        if d.format != JOB_DOCUMENT_FORMAT {
+            return Err(Error::invalid(
+                "job_document",
+                format!("format must be {JOB_DOCUMENT_FORMAT}"),
+            ));
+        }
+        Ok(d)
+    }
+}
 
 /// Most records a step log may hold (2^24 ≈ 16.7 M steps, 1.96 GB): a log
 /// is hostile input and is refused beyond this before anything is built.

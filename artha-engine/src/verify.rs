@@ -227,19 +227,30 @@ pub(crate) async fn audit(parts: &Parts, job: &JobId, opts: &AuditOptions) -> Re
                 .into(),
         );
     }
-    // The spec the submitter fixed on chain.
-    let spec: JobSpec = match fetch(parts, &terms.spec, "spec", MAX_SMALL).await {
-        Ok(b) => match serde_json::from_slice(&b) {
-            Ok(s) => s,
+    // The spec the submitter fixed on chain, and the code it pinned.
+    let doc = match fetch(parts, &terms.spec, "spec", MAX_SMALL).await {
+        Ok(b) => match artha_core::audit::JobDocument::parse(&b) {
+            Ok(d) => d,
             Err(e) => {
                 return stop(
                     Verdict::Unverifiable,
-                    format!("the spec on chain is malformed: {e}"),
+                    format!("the spec on chain is malformed: {}", e.message()),
                 );
             }
         },
         Err(why) => return stop(Verdict::Unverifiable, why),
     };
+    if let (Some(pinned), Some(mine)) = (doc.runtime_code, parts.runtime_code())
+        && pinned != mine
+    {
+        return stop(
+            Verdict::Unverifiable,
+            format!(
+                "the job is pinned to runtime code {pinned}; this verifier's runtime is {mine} (another build replays other bits)"
+            ),
+        );
+    }
+    let spec: JobSpec = doc.spec;
     if spec.kind == JobKind::Infer {
         return audit_inference(parts, job, &spec, &manifest, steps, windows).await;
     }

@@ -400,6 +400,7 @@ impl EngineBuilder {
             credential,
             node,
             cost: CostModel::new(self.rate.unwrap_or(cfg.node.rate_wei_per_gpu_second)),
+            runtime_code: std::sync::OnceLock::new(),
             replay_runtime,
             jury: assembly.jury,
             region: self.region.unwrap_or(cfg.node.region),

@@ -56,6 +56,10 @@ pub(crate) struct Parts {
     /// The deterministic runtime audits replay with (the verifier's own,
     /// never the one a job ran with).
     pub(crate) replay_runtime: (PathBuf, Vec<String>),
+    /// BLAKE3 of the replay runtime's program (`None` when it cannot be
+    /// read): the code a submitted native job is pinned to. Hashed on first
+    /// use ([`Parts::runtime_code`]).
+    pub(crate) runtime_code: std::sync::OnceLock<Option<artha_core::Blake3Digest>>,
     /// Typed contract clients for disputes (the verifier's and the jurors
     /// this process signs for); `None` when the chain came as bare parties.
     pub(crate) jury: Option<crate::dispute::Jury>,
@@ -72,6 +76,13 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
+    /// BLAKE3 of the replay runtime's program, hashed once.
+    pub(crate) fn runtime_code(&self) -> Option<artha_core::Blake3Digest> {
+        *self
+            .runtime_code
+            .get_or_init(|| program_digest(&self.replay_runtime.0))
+    }
+
     pub(crate) fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<RunCtl>>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -96,4 +107,15 @@ impl Parts {
             })
             .clone()
     }
+}
+
+/// BLAKE3 of a program file (`None` when it cannot be read: a bare name
+/// resolved only at launch).
+fn program_digest(path: &std::path::Path) -> Option<artha_core::Blake3Digest> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = blake3::Hasher::new();
+    std::io::copy(&mut f, &mut h).ok()?;
+    Some(artha_core::Blake3Digest::from_bytes(
+        *h.finalize().as_bytes(),
+    ))
 }

@@ -85,12 +85,20 @@ pub(crate) async fn terms(parts: &Parts, job: &artha_core::JobId, spec: &JobSpec
 }
 
 /// The spec's canonical JSON, stored and pinned with the job's deal.
+/// The job's document — its spec and, for a native runtime, the digest of
+/// the runtime program this engine trusts ([`artha_core::audit::JobDocument`])
+/// — stored and pinned; its CID is the job's `specCid` on chain.
 pub(crate) async fn store_spec(
     parts: &Parts,
     job: &artha_core::JobId,
     spec: &JobSpec,
 ) -> Result<Cid> {
-    let bytes = serde_json::to_vec(spec)
+    let code = match spec.runtime {
+        Runtime::Native(_) => parts.runtime_code(),
+        Runtime::Image(_) => None,
+    };
+    let doc = artha_core::audit::JobDocument::new(spec.clone(), code);
+    let bytes = serde_json::to_vec(&doc)
         .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode the spec").with_source(e))?;
     Ok(*super::prove::publish(parts, job, "spec.json", &bytes)
         .await?

@@ -348,6 +348,28 @@ async fn unavailable_data_is_unverifiable_never_fraud() {
         return;
     };
     let j = job(&e, tmp.path(), "honest", 1).await;
+    // The job is pinned to the code of the runtime its submitter trusts
+    // (`arthai runtime`); a verifier with another build does not judge it.
+    e.shutdown().await;
+    let other = Engine::builder()
+        .home(tmp.path().join("home"))
+        .native_runtime(sibling_binary("artha-cheat").unwrap(), &[])
+        .replay_runtime(sibling_binary("artha-runtime").unwrap(), &[])
+        .docker(artha_engine::engine::DockerChoice::Off)
+        .build()
+        .await
+        .unwrap();
+    let a = other.verify(&j, &all()).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Unverifiable, "{a:#?}");
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("pinned to runtime code"),
+        "{a:#?}"
+    );
+    other.shutdown().await;
+    let e = node(&tmp.path().join("home")).await.unwrap();
     let m = e.proofs(&j).await.unwrap();
     // The checkpoint window 1 replays from is gone: window 0 still checks
     // out, window 1 cannot be judged — and nothing is called fraud.
