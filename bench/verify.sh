@@ -16,4 +16,4 @@ cargo build --release --offline -q -p artha-engine --example verify_bench
 ./target/release/examples/detection
 home="$(mktemp -d)"
 trap 'rm -rf "$home"' EXIT
-./target/release/examples/verify_bench "$home" "$ROWS" "$EPOCHS" "$WINDOW" "$HIDDEN" ./target/release/artha-cheat
+./target/release/examples/verify_bench "$home" "$ROWS" "$EPOCHS" "$WINDOW" "$HIDDEN" "$PWD/target/release/artha-cheat"
