@@ -258,3 +258,33 @@ fn a_killed_writer_leaves_whole_transactions() {
         last = n + 1;
     }
 }
+
+/// A deployment file naming contracts of another version (here: another
+/// contract where ProofOfCompute should be) is refused when the chain
+/// opens, naming the file, instead of failing call by call later.
+#[tokio::test]
+async fn an_older_deployment_is_refused_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let params = artha_engine::chain::contracts::Params::default();
+    let setup = artha_engine::chain::setup::open_embedded(tmp.path(), "seed", params)
+        .await
+        .unwrap();
+    let d = setup.deployment;
+    drop(setup);
+    let path = tmp.path().join("deployment.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let proofs = format!("{:?}", d.proofs).to_lowercase();
+    let market = format!("{:?}", d.market).to_lowercase();
+    let lower = text.to_lowercase();
+    assert!(lower.contains(&proofs), "{text}");
+    std::fs::write(&path, lower.replace(&proofs, &market)).unwrap();
+    let e = artha_engine::chain::setup::open_embedded(tmp.path(), "seed", params)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), artha_core::ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("older contract version"), "{e}");
+    assert_eq!(
+        e.context_value("path"),
+        Some(path.display().to_string().as_str())
+    );
+}

@@ -993,6 +993,25 @@ impl<B: EvmBackend> ArthaContracts<B> {
         .await
     }
 
+    /// Checks these contracts are this build's (juries and per-step pay,
+    /// issue 15): an older deployment is `Conflict`, naming it, rather than
+    /// a stream of undecodable calls later.
+    pub async fn check_version(&self) -> Result<()> {
+        match self
+            .call(self.deployment.proofs, ProofOfCompute::jurySizeCall {})
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(_) => Err(Error::new(
+                ErrorKind::Conflict,
+                "the deployment is of an older contract version (no juries, pay by GPU-second): \
+                 start a new home, or remove the deployment file to deploy afresh",
+            )
+            .with_context("proofs", self.deployment.proofs.to_string())),
+        }
+    }
+
     /// Seals a committed job's audit seed on chain (anyone; idempotent).
     pub async fn seal(&self, job: &JobId) -> Result<Receipt> {
         let call = ProofOfCompute::sealCall {

@@ -260,6 +260,10 @@ pub async fn open_embedded(dir: &Path, seed: &str, params: Params) -> Result<Cha
     let file = match DeploymentFile::load(&saved)? {
         Some(f) => {
             let admin_client = ArthaContracts::attach(&backend, f.deployment, admin, f.params);
+            admin_client
+                .check_version()
+                .await
+                .map_err(|e| e.with_context("path", saved.display().to_string()))?;
             if !admin_client.has_party_roles(&accounts.roles()).await? {
                 // A deployment of the previous version: its admin held the
                 // party roles.
@@ -498,7 +502,13 @@ pub async fn open_rpc(
     if let Some(f) = DeploymentFile::load(&saved)? {
         // A read that fails for want of code means the chain was reset.
         match scheduler_view(&f).has_party_roles(&accounts.roles()).await {
-            Ok(true) => file = Some(f),
+            Ok(true) => {
+                scheduler_view(&f)
+                    .check_version()
+                    .await
+                    .map_err(|e| e.with_context("path", saved.display().to_string()))?;
+                file = Some(f);
+            }
             Ok(false) => match accounts.admin {
                 Some(admin) => {
                     Attestor::attach(&backend, f.deployment, admin, f.params)
