@@ -216,6 +216,16 @@ pub(crate) async fn audit(parts: &Parts, job: &JobId, opts: &AuditOptions) -> Re
             format!("the committed manifest is inconsistent: {}", e.message()),
         );
     }
+    if manifest.first_step != 1 {
+        // Committed step logs count from 1 (a resumed run's too).
+        return stop(
+            Verdict::Fraud,
+            format!(
+                "the committed manifest starts at step {}",
+                manifest.first_step
+            ),
+        );
+    }
     if manifest.job_root != c.job_root
         || manifest.steps != c.steps
         || manifest.window != c.window
