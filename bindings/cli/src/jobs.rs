@@ -739,6 +739,79 @@ pub(crate) fn verify(
     })
 }
 
+/// `arthai verify --follow`, the verifier mode: every job of the home is
+/// audited once it is committed (one line each: the audit, and the dispute
+/// when `--challenge` found fraud), looking again every `every`, until
+/// Ctrl-C. A job that never committed is skipped; one whose audit seed is
+/// not there yet is tried again on the next look. Exits 10 once it found
+/// fraud.
+pub(crate) fn verify_follow(
+    o: &Opts,
+    json: bool,
+    req: &artha_engine::dispute::VerifyRequest,
+    every: Duration,
+) -> Result<(), Error> {
+    use artha_engine::verify::Verdict;
+    with_conn(o, async |c| {
+        let mut int = interrupts()?;
+        let mut done = std::collections::HashSet::new();
+        loop {
+            for s in c.jobs().await? {
+                let ended = matches!(
+                    s.phase,
+                    JobPhase::Completed
+                        | JobPhase::Failed
+                        | JobPhase::Cancelled
+                        | JobPhase::Settled
+                );
+                if !ended || done.contains(&s.job_id) {
+                    continue;
+                }
+                let out = match c.verify(&s.job_id, req).await {
+                    Ok(out) => out,
+                    // Never committed (refunded), or gone.
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        done.insert(s.job_id);
+                        continue;
+                    }
+                    // The seed's block is not mined yet: next look.
+                    Err(e) if e.kind() == ErrorKind::Conflict || e.is_retryable() => continue,
+                    Err(e) => return Err(e),
+                };
+                done.insert(s.job_id);
+                if out.audit.verdict == Verdict::Fraud {
+                    crate::exit::set_verdict(crate::exit::FRAUD);
+                }
+                if json {
+                    let line = serde_json::to_string(&out).map_err(|e| {
+                        Error::new(ErrorKind::Internal, "cannot encode an audit").with_source(e)
+                    })?;
+                    outln!("{line}")?;
+                } else {
+                    let a = &out.audit;
+                    outln!(
+                        "{} {:?}: {} of {} windows, {} steps replayed in {} ms{}",
+                        a.job_id,
+                        a.verdict,
+                        a.windows.len(),
+                        a.windows_committed,
+                        a.replayed_steps,
+                        a.replay_ms,
+                        out.dispute
+                            .as_ref()
+                            .map(|d| format!("; challenge {} → {:?}", d.challenge.id, d.job_status))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+            tokio::select! {
+                _ = int.recv() => return Ok(()),
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
 /// A path to push, or an `artha://` URI already stored; `field` names the
 /// argument in errors.
 async fn content(c: &Connection, field: &'static str, source: &str) -> Result<ArthaUri, Error> {

@@ -20,6 +20,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use artha_core::Error;
 use artha_core::JobKind;
@@ -144,13 +145,22 @@ enum Command {
     /// checkpoints from the store by the CIDs the chain holds; windows are
     /// drawn from the chain's audit seed (a block hash after the commit)
     /// and replayed with this machine's own runtime. Exits 0 (valid), 10
-    /// (fraud) or 11 (unverifiable).
+    /// (fraud) or 11 (unverifiable). `--follow` is the verifier mode: it
+    /// audits every job of the home once it is committed, one line each,
+    /// until Ctrl-C (exit 10 if it found fraud).
     #[command(
-        after_help = "Examples:\n  arthai verify job-…                 # 8 windows drawn from the chain's seed\n  arthai verify job-… --all --json | jq .audit.verdict\n  arthai verify job-… --challenge     # on fraud: bonded challenge, then the jury"
+        after_help = "Examples:\n  arthai verify job-…                 # 8 windows drawn from the chain's seed\n  arthai verify job-… --all --json | jq .audit.verdict\n  arthai verify job-… --challenge     # on fraud: bonded challenge, then the jury\n  arthai verify --follow --sample 44 --challenge --json   # the verifier mode"
     )]
     Verify {
-        /// The job id.
-        job_id: String,
+        /// The job id (or `--follow`).
+        #[arg(required_unless_present = "follow")]
+        job_id: Option<String>,
+        /// Audit every job of the home as it is committed, until Ctrl-C.
+        #[arg(long, conflicts_with = "job_id")]
+        follow: bool,
+        /// With `--follow`: seconds between looks at the job list.
+        #[arg(long, default_value_t = 2, requires = "follow", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        every: u64,
         /// Windows to draw from the audit seed (default 8).
         #[arg(long, conflicts_with_all = ["all", "window"])]
         sample: Option<u64>,
@@ -408,8 +418,10 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
         | Command::JobLogs { job_id, .. }
         | Command::JobCancel { job_id }
         | Command::JobRelease { job_id }
-        | Command::Proofs { job_id }
-        | Command::Verify { job_id, .. } => check_len("job_id", job_id, LONG)?,
+        | Command::Proofs { job_id } => check_len("job_id", job_id, LONG)?,
+        Command::Verify { job_id, .. } => {
+            check_len("job_id", job_id.as_deref().unwrap_or_default(), LONG)?;
+        }
         Command::ModelLineage { model_id } => check_len("model_id", model_id, LONG)?,
         Command::DatasetRegister {
             source,
@@ -513,21 +525,24 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
         Command::Proofs { job_id } => jobs::proofs(o, cli.json, &job_id),
         Command::Verify {
             job_id,
+            follow,
+            every,
             sample,
             all,
             window,
             challenge,
-        } => jobs::verify(
-            o,
-            cli.json,
-            &job_id,
-            &artha_engine::dispute::VerifyRequest {
+        } => {
+            let req = artha_engine::dispute::VerifyRequest {
                 sample,
                 windows: (!window.is_empty()).then_some(window),
                 all,
                 challenge,
-            },
-        ),
+            };
+            match job_id {
+                Some(id) if !follow => jobs::verify(o, cli.json, &id, &req),
+                _ => jobs::verify_follow(o, cli.json, &req, Duration::from_secs(every)),
+            }
+        }
         Command::DatasetRegister {
             source,
             name,

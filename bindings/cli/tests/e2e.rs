@@ -205,6 +205,28 @@ async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     assert_eq!(v["audit"]["replayed_steps"], 48);
     let out = arthai(&home, &["verify", &job.to_string(), "--window", "7"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // The verifier mode audits every committed job of the home, a line each.
+    let mut follower = Command::new(ARTHAI)
+        .arg("--home")
+        .arg(&home)
+        .args(["--json", "verify", "--follow", "--sample", "2"])
+        .env_remove("ARTHA_NATIVE_RUNTIME")
+        .env_remove("ARTHA_RPC_URL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(follower.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["audit"]["job_id"], job.to_string(), "{v:#}");
+    assert_eq!(v["audit"]["verdict"], "valid", "{v:#}");
+    assert_eq!(v["audit"]["windows"].as_array().unwrap().len(), 2, "{v:#}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("windows"),
         "{out:?}"
