@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use artha_core::{
-    ArthaUri, DatasetId, Error, ErrorKind, JobEvent, JobId, JobOutcome, JobSpec, JobStatus,
-    LogLine, ModelId, Result,
+    ArthaUri, DatasetId, Error, ErrorKind, JobEvent, JobId, JobOutcome, JobPhase, JobSpec,
+    JobStatus, LogLine, ModelId, Result,
 };
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -185,6 +185,41 @@ impl Connection {
     /// The proof manifest a job committed.
     pub async fn proofs(&self, job: &JobId) -> Result<ProofManifest> {
         both!(self, e => e.proofs(job).await, r => r.proofs(job).await)
+    }
+
+    /// One round of the verifier mode: audits (and, when asked, disputes)
+    /// every ended job of the home not in `done`, adding each one audited —
+    /// or found never committed — to `done`. A job whose audit seed's block
+    /// is not mined yet, or whose chain is briefly unavailable, is left for
+    /// the next round.
+    pub async fn verify_pending(
+        &self,
+        req: &crate::dispute::VerifyRequest,
+        done: &mut std::collections::HashSet<JobId>,
+    ) -> Result<Vec<crate::dispute::VerifyOutcome>> {
+        let mut out = Vec::new();
+        for s in self.jobs().await? {
+            let ended = matches!(
+                s.phase,
+                JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled | JobPhase::Settled
+            );
+            if !ended || done.contains(&s.job_id) {
+                continue;
+            }
+            match self.verify(&s.job_id, req).await {
+                Ok(o) => {
+                    done.insert(s.job_id);
+                    out.push(o);
+                }
+                // Never committed (refunded), or gone.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    done.insert(s.job_id);
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict || e.is_retryable() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Audits a committed job by replay and, when asked, disputes it

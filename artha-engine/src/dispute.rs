@@ -181,7 +181,7 @@ impl Engine {
                     },
                     Err(_) => Vote::Unavailable,
                 };
-                let salt = B256::from(rand32());
+                let salt = vote_salt()?;
                 j.commit_vote(challenge, vote, salt).await?;
                 ballots.push((*j, vote, salt));
             }
@@ -258,19 +258,17 @@ impl Engine {
     }
 }
 
-fn rand32() -> [u8; 32] {
-    use std::io::Read;
+/// A vote's salt: it hides the vote until the reveal, so it must be
+/// unpredictable — no randomness, no vote.
+fn vote_salt() -> Result<B256> {
     let mut b = [0u8; 32];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b[..16].copy_from_slice(&t.to_le_bytes());
-    }
-    b
+    getrandom::fill(&mut b).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("no randomness for a vote salt: {e}"),
+        )
+    })?;
+    Ok(B256::from(b))
 }
 
 /// What `arthai verify` (and `POST /verify/{job_id}`) asks for.

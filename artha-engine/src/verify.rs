@@ -49,6 +49,7 @@ use crate::engine::parts::Parts;
 use crate::exec::ProcessExecutor;
 use crate::fsutil::io_err;
 use crate::jobs::now_ms;
+use crate::lifecycle::stage::Inputs;
 use crate::proofs::{Mismatch, ProofManifest};
 
 /// Windows audited by default: 8 catch a node faking a quarter of its
@@ -325,8 +326,18 @@ pub(crate) async fn audit(parts: &Parts, job: &JobId, opts: &AuditOptions) -> Re
         replayed_steps: 0,
         replay_ms: 0,
     };
+    // The inputs, resolved once for every window's replay.
+    let inputs = match crate::lifecycle::stage::resolve_inputs(parts, &spec).await {
+        Ok(i) => i,
+        Err(e) => {
+            return stop(
+                Verdict::Unverifiable,
+                format!("the job's inputs cannot be fetched: {}", e.message()),
+            );
+        }
+    };
     for w in chosen {
-        let wa = audit_window(parts, job, &spec, &manifest, &records, &tree, w).await?;
+        let wa = audit_window(parts, job, &spec, &inputs, &manifest, &records, &tree, w).await?;
         report.replayed_steps += wa.replayed_steps;
         report.replay_ms += wa.replay_ms;
         report.windows.push(wa);
@@ -392,7 +403,13 @@ async fn audit_inference(
         replay_ms: 0,
     };
     let replay = Replay::new(parts)?;
-    let staged = replay.stage(parts, spec, None).await;
+    let staged = match crate::lifecycle::stage::resolve_inputs(parts, spec).await {
+        Ok(inputs) => replay.stage(parts, spec, &inputs, None).await,
+        Err(e) => Err(format!(
+            "the job's inputs cannot be fetched: {}",
+            e.message()
+        )),
+    };
     let t0 = Instant::now();
     let ran = match staged {
         Ok(_) => replay
@@ -450,10 +467,12 @@ async fn audit_inference(
 }
 
 /// Replays window `w` and compares it.
+#[allow(clippy::too_many_arguments)]
 async fn audit_window(
     parts: &Parts,
     job: &JobId,
     spec: &JobSpec,
+    inputs: &Inputs,
     manifest: &ProofManifest,
     records: &[StepRecord],
     tree: &JobTree,
@@ -485,7 +504,7 @@ async fn audit_window(
     };
     let ckpt = manifest.checkpoint_before(w).cloned();
     let replay = Replay::new(parts)?;
-    let staged = replay.stage(parts, spec, ckpt.as_ref()).await;
+    let staged = replay.stage(parts, spec, inputs, ckpt.as_ref()).await;
     let resume = match staged {
         Ok(r) => r,
         Err(why) => {
@@ -606,8 +625,11 @@ impl Replay {
         std::fs::create_dir_all(&root)
             .map_err(|e| io_err("create the verify directory", &root, e))?;
         crate::engine::private_dir(&root, 0o711)?;
+        // Unique per replay (a clash would only be refused by the executor).
+        let mut random = [0u8; 16];
+        let _ = getrandom::fill(&mut random);
         let nonce = format!("{}-{}", std::process::id(), now_ms());
-        let id = JobId::derive(&[b"replay", nonce.as_bytes(), &rand_bytes()]);
+        let id = JobId::derive(&[b"replay", nonce.as_bytes(), &random]);
         let dir = root.join(id.to_string());
         Ok(Replay { id, root, dir })
     }
@@ -627,6 +649,7 @@ impl Replay {
         &self,
         parts: &Parts,
         spec: &JobSpec,
+        inputs: &Inputs,
         ckpt: Option<&crate::proofs::CheckpointRef>,
     ) -> Fetched<Option<String>> {
         let m = self.mounts(spec);
@@ -634,9 +657,6 @@ impl Replay {
             std::fs::create_dir_all(d)
                 .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
-        let inputs = crate::lifecycle::stage::resolve_inputs(parts, spec)
-            .await
-            .map_err(|e| format!("the job's inputs cannot be fetched: {}", e.message()))?;
         if let (Some(uri), Some(d)) = (&inputs.model, &m.model) {
             crate::lifecycle::stage::stage_input(parts, uri, d, "model.safetensors")
                 .await
@@ -734,15 +754,4 @@ impl Replay {
     fn remove(&self) {
         let _ = crate::store::remove_tree(&self.dir);
     }
-}
-
-fn rand_bytes() -> [u8; 16] {
-    let mut b = [0u8; 16];
-    let _ = getrandom_fill(&mut b);
-    b
-}
-
-fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(b)
 }

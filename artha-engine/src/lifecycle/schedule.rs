@@ -20,7 +20,8 @@ pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
     let JobCtx { parts, ctl, .. } = *cx;
     let job = cx.job;
     let spec = &r.spec;
-    let terms = super::terms::terms(parts, &job, spec).await?;
+    let inputs = resolve_inputs(parts, spec).await?;
+    let terms = super::terms::terms(parts, &job, spec, inputs.dataset.as_ref()).await?;
     parts
         .ledger
         .set_price_per_step(&job, terms.price_per_step)?;
@@ -37,7 +38,6 @@ pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
     )
     .await?;
 
-    let inputs = resolve_inputs(parts, spec).await?;
     let req = PlacementRequest {
         job_id: job,
         spec: spec.clone(),

@@ -45,9 +45,14 @@ pub(crate) struct Terms {
 /// Stores the spec, prices a step and bounds the steps. `InvalidInput`
 /// naming `budget` when the budget cannot pay for the steps the spec
 /// implies.
-pub(crate) async fn terms(parts: &Parts, job: &artha_core::JobId, spec: &JobSpec) -> Result<Terms> {
+pub(crate) async fn terms(
+    parts: &Parts,
+    job: &artha_core::JobId,
+    spec: &JobSpec,
+    dataset: Option<&ArthaUri>,
+) -> Result<Terms> {
     let spec_cid = store_spec(parts, job, spec).await?;
-    let (max_steps, price) = match implied_steps(parts, spec).await? {
+    let (max_steps, price) = match implied_steps(parts, spec, dataset).await? {
         Some(n) if n > 0 => {
             let estimate = parts.cost.estimate(spec)?.cost;
             let price = Amount::from_wei((estimate.wei() / u128::from(n)).max(1));
@@ -106,11 +111,16 @@ pub(crate) async fn store_spec(
 }
 
 /// The step count `spec` implies, or `None` when its data cannot be counted.
-async fn implied_steps(parts: &Parts, spec: &JobSpec) -> Result<Option<u64>> {
+/// (`dataset`: the spec's dataset, resolved.)
+async fn implied_steps(
+    parts: &Parts,
+    spec: &JobSpec,
+    dataset: Option<&ArthaUri>,
+) -> Result<Option<u64>> {
     let batch = u64::from(spec.hyper.batch_size.max(1));
     let per_pass = match spec.kind {
-        JobKind::Train | JobKind::Infer => match dataset_uri(parts, spec).await? {
-            Some(uri) => count_samples(parts, &uri, spec)
+        JobKind::Train | JobKind::Infer => match dataset {
+            Some(uri) => count_samples(parts, uri, spec)
                 .await?
                 .map(|n| n.div_ceil(batch)),
             None => None,
@@ -125,11 +135,6 @@ async fn implied_steps(parts: &Parts, spec: &JobSpec) -> Result<Option<u64>> {
         (Some(p), JobKind::Infer, true) => Some(p),
         _ => None,
     })
-}
-
-async fn dataset_uri(parts: &Parts, spec: &JobSpec) -> Result<Option<ArthaUri>> {
-    let inputs = super::stage::resolve_inputs(parts, spec).await?;
-    Ok(inputs.dataset)
 }
 
 /// Counts the samples of the data file the runtimes would read.

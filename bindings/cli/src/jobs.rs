@@ -739,12 +739,10 @@ pub(crate) fn verify(
     })
 }
 
-/// `arthai verify --follow`, the verifier mode: every job of the home is
-/// audited once it is committed (one line each: the audit, and the dispute
-/// when `--challenge` found fraud), looking again every `every`, until
-/// Ctrl-C. A job that never committed is skipped; one whose audit seed is
-/// not there yet is tried again on the next look. Exits 10 once it found
-/// fraud.
+/// `arthai verify --follow`, the verifier mode: a round of
+/// [`Connection::verify_pending`] every `every` (one line per audit, with
+/// the dispute when `--challenge` found fraud), until Ctrl-C. Exits 10 once
+/// it found fraud.
 pub(crate) fn verify_follow(
     o: &Opts,
     json: bool,
@@ -756,29 +754,7 @@ pub(crate) fn verify_follow(
         let mut int = interrupts()?;
         let mut done = std::collections::HashSet::new();
         loop {
-            for s in c.jobs().await? {
-                let ended = matches!(
-                    s.phase,
-                    JobPhase::Completed
-                        | JobPhase::Failed
-                        | JobPhase::Cancelled
-                        | JobPhase::Settled
-                );
-                if !ended || done.contains(&s.job_id) {
-                    continue;
-                }
-                let out = match c.verify(&s.job_id, req).await {
-                    Ok(out) => out,
-                    // Never committed (refunded), or gone.
-                    Err(e) if e.kind() == ErrorKind::NotFound => {
-                        done.insert(s.job_id);
-                        continue;
-                    }
-                    // The seed's block is not mined yet: next look.
-                    Err(e) if e.kind() == ErrorKind::Conflict || e.is_retryable() => continue,
-                    Err(e) => return Err(e),
-                };
-                done.insert(s.job_id);
+            for out in c.verify_pending(req, &mut done).await? {
                 if out.audit.verdict == Verdict::Fraud {
                     crate::exit::set_verdict(crate::exit::FRAUD);
                 }
