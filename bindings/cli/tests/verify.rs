@@ -151,6 +151,36 @@ async fn honest_jobs_verify_and_are_paid_per_committed_step() {
         .await
         .unwrap_err();
     assert_eq!(err.context_value("field"), Some("windows"), "{err}");
+    // Contradictory or empty requests (what `POST /verify/{job_id}` takes)
+    // name their field.
+    use artha_engine::dispute::VerifyRequest;
+    for (req, field) in [
+        (
+            VerifyRequest {
+                all: true,
+                sample: Some(2),
+                ..Default::default()
+            },
+            "sample",
+        ),
+        (
+            VerifyRequest {
+                sample: Some(0),
+                ..Default::default()
+            },
+            "sample",
+        ),
+        (
+            VerifyRequest {
+                windows: Some(Vec::new()),
+                ..Default::default()
+            },
+            "windows",
+        ),
+    ] {
+        let err = e.verify_job(&jobs[1], &req).await.unwrap_err();
+        assert_eq!(err.context_value("field"), Some(field), "{req:?}: {err}");
+    }
 
     // A node that sleeps is paid for its steps, not its clock: the same
     // price × 24 steps as the honest job.
