@@ -1,6 +1,7 @@
 //! The language model (`runtimes/LM.md`) through the binary: it learns,
 //! is bit-identical on any thread count, resumes and replays a window bit
 //! for bit, generates (greedy and seeded), and refuses bad input by field.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
