@@ -198,20 +198,23 @@ py_lock_wheels() {
 }
 
 # py_image_test tf|jax [PYTEST ARGS...]: builds the image (once per machine)
-# and the native runtime, then runs runtimes/images/test_py_images.py
-# against them (runtimes/tf/test.sh, runtimes/jax/test.sh). A missing Docker
-# daemon that cannot be started is a failure, as for the torch image.
+# and the native runtime (unless $ARTHA_NATIVE_RUNTIME names a built one, as
+# tests/run.sh does), then runs runtimes/images/test_py_images.py against
+# them (runtimes/tf/test.sh, runtimes/jax/test.sh). A missing Docker daemon
+# that cannot be started is a failure, as for the torch image.
 py_image_test() {
-  local name="$1" tag start
+  local name="$1" tag start native="${ARTHA_NATIVE_RUNTIME:-}"
   shift
   ensure_venv || return 1
   docker_up || { echo "py_image_test: Docker is needed for the $name image" >&2; return 1; }
   start="$(date +%s)"
   tag="$("${name}_image")" || return 1
   echo "$name image: $tag (ready in $(($(date +%s) - start)) s)"
-  (cd "$ARTHA_ROOT" && cargo build --quiet --locked -p artha-runtime) || return 1
-  ARTHA_PY_RUNTIME="$name" ARTHA_PY_IMAGE="$tag" \
-    ARTHA_NATIVE_RUNTIME="$ARTHA_ROOT/target/debug/artha-runtime" \
+  if [ -z "$native" ]; then
+    (cd "$ARTHA_ROOT" && cargo build --quiet --locked -p artha-runtime) || return 1
+    native="$ARTHA_ROOT/target/debug/artha-runtime"
+  fi
+  ARTHA_PY_RUNTIME="$name" ARTHA_PY_IMAGE="$tag" ARTHA_NATIVE_RUNTIME="$native" \
     "$ARTHA_VENV/bin/python" -m pytest -q -s -p no:cacheprovider \
     "$ARTHA_ROOT/runtimes/images/test_py_images.py" "$@"
 }
