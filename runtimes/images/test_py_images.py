@@ -214,7 +214,7 @@ def test_checkpoints_cross_over(image, native, first_run, native_run, tmp_path):
     assert "batch size" in err["message"]
 
 
-@pytest.mark.parametrize("case", ["bad-csv", "bad-env", "bad-optimizer", "label-range"])
+@pytest.mark.parametrize("case", ["bad-csv", "bad-env", "bad-optimizer", "label-range", "no-gpu"])
 def test_bad_input_is_an_error_event_naming_the_field(image, tmp_path, case):
     csv, env, needles = None, {}, []
     if case == "bad-csv":
@@ -226,6 +226,8 @@ def test_bad_input_is_an_error_event_naming_the_field(image, tmp_path, case):
         env, needles = {"EPOCHS": "two"}, ["EPOCHS:"]
     elif case == "bad-optimizer":
         env, needles = {"ARTHA_OPTIMIZER": "lion"}, ["ARTHA_OPTIMIZER:", "lion"]
+    elif case == "no-gpu":  # a CPU image asked for a GPU refuses, never trains on the CPU
+        env, needles = {"ARTHA_DEVICE": "cuda"}, ["ARTHA_DEVICE:", "`cuda` requested"]
     else:
         env, needles = {"ARTHA_CLASSES": "2"}, ["data:", "label 2 is out of range"]
         csv = base.blobs_csv().replace(",1\n", ",2\n", 1)

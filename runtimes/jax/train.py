@@ -49,8 +49,9 @@ def step_digests(step, x, y, grads, weights):
 
 def import_jax(cfg):
     """JAX on the job's device, float32, `cfg.threads` CPU threads."""
-    os.environ.setdefault("JAX_PLATFORMS", "cuda" if cfg.device.startswith("cuda") else "cpu")
-    if cfg.device == "cpu":
+    platform = "gpu" if cfg.device.startswith("cuda") else "cpu"
+    if platform == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (f"{flags} --xla_cpu_multi_thread_eigen="
                                    f"{'true' if cfg.threads > 1 else 'false'} "
@@ -62,14 +63,14 @@ def import_jax(cfg):
         raise ArthaError(f"JAX is not installed: {e}") from None
     jax.config.update("jax_enable_x64", False)
     try:
-        devices = jax.devices()
+        devices = jax.devices(platform)
     except RuntimeError as e:
-        raise BadInput(f"`{cfg.device}` requested but JAX has no such device: {e}",
+        raise BadInput(f"`{cfg.device}` requested but JAX has no {platform} backend: {e}",
                        field="ARTHA_DEVICE") from None
     index = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
     if index >= len(devices):
-        raise BadInput(f"`{cfg.device}` requested but JAX sees {len(devices)} device(s)",
-                       field="ARTHA_DEVICE")
+        raise BadInput(f"`{cfg.device}` requested but JAX sees {len(devices)} {platform} "
+                       "device(s)", field="ARTHA_DEVICE")
     return jax, jnp, devices[index]
 
 
@@ -88,12 +89,14 @@ class JaxFramework(trainer.Framework):
         jax, jnp = self.jax, self.jnp
         self.names = list(params)
         self.oc, self.classify = oc, mc["task"] == "classify"
-        put = lambda a: jax.device_put(np.asarray(a, np.float32), self.device)  # noqa: E731
+
+        def put(a):
+            return jax.device_put(np.asarray(a, np.float32), self.device)
+
         self.ps = [put(params[n]) for n in self.names]
-        slots = oc.state_slots()
-        self.slots = {s: [put(state[f"optim.{s}.{n}"]) if state is not None
-                          else jnp.zeros(params[n].shape, jnp.float32) for n in self.names]
-                      for s in slots}
+        self.slots = {s: [put(state[f"optim.{s}.{n}"] if state is not None
+                              else np.zeros(params[n].shape, np.float32)) for n in self.names]
+                      for s in oc.state_slots()}
         layers = len(self.names) // 2
         classify = self.classify
 

@@ -478,8 +478,8 @@ def main(argv: List[str], make_framework: Callable[[env.RunConfig], Framework], 
         return e.exit_code
     try:
         if argv not in ([], ["train"]):
-            raise BadInput(f"unexpected arguments `{' '.join(argv)[:200]}` (usage: train.py [train])",
-                           field="arguments")
+            raise BadInput(f"unexpected arguments `{' '.join(argv)[:200]}` "
+                           "(usage: train.py [train])", field="arguments")
         cfg = env.from_env()
         if cfg.mode != "train" and argv != ["train"]:
             raise BadInput(f"this runtime trains; `{cfg.mode}` jobs run on the native runtime",
