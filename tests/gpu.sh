@@ -43,14 +43,16 @@
 #   d. else the section SKIPs and names what was missing.
 #
 # candle's `cuda` feature cannot be built without nvcc (checked 2026-12-02, candle 0.11.1,
-# cudarc 0.19.10): candle-kernels' build script (cudaforge) compiles its .cu files to PTX and
-# a static libmoe.a with nvcc, and links `cudart` and `stdc++`; cudarc's
-# `cuda-version-from-build-system` asks the toolkit for its version. `cargo check -p
-# artha-runtime --features cuda` here fails in candle-kernels' build script. The binary then
-# links libcudart, libcublas, libcublasLt, libcurand and libnvrtc of that CUDA major version
-# dynamically (cudarc `dynamic-linking`), so a CUDA build made elsewhere runs only where the
-# same CUDA major's libraries are installed; section 3 checks `ldd` first. NVML (section 1)
-# is loaded with dlopen at run time: the inventory example builds and starts without a GPU.
+# cudarc 0.19.10, on a machine without the CUDA toolkit): `cargo check -p artha-runtime
+# --features cuda` fails first in cudarc's build script ("`nvcc --version` failed": its
+# `cuda-version-from-build-system` asks nvcc for the CUDA version), and with
+# CUDARC_CUDA_VERSION=13000 set to skip that, in candle-kernels' build script
+# ("NvccNotFound"): cudaforge compiles the .cu kernels to PTX and a static libmoe.a with nvcc
+# and links `cudart` and `stdc++`. The binary then links libcudart, libcublas, libcublasLt,
+# libcurand and libnvrtc of that CUDA major dynamically (cudarc `dynamic-linking`), so a CUDA
+# build made elsewhere runs only where the same CUDA major's libraries are found; section 3
+# checks `ldd` first. NVML (section 1) is loaded with dlopen at run time: the inventory
+# example builds and starts without a GPU (it then reports that NVML cannot initialise).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -439,6 +441,25 @@ elif [ "$has_cargo" = 1 ] && command -v nvcc >/dev/null 2>&1; then
     cuda_bin="$ROOT/target/gpu-cuda/release/artha-runtime"
   fi
 fi
+# cuda_libs_check BIN: sets cuda_missing to the shared libraries BIN lacks here; where some
+# are missing, first adds the CUDA libraries of Python's `nvidia` wheels (the lent machines'
+# PyTorch has them) to LD_LIBRARY_PATH.
+cuda_libs_check() {
+  local dirs="" p
+  cuda_missing="$(ldd "$1" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')"
+  [ -n "$cuda_missing" ] || return 0
+  for p in "$PY" python3; do
+    [ -n "$p" ] || continue
+    dirs="$("$p" -c 'import nvidia; print(*nvidia.__path__, sep="\n")' 2>/dev/null |
+      xargs -r -I{} find {} -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)"
+    [ -n "$dirs" ] && break
+  done
+  if [ -n "$dirs" ]; then
+    export LD_LIBRARY_PATH="$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fig candle ld_library_path "$dirs"
+    cuda_missing="$(ldd "$1" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')"
+  fi
+}
 if [ "$job_ready" != 1 ]; then
   skip candle "no python with numpy to make the job's data"
 elif [ -z "$cuda_bin" ]; then
@@ -449,8 +470,8 @@ elif [ -z "$cuda_bin" ]; then
   else
     fail candle "cargo build --offline -p artha-runtime --features cuda failed"
   fi
-elif missing="$(ldd "$cuda_bin" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')" && [ -n "$missing" ]; then
-  skip candle "$cuda_bin needs libraries this machine lacks: $missing(built for another CUDA version)"
+elif cuda_libs_check "$cuda_bin"; [ -n "$cuda_missing" ]; then
+  skip candle "$cuda_bin needs libraries this machine lacks: $cuda_missing(built for another CUDA version?)"
 else
   fig candle binary "$cuda_bin"
   if ! train_run cuda-a cuda "$cuda_bin" || ! train_run cuda-b cuda "$cuda_bin"; then
