@@ -352,6 +352,7 @@ PY
   fi
 fi
 echo
+echo "== the MLP job for sections 3 and 4, and its CPU baseline"
 echo "MLP job: $features → $hidden → $classes, $rows rows, batch $batch, $epochs epochs" \
   "= $steps_expected steps, AdamW, seed 7"
 
@@ -419,9 +420,10 @@ cpu_rate=""
 if [ "$job_ready" = 1 ] && [ -n "$cpu_bin" ]; then
   if train_run native-cpu cpu "$cpu_bin"; then
     cpu_rate="$(events_check rate "$WORK/native-cpu/events.jsonl")"
-    echo "CPU baseline ($cpu_bin, $(nproc) threads): $cpu_rate steps/s"
+    fig baseline cpu_binary "$cpu_bin"
+    fig baseline cpu_steps_per_s "$cpu_rate ($(nproc) threads)"
   else
-    echo "CPU baseline failed: $(tail -3 "$WORK/native-cpu/out.txt")"
+    fig baseline cpu_steps_per_s "n/a: the CPU run failed: $(tail -1 "$WORK/native-cpu/out.txt")"
   fi
 fi
 
