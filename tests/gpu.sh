@@ -202,8 +202,8 @@ PY="$(pick_python || true)"
 has_cargo=0
 command -v cargo >/dev/null 2>&1 && has_cargo=1
 
-# find_bin NAME CARRIED RELEASE BUILD-ARGS...: path of a usable binary (carried, then the
-# release build, then cargo build --offline); prints nothing and returns 1 when none.
+# find_bin NAME RELEASE BUILD-ARGS...: path of a usable binary ($CARRY/NAME, then RELEASE (the
+# release build), then cargo build --offline BUILD-ARGS); prints nothing and returns 1 when none.
 find_bin() {
   local carried="$CARRY/$1" release="$2"
   shift 2
@@ -215,7 +215,7 @@ find_bin() {
   return 1
 }
 
-echo "tests/gpu.sh on $(hostname) ($(uname -srm)), $(date -u +%FT%TZ)"
+echo "tests/gpu.sh on $(uname -n) ($(uname -srm)), $(date -u +%FT%TZ)"
 fig host kernel "$(uname -r)"
 if command -v nvidia-smi >/dev/null 2>&1; then
   fig host driver "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
