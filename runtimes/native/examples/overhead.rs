@@ -1,6 +1,12 @@
 //! Proof-recording overhead of the native runtime: what the gradient,
 //! weight and batch digests and the `step` event cost, as a fraction of a
-//! training step, for an MNIST-sized MLP (784 → 128 → 10, batch 64, AdamW).
+//! training step, for an MNIST-sized MLP (784 → 128 → 10, batch 64, AdamW)
+//! or, with `--model lm`, the llama LM of `runtimes/LM.md` (byte tokens,
+//! width `--hidden`, 4 layers, 4 heads, context 64, batch `--batch`).
+//!
+//! Steps record sampled digests except at window ends (every 100 steps)
+//! and the last step (`runtimes/PROOFS.md`); the parts are timed both
+//! ways, and the work per step is given amortised over a window.
 //!
 //! Three trainers start from the same state and take the same steps in
 //! alternating blocks: one records as the runtime does (a [`Recorder`]
@@ -14,7 +20,8 @@
 //! `RAYON_NUM_THREADS`.
 //!
 //! Run: `cargo run --release -p artha-runtime --example overhead`
-//! (options: `--rounds N`, `--block N`, `--batch N`, `--hidden N`).
+//! (options: `--rounds N`, `--block N`, `--batch N`, `--hidden N`,
+//! `--model mlp|lm`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,12 +29,10 @@ use std::time::{Duration, Instant};
 use artha_core::protocol::RuntimeEvent;
 use artha_core::{Error, ErrorKind, Result};
 use artha_runtime::data::{Dataset, Targets};
-use artha_runtime::digest::NamedDigest;
-use artha_runtime::model::grads_digest;
 use artha_runtime::rng::Stream;
 use artha_runtime::train::{Recorder, Trainer};
 use artha_runtime::{EventSink, RunConfig, kernels};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 const FEATURES: usize = 784;
 const CLASSES: usize = 10;
@@ -38,7 +43,12 @@ struct Opts {
     block: usize,
     batch: usize,
     hidden: usize,
+    lm: bool,
 }
+
+/// The LM's context (and training sequence length) and layers.
+const LM_SEQ: usize = 64;
+const LM_LAYERS: usize = 4;
 
 fn opts() -> Result<Opts> {
     let mut o = Opts {
@@ -46,12 +56,26 @@ fn opts() -> Result<Opts> {
         block: 25,
         batch: 64,
         hidden: 128,
+        lm: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let [k, v] = pair else {
             return Err(Error::invalid("arguments", "options take a value"));
         };
+        if k == "--model" {
+            o.lm = match v.as_str() {
+                "lm" | "llama" => true,
+                "mlp" => false,
+                other => {
+                    return Err(Error::invalid(
+                        "arguments",
+                        format!("--model {other}: mlp or lm"),
+                    ));
+                }
+            };
+            continue;
+        }
         let n: usize = v
             .parse()
             .map_err(|_| Error::invalid("arguments", format!("`{v}` is not a number")))?;
@@ -72,6 +96,29 @@ fn opts() -> Result<Opts> {
         return Err(Error::invalid("arguments", "values must be positive"));
     }
     Ok(o)
+}
+
+/// Text for the LM: 256 KiB of bytes drawn from a skewed distribution
+/// over printable characters, cut into rows of [`LM_SEQ`].
+fn text() -> Dataset {
+    let s = Stream::new(1, "bench-text", 0);
+    let ids: Vec<u32> = (0..256 * 1024u64)
+        .map(|i| {
+            let u = s.f32_at(i);
+            32 + (u * u * 90.0) as u32
+        })
+        .collect();
+    Dataset {
+        x: Vec::new(),
+        rows: (ids.len() - 1) / LM_SEQ,
+        features: LM_SEQ,
+        y: Some(Targets::Tokens {
+            ids,
+            seq_len: LM_SEQ,
+            alphabet: None,
+        }),
+        source: "generated".into(),
+    }
 }
 
 /// Ten Gaussian blobs in 784 dimensions (an MNIST-shaped problem).
@@ -98,6 +145,20 @@ fn dataset() -> Dataset {
 }
 
 fn config(o: &Opts, dir: &std::path::Path) -> Result<RunConfig> {
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).map_err(|e| {
+        Error::new(ErrorKind::Internal, "cannot create the model dir").with_source(e)
+    })?;
+    if o.lm {
+        let c = format!(
+            "{{\"kind\": \"llama\", \"hidden_size\": {}, \"num_hidden_layers\": {LM_LAYERS}, \
+             \"num_attention_heads\": 4, \"max_position_embeddings\": {LM_SEQ}}}",
+            o.hidden
+        );
+        std::fs::write(model.join("config.json"), c).map_err(|e| {
+            Error::new(ErrorKind::Internal, "cannot write config.json").with_source(e)
+        })?;
+    }
     let vars: HashMap<&str, String> = [
         ("EPOCHS", "1000".to_string()),
         ("BATCH_SIZE", o.batch.to_string()),
@@ -170,7 +231,7 @@ fn main() -> Result<()> {
         Error::new(ErrorKind::Internal, "cannot create a temporary directory").with_source(e)
     })?;
     let cfg = config(&o, &dir)?;
-    let data = dataset();
+    let data = if o.lm { text() } else { dataset() };
     let mut threaded = Trainer::new(&cfg, data.clone(), Device::Cpu)?;
     let mut inline = Trainer::new(&cfg, data.clone(), Device::Cpu)?;
     let mut off = Trainer::new(&cfg, data, Device::Cpu)?;
@@ -179,11 +240,18 @@ fn main() -> Result<()> {
     let mut recorder = Recorder::pooled();
     let threads = rayon::current_num_threads();
     let mc = off.model().config().clone();
+    let what = match &mc.lm {
+        Some(l) => format!(
+            "llama ({} layers, width {}, SwiGLU {}, context {LM_SEQ}, bytes)",
+            l.num_hidden_layers, l.hidden_size, l.intermediate_size
+        ),
+        None => format!("MLP {:?}", mc.dims()),
+    };
     println!(
-        "native MLP {:?}, {} parameters, batch {}, AdamW; {threads} rayon thread(s)",
-        mc.dims(),
+        "native {what}, {} parameters, batch {}, AdamW, matmul body {:?}; {threads} rayon thread(s)",
         mc.param_count(),
-        o.batch
+        o.batch,
+        kernels::Isa::detect()
     );
 
     // Warm up all three, then alternate blocks (in a rotating order) so
@@ -229,35 +297,34 @@ fn main() -> Result<()> {
     let med_inline = median(&mut ratios[1]);
     let on = &mut inline;
 
-    // The recording parts, one by one, on the final state.
-    let model = on.model().clone();
-    let rows = o.batch;
-    let xb: Vec<f32> = on.data().x[..rows * FEATURES].to_vec();
-    let yb: Vec<i64> = (0..rows).map(|r| (r % CLASSES) as i64).collect();
-    let x = Tensor::from_vec(xb.clone(), (rows, FEATURES), &Device::Cpu)
-        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    let (out, cache) = model.forward(&x)?;
-    let logits: Vec<f32> = out
-        .flatten_all()
-        .and_then(|t| t.to_vec1())
-        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    let (_, grad) = kernels::softmax_xent(&logits, &yb, CLASSES)?;
-    let dout = Tensor::from_vec(grad, (rows, CLASSES), &Device::Cpu)
-        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    let grads = model.backward(&cache, dout)?;
+    // The recording parts, on one more step of `on`: the step's digests
+    // as recorded (sampled, or full at a window end) and in full, and the
+    // event line.
     let reps = 200;
-    let t_batch = time_it(reps, || {
-        let mut d = NamedDigest::new();
-        d.push_f32("x", &[rows, FEATURES], &xb)?;
-        d.push_i64("y", &[rows], &yb)?;
-        d.finish().map(|_| ())
-    })?;
-    let t_grad = time_it(reps, || grads_digest(model.names(), &grads).map(|_| ()))?;
-    let t_weights = time_it(reps, || model.digest().map(|_| ()))?;
-    let record = on.step(true)?.record;
+    let (_, data) = on.advance()?;
+    let record = data.clone().digest()?;
+    let (sampled, full) = if data.is_full() {
+        (None, data)
+    } else {
+        (Some(data.clone()), data.into_full())
+    };
+    let time_digests = |d: &artha_runtime::train::StepData| -> Result<f64> {
+        let copies: Vec<_> = (0..reps).map(|_| d.clone()).collect();
+        let t = Instant::now();
+        for c in copies {
+            std::hint::black_box(c.digest()?);
+        }
+        Ok(micros(t.elapsed(), reps))
+    };
+    let t_full = time_digests(&full)?;
+    let t_sampled = match &sampled {
+        Some(d) => time_digests(d)?,
+        None => t_full,
+    };
     let t_emit = time_it(reps * 10, || sink2.emit(&RuntimeEvent::Step(record)))?;
     sink2.flush()?;
-    let parts = t_batch + t_grad + t_weights + t_emit;
+    let window = 100.0;
+    let amortised = ((window - 1.0) * t_sampled + t_full) / window + t_emit;
 
     // `on` took one more step above: bring the others level and compare.
     off.step(false)?;
@@ -294,12 +361,13 @@ fn main() -> Result<()> {
         100.0 * med_inline
     );
     println!(
-        "recording parts:        batch digest {t_batch:.1} µs, gradient digest {t_grad:.1} µs, \
-         weight digest {t_weights:.1} µs, step event {t_emit:.2} µs"
+        "recording parts:        digests of a step {t_sampled:.1} µs sampled, {t_full:.1} µs full; \
+         step event {t_emit:.2} µs"
     );
     println!(
-        "work recorded per step: {parts:.1} µs = {:.2}% of an unrecorded step",
-        100.0 * parts / step_off
+        "work recorded per step: {amortised:.1} µs = {:.2}% of an unrecorded step \
+         (99 sampled + 1 full per window of 100, and the event)",
+        100.0 * amortised / step_off
     );
     println!(
         "final weights after {} steps: {digest} (identical in all three modes)",

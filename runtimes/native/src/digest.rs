@@ -90,7 +90,7 @@ pub const SAMPLE_DOMAIN: &[u8; 23] = b"artha-tensor-sample-v1\0";
 
 /// Elements a sampled tensor digest reads; a tensor of at most this many
 /// elements always enters by its canonical digest.
-pub const SAMPLE: usize = 256;
+pub const SAMPLE: usize = 64;
 
 /// Whether step `step` of a job records full digests (`runtimes/PROOFS.md`):
 /// the window ends (`step % proof_window == 0`) and the job's last step.

@@ -521,7 +521,7 @@ fn diverged(loss: f64, k: u64) -> Error {
 }
 
 /// A step's batch, as its digest names it (`x`, `y`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Batch {
     /// Feature rows (`x`: `f32 [rows, features]`, held as the model's
     /// input tensor, with a host copy when that lives on a GPU).
@@ -539,7 +539,7 @@ enum Batch {
 }
 
 /// A batch's targets, as the batch digest names them (`y`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum BatchTargets {
     /// `i64 [rows]`.
     Classes(Vec<i64>),
@@ -551,7 +551,7 @@ enum BatchTargets {
 /// after its update. Tensors are shared, not copied (candle tensors are
 /// immutable: the next step makes new ones), so the digests can be
 /// computed while the next step runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StepData {
     record: StepRecord,
     /// `None` at a full step; the positions of a sampled one.
@@ -566,6 +566,19 @@ impl StepData {
     /// The step number.
     pub fn step(&self) -> u64 {
         self.record.step
+    }
+
+    /// Whether this step records full digests (else sampled ones,
+    /// `runtimes/PROOFS.md`).
+    pub fn is_full(&self) -> bool {
+        self.sampler.is_none()
+    }
+
+    /// The same step recorded with full digests (what every step recorded
+    /// before sampling; for benchmarks).
+    pub fn into_full(mut self) -> Self {
+        self.sampler = None;
+        self
     }
 
     /// The step record with its gradient, weight and batch digests.
