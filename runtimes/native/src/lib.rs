@@ -1,9 +1,11 @@
 //! # artha-runtime
 //!
-//! Artha's native runtime: trains and serves small real models (an MLP
-//! classifier/regressor, logistic or linear regression) over CSV or NPY
-//! data on the CPU with [candle](https://docs.rs/candle-core) tensors, and
-//! is **bit-deterministic**: the same seed, data and hyper-parameters give
+//! Artha's native runtime: trains and serves real models — an MLP
+//! classifier/regressor, logistic or linear regression over CSV or NPY
+//! data, and a llama-family language model over text ([`lm`],
+//! `runtimes/LM.md`) — on the CPU with
+//! [candle](https://docs.rs/candle-core) tensors, and is
+//! **bit-deterministic**: the same seed, data and hyper-parameters give
 //! the same step records (loss, gradient, weight and batch digests) on
 //! every run, for any `RAYON_NUM_THREADS`, on any x86-64 or other IEEE-754
 //! machine, for the glibc and the static musl build alike. That is what
@@ -32,7 +34,9 @@
 //! | `ARTHA_EVENTS` | events file | `/artha/events.jsonl` |
 //! | `ARTHA_MODEL_DIR`, `ARTHA_DATA_DIR`, `ARTHA_CHECKPOINT_DIR` | the mounts | `/model`, `/data`, `/checkpoints` |
 //! | `ARTHA_OUTPUT_DIR` | where inference writes `predictions.csv` | the checkpoint dir |
-//! | `ARTHA_MODEL_KIND` | `mlp` or `logreg` | `mlp` |
+//! | `ARTHA_MODEL_KIND` | `mlp`, `logreg` or `llama` | `mlp` (`config.json`'s `kind`) |
+//! | `ARTHA_SEQ_LEN` | a language model's training sequence length | its `max_position_embeddings` |
+//! | `ARTHA_MAX_NEW_TOKENS`, `ARTHA_TEMPERATURE` | a language model's generation: tokens per prompt; 0 = greedy, else seeded sampling | 64, 0 |
 //! | `ARTHA_TASK` | `classify` or `regress` | `classify` |
 //! | `ARTHA_HIDDEN` | hidden widths, e.g. `128,64` | `64` (none for `logreg`) |
 //! | `ARTHA_CLASSES` | number of classes | largest label + 1 |
@@ -48,7 +52,11 @@
 //! | `RAYON_NUM_THREADS` | CPU threads (results do not depend on it) | all cores |
 //!
 //! `$ARTHA_MODEL_DIR/config.json` may set `kind`, `task`, `hidden` and
-//! `classes` (the environment wins). In training, a
+//! `classes` (the environment wins), or, for `kind: "llama"`, the language
+//! model's Hugging Face `LlamaConfig` fields and `tokenizer` (`byte` or
+//! `char`); a language model trains on the data directory's `train.txt`
+//! (or only `.txt` file) and generates from `prompts.txt` into
+//! `generations.jsonl`. In training, a
 //! `$ARTHA_MODEL_DIR/model.safetensors` (e.g. another job's
 //! `final.safetensors`) gives the initial weights.
 //!
@@ -64,8 +72,12 @@
 //!   runs in the fixed-order kernels of [`kernels`], with `exp`/`ln` from
 //!   the pure-Rust `libm`; candle's own CPU matmul (`gemm`) is not used
 //!   because it selects kernels and blocking by CPU features and cache
-//!   sizes. Element-wise operations stay with candle (IEEE 754 rounds them
-//!   identically everywhere).
+//!   sizes. The fixed-order product has a body per instruction set
+//!   (baseline, AVX2, AVX-512, chosen at run time): they differ in vector
+//!   width and register blocking only, never in the order of a sum, so
+//!   they give the same bits. Element-wise operations stay with candle
+//!   (IEEE 754 rounds them identically everywhere); the language model's
+//!   arithmetic is in [`lm`], under the same rules.
 //! - Checkpoints carry the weights, the optimizer state and its step count
 //!   ([`checkpoint`]); resuming from the checkpoint after step `k` yields
 //!   steps `k+1…` identical to an uninterrupted run. Checkpoint files are
@@ -78,8 +90,10 @@
 //! ## Digests
 //!
 //! See [`digest`]: the gradient, weight and batch digests of a step record
-//! are named-tensor digests over canonical tensor digests, reproduced by
-//! the Python helper for PyTorch runtimes. On CPU they are computed as a
+//! are named-tensor digests over canonical tensor digests — in full at the
+//! window ends and the last step, over 64 elements drawn from the seed and
+//! the step elsewhere (`runtimes/PROOFS.md`) — reproduced by the Python
+//! helper for PyTorch runtimes. On CPU they are computed as a
 //! task on the rayon pool while the next step runs ([`train::Recorder`]);
 //! `step` events still come out in step order, each before the checkpoint
 //! event that follows it. What recording costs is in `docs/BENCHMARKS.md`
