@@ -72,45 +72,78 @@ impl Isa {
         v
     }
 
-    /// Rows of `c` one task computes (a task computes whole rows, so the
-    /// split never changes a sum).
-    fn rows_per_task(self) -> usize {
+    /// The register tile `(MR, NR)` of this body: a task computes `MR`
+    /// whole rows of `c` (so the split never changes a sum), `NR` columns
+    /// at a time.
+    fn tile(self) -> (usize, usize) {
         match self {
-            Isa::Avx512 => 8,
-            Isa::Generic | Isa::Avx2 => 4,
+            Isa::Avx512 => (8, 32),
+            Isa::Avx2 => (6, 16),
+            Isa::Generic => (4, 8),
+        }
+    }
+}
+
+/// How a matrix operand is stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Operand<'a> {
+    /// As the product reads it: `[rows, cols]` row-major.
+    N(&'a [f32]),
+    /// Transposed: the slice is `[cols, rows]` row-major (e.g. a
+    /// `nn.Linear` weight `[out, in]` used as `Wᵀ`, or a batch `[n, d]`
+    /// used as its transpose in a weight gradient).
+    T(&'a [f32]),
+}
+
+impl Operand<'_> {
+    fn slice(&self) -> &[f32] {
+        match self {
+            Operand::N(s) | Operand::T(s) => s,
         }
     }
 }
 
 /// `a [m, k] · b [k, n]`, both row-major, in the fixed order of the module
 /// docs, with the best body for this CPU ([`Isa::detect`]).
-///
-/// Register-blocked: a task takes a few rows and walks them in blocks of
-/// columns whose running sums stay in registers while `k` goes up, instead
-/// of storing and reloading a row of `c` for every `k`. Each element still
-/// starts at `0` and adds `a[i][k]·b[k][j]` for `k` in increasing order, so
-/// the bits are those of the plain loop (the tests check it against one).
 pub fn matmul_nn(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    matmul_nn_with(Isa::detect(), a, b, m, k, n)
+    gemm(Isa::detect(), Operand::N(a), Operand::N(b), m, k, n)
 }
 
 /// [`matmul_nn`] with a chosen body (`isa` must be one of
 /// [`Isa::available`]; another falls back to [`Isa::Generic`]).
 pub fn matmul_nn_with(isa: Isa, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    gemm(isa, Operand::N(a), Operand::N(b), m, k, n)
+}
+
+/// `A · B` for `A` `[m, k]` and `B` `[k, n]` as the operands store them,
+/// in the fixed order of the module docs: `c[i][j] = ((0 + A[i][0]·B[0][j])
+/// + A[i][1]·B[1][j]) + …`, `k` increasing, whatever the layouts, the body
+/// or the thread count.
+///
+/// Operands shorter than their shapes are a caller's bug; they give a zero
+/// product rather than a panic.
+///
+/// The product packs `B` once into panels of `NR` columns (`[k][NR]`,
+/// zero-padded) and, per task, `MR` rows of `A` (`[k][MR]`, zero-padded),
+/// then walks each panel with `MR × NR` running sums held in registers;
+/// the padding's extra rows and columns are computed and dropped. Packing
+/// moves numbers, it does not change any sum, and transposed operands are
+/// read straight into the packs instead of being copied first.
+pub fn gemm(isa: Isa, a: Operand<'_>, b: Operand<'_>, m: usize, k: usize, n: usize) -> Vec<f32> {
     let isa = if Isa::available().contains(&isa) {
         isa
     } else {
         Isa::Generic
     };
     let mut c = vec![0f32; m * n];
-    if m == 0 || n == 0 {
-        return c;
+    if m == 0 || n == 0 || k == 0 || a.slice().len() < m * k || b.slice().len() < k * n {
+        return c; // an empty sum is 0
     }
-    let mr = isa.rows_per_task();
+    let (mr, nr) = isa.tile();
+    let bp = pack_b(b, k, n, nr);
     let task = |(blk, cb): (usize, &mut [f32])| {
-        let i0 = blk * mr;
-        let nrows = cb.len() / n;
-        rows_block(isa, &a[i0 * k..(i0 + nrows) * k], b, cb, k, n);
+        let ap = pack_a(a, blk * mr, cb.len() / n, m, k, mr);
+        rows_block(isa, &ap, &bp, cb, k, n);
     };
     if m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_WORK {
         c.par_chunks_mut(mr * n).enumerate().for_each(task);
@@ -120,90 +153,156 @@ pub fn matmul_nn_with(isa: Isa, a: &[f32], b: &[f32], m: usize, k: usize, n: usi
     c
 }
 
-/// One task's rows `cb` of `c` (from the rows `ab` of `a`), with `isa`'s body.
+/// `B` `[k, n]` as panels of `nr` columns: panel `p` holds, for each `kk`,
+/// `B[kk][p·nr .. p·nr + nr]` (zeros past column `n`).
+fn pack_b(b: Operand<'_>, k: usize, n: usize, nr: usize) -> Vec<f32> {
+    let panels = n.div_ceil(nr);
+    let mut out = vec![0f32; panels * k * nr];
+    for (p, panel) in out.chunks_exact_mut(k * nr).enumerate() {
+        let j0 = p * nr;
+        let w = nr.min(n - j0);
+        match b {
+            Operand::N(b) => {
+                for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    dst[..w].copy_from_slice(&b[kk * n + j0..kk * n + j0 + w]);
+                }
+            }
+            Operand::T(bt) => {
+                // B[kk][j] = bt[j][kk]
+                for j in 0..w {
+                    let col = &bt[(j0 + j) * k..(j0 + j + 1) * k];
+                    for (kk, &v) in col.iter().enumerate() {
+                        panel[kk * nr + j] = v;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rows `i0 .. i0 + rows` of `A` `[m, k]` interleaved by `kk`: `[k][mr]`
+/// (zeros past the last row).
+fn pack_a(a: Operand<'_>, i0: usize, rows: usize, m: usize, k: usize, mr: usize) -> Vec<f32> {
+    let mut out = vec![0f32; k * mr];
+    match a {
+        Operand::N(a) => {
+            for r in 0..rows {
+                let row = &a[(i0 + r) * k..(i0 + r + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    out[kk * mr + r] = v;
+                }
+            }
+        }
+        Operand::T(at) => {
+            // A[i][kk] = at[kk][i]
+            for (kk, dst) in out.chunks_exact_mut(mr).enumerate() {
+                dst[..rows].copy_from_slice(&at[kk * m + i0..kk * m + i0 + rows]);
+            }
+        }
+    }
+    out
+}
+
+/// One task's rows `cb` of `c` from the packed `ap` and `bp`, with
+/// `isa`'s body.
 #[allow(unsafe_code)]
-fn rows_block(isa: Isa, ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
+fn rows_block(isa: Isa, ap: &[f32], bp: &[f32], cb: &mut [f32], k: usize, n: usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx512` is only used where `is_x86_feature_detected!`
-        // reported AVX-512F (`matmul_nn_with` checks `Isa::available`).
-        Isa::Avx512 => unsafe { rows_avx512(ab, b, cb, k, n) },
+        // reported AVX-512F (`gemm` checks `Isa::available`).
+        Isa::Avx512 => unsafe { rows_avx512(ap, bp, cb, k, n) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX2.
-        Isa::Avx2 => unsafe { rows_avx2(ab, b, cb, k, n) },
-        _ => rows_impl::<4, 16>(ab, b, cb, k, n),
+        Isa::Avx2 => unsafe { rows_avx2(ap, bp, cb, k, n) },
+        _ => rows_impl::<4, 8>(ap, bp, cb, k, n),
     }
 }
 
+/// The AVX-512 body, written with intrinsics: the loop vectoriser turns
+/// the generic body into gathers and scatters under AVX-512. Each row's
+/// `NR = 32` running sums are two 16-lane registers; every step multiplies
+/// (`vmulps`) then adds (`vaddps`) — two roundings, as the plain loop, never
+/// a fused multiply-add.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512(ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
-    rows_impl::<8, 32>(ab, b, cb, k, n);
+unsafe fn rows_avx512(ap: &[f32], bp: &[f32], cb: &mut [f32], k: usize, n: usize) {
+    use std::arch::x86_64::{
+        __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+    const MR: usize = 8;
+    const NR: usize = 32;
+    let nrows = cb.len() / n;
+    for (p, panel) in bp.chunks_exact(k * NR).enumerate() {
+        let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
+        for (a_k, b_k) in ap.chunks_exact(MR).zip(panel.chunks_exact(NR)) {
+            // SAFETY: `b_k` has exactly NR = 32 elements (chunks_exact).
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_loadu_ps(b_k.as_ptr()),
+                    _mm512_loadu_ps(b_k.as_ptr().add(16)),
+                )
+            };
+            for (acc_r, &ar) in acc.iter_mut().zip(a_k) {
+                let a = _mm512_set1_ps(ar);
+                acc_r[0] = _mm512_add_ps(acc_r[0], _mm512_mul_ps(a, b0));
+                acc_r[1] = _mm512_add_ps(acc_r[1], _mm512_mul_ps(a, b1));
+            }
+        }
+        let j0 = p * NR;
+        let w = NR.min(n - j0);
+        for (r, acc_r) in acc.iter().enumerate().take(nrows) {
+            let mut row = [0f32; NR];
+            // SAFETY: `row` has NR = 32 elements.
+            unsafe {
+                _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
+                _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
+            }
+            cb[r * n + j0..r * n + j0 + w].copy_from_slice(&row[..w]);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2")]
-unsafe fn rows_avx2(ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
-    rows_impl::<4, 16>(ab, b, cb, k, n);
+unsafe fn rows_avx2(ap: &[f32], bp: &[f32], cb: &mut [f32], k: usize, n: usize) {
+    rows_impl::<6, 16>(ap, bp, cb, k, n);
 }
 
-/// Rows `cb` of `c` in `MR × NR` register blocks, then the edges (the last
-/// columns, or a last block of fewer rows) by the plain row-wise loop, in
-/// the same order. Inlined into each instruction set's body.
+/// The rows `cb` (at most `MR`) of `c`, panel by panel: `MR × NR` sums in
+/// registers over the whole `k` loop, then the valid part stored. Inlined
+/// into each instruction set's body.
 #[inline(always)]
 fn rows_impl<const MR: usize, const NR: usize>(
-    ab: &[f32],
-    b: &[f32],
+    ap: &[f32],
+    bp: &[f32],
     cb: &mut [f32],
     k: usize,
     n: usize,
 ) {
     let nrows = cb.len() / n;
-    let mut j0 = 0;
-    while j0 + NR <= n && nrows == MR {
-        block::<MR, NR>(ab, b, cb, k, n, j0);
-        j0 += NR;
-    }
-    if j0 < n {
-        for (r, ci) in cb.chunks_mut(n).enumerate() {
-            let ai = &ab[r * k..(r + 1) * k];
-            for (kk, &aik) in ai.iter().enumerate() {
-                let bk = &b[kk * n + j0..(kk + 1) * n];
-                for (cij, &bkj) in ci[j0..].iter_mut().zip(bk) {
-                    *cij += aik * bkj;
+    for (p, panel) in bp.chunks_exact(k * NR).enumerate() {
+        let mut acc = [[0f32; NR]; MR];
+        for (a_k, b_k) in ap.chunks_exact(MR).zip(panel.chunks_exact(NR)) {
+            let (Some(a_k), Some(b_k)) = (a_k.first_chunk::<MR>(), b_k.first_chunk::<NR>()) else {
+                return; // unreachable: chunks_exact gives whole chunks
+            };
+            for r in 0..MR {
+                let ar = a_k[r];
+                for j in 0..NR {
+                    acc[r][j] += ar * b_k[j];
                 }
             }
         }
-    }
-}
-
-/// One `MR × NR` block of `c` (rows of `ab`, columns `j0..j0 + NR`), its
-/// sums held in registers over the whole `k` loop.
-#[inline(always)]
-fn block<const MR: usize, const NR: usize>(
-    ab: &[f32],
-    b: &[f32],
-    cb: &mut [f32],
-    k: usize,
-    n: usize,
-    j0: usize,
-) {
-    let mut acc = [[0f32; NR]; MR];
-    for kk in 0..k {
-        let Some(bk) = b[kk * n + j0..].first_chunk::<NR>() else {
-            return; // unreachable: the caller keeps j0 + NR <= n
-        };
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let ar = ab[r * k + kk];
-            for (x, &bkj) in acc_r.iter_mut().zip(bk) {
-                *x += ar * bkj;
-            }
+        let j0 = p * NR;
+        let w = NR.min(n - j0);
+        for (r, acc_r) in acc.iter().enumerate().take(nrows) {
+            cb[r * n + j0..r * n + j0 + w].copy_from_slice(&acc_r[..w]);
         }
-    }
-    for (r, acc_r) in acc.iter().enumerate() {
-        cb[r * n + j0..r * n + j0 + NR].copy_from_slice(acc_r);
     }
 }
 
@@ -337,7 +436,34 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]
         .ok_or_else(|| candle_core::Error::Msg("layout outside its storage".into()))
 }
 
-/// [`matmul_nn`] as a candle operation.
+/// Whether a 2-D layout is row-major or the transpose of a row-major
+/// matrix (what [`gemm`] reads without a copy).
+fn is_plain_or_transposed(l: &Layout) -> bool {
+    match (l.shape().dims(), l.stride()) {
+        ([r, c], [s0, s1]) => (*s0 == *c && *s1 == 1) || (*s0 == 1 && *s1 == *r),
+        _ => false,
+    }
+}
+
+/// The operand a 2-D CPU layout stores: row-major, or the transpose of a
+/// row-major matrix (`t()` of a contiguous tensor).
+fn operand<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Operand<'a>> {
+    let data = s.as_slice::<f32>()?;
+    let (r, c) = l.shape().dims2()?;
+    let off = l.start_offset();
+    let slice = data
+        .get(off..off + r * c)
+        .ok_or_else(|| candle_core::Error::Msg("layout outside its storage".into()))?;
+    match l.stride() {
+        [s0, 1] if *s0 == c => Ok(Operand::N(slice)),
+        [1, s1] if *s1 == r => Ok(Operand::T(slice)),
+        _ => Err(candle_core::Error::Msg(
+            "the fixed-order product reads row-major or transposed operands".into(),
+        )),
+    }
+}
+
+/// [`gemm`] as a candle operation.
 #[derive(Debug, Clone, Copy)]
 struct FixedMatMul;
 
@@ -360,7 +486,7 @@ impl CustomOp2 for FixedMatMul {
                 "matmul shapes [{m}, {k}] · [{k2}, {n}] do not chain"
             )));
         }
-        let c = matmul_nn(f32_slice(s1, l1)?, f32_slice(s2, l2)?, m, k, n);
+        let c = gemm(Isa::detect(), operand(s1, l1)?, operand(s2, l2)?, m, k, n);
         Ok((CpuStorage::F32(c), Shape::from((m, n))))
     }
 }
@@ -394,9 +520,17 @@ pub(crate) fn tensor_err(op: &'static str) -> impl Fn(candle_core::Error) -> Err
 /// `a · b` for 2-D `f32` tensors: the fixed-order kernel on CPU, candle's
 /// own matmul on other devices.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    // A transposed view (`t()` of a row-major tensor) is read as it is.
+    let ready = |t: &Tensor| {
+        if is_plain_or_transposed(t.layout()) {
+            Ok(t.clone())
+        } else {
+            t.contiguous()
+        }
+    };
     let r = if a.device().is_cpu() {
-        a.contiguous()
-            .and_then(|a| b.contiguous().map(|b| (a, b)))
+        ready(a)
+            .and_then(|a| ready(b).map(|b| (a, b)))
             .and_then(|(a, b)| a.apply_op2_no_bwd(&b, &FixedMatMul))
     } else {
         a.matmul(b)
@@ -464,6 +598,41 @@ mod tests {
                     got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                     "{m}x{k}x{n} {isa:?}"
                 );
+            }
+        }
+    }
+
+    /// Transposed operands give the bits of the plain product of the
+    /// transposed copies, on every body.
+    #[test]
+    fn transposed_operands_are_the_same_product() {
+        let t = |x: &[f32], r: usize, c: usize| {
+            let mut o = vec![0f32; x.len()];
+            for i in 0..r {
+                for j in 0..c {
+                    o[j * r + i] = x[i * c + j];
+                }
+            }
+            o
+        };
+        for &(m, k, n) in &[(1, 1, 1), (7, 13, 9), (33, 64, 70), (5, 0, 3), (64, 9, 1)] {
+            let a = data(m * k, 7);
+            let b = data(k * n, 8);
+            let (at, bt) = (t(&a, m, k), t(&b, k, n));
+            let want = naive(&a, &b, m, k, n);
+            for isa in Isa::available() {
+                for (oa, ob) in [
+                    (Operand::N(&a), Operand::T(&bt)),
+                    (Operand::T(&at), Operand::N(&b)),
+                    (Operand::T(&at), Operand::T(&bt)),
+                ] {
+                    let got = gemm(isa, oa, ob, m, k, n);
+                    assert_eq!(
+                        want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        "{m}x{k}x{n} {isa:?}"
+                    );
+                }
             }
         }
     }

@@ -13,9 +13,9 @@
 //! As for the MLP ([`crate::kernels`]), every sum has one documented order
 //! whatever the thread count:
 //!
-//! - matrix products go through [`matmul_nn`] (`k` in increasing order);
-//!   `y = x·Wᵀ` multiplies by the transposed copy of `W`, `dW = dyᵀ·x` by
-//!   the transposed copy of `dy` (rows of the batch in order);
+//! - matrix products go through [`gemm`] (`k` in increasing order), which
+//!   reads `W` of `y = x·Wᵀ` and `dy` of `dW = dyᵀ·x` transposed in place
+//!   (the latter sums over the batch's positions in order);
 //! - per-row work (RMSNorm, RoPE, SiLU, the loss) is split across the pool
 //!   by whole rows, each row summed left to right; attention is split by
 //!   `(sequence, head)` pairs, each computed whole by one task with keys
@@ -23,9 +23,10 @@
 //! - column sums (the RMSNorm weight gradients) add rows in order, and the
 //!   embedding gradient adds the positions' rows in position order (after
 //!   the head's product when the head is tied);
-//! - `exp`, `ln`, `sin`, `cos`, `pow` come from the pure-Rust `libm`
-//!   (RoPE tables in `f64`, rounded once to `f32`), and the batch loss is
-//!   summed in position order in `f64`.
+//! - `eˣ` is [`exp`], written from IEEE basic operations (vectorisable,
+//!   the same bits everywhere); `ln`, `sin`, `cos`, `pow` come from the
+//!   pure-Rust `libm` (RoPE tables in `f64`, rounded once to `f32`), and
+//!   the batch loss is summed in position order in `f64`.
 //!
 //! Rust never fuses `a * b + c` into one instruction, so the vector width
 //! the compiler picks does not change any result either.
@@ -34,7 +35,7 @@ use artha_core::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{col_sum, matmul_nn};
+use crate::kernels::{Isa, Operand, col_sum, gemm, matmul_nn};
 use crate::rng::Stream;
 
 /// How text becomes tokens.
@@ -330,20 +331,9 @@ fn rows_mut(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync 
     }
 }
 
-/// `a [rows, cols]` transposed.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; a.len()];
-    for (r, row) in a.chunks_exact(cols).enumerate().take(rows) {
-        for (c, &x) in row.iter().enumerate() {
-            t[c * rows + r] = x;
-        }
-    }
-    t
-}
-
-/// `x [n, inp] · Wᵀ` for `W [out, inp]`.
+/// `x [n, inp] · Wᵀ` for `W [out, inp]` (read transposed, not copied).
 fn linear(x: &[f32], w: &[f32], n: usize, inp: usize, out: usize) -> Vec<f32> {
-    matmul_nn(x, &transpose(w, out, inp), n, inp, out)
+    gemm(Isa::detect(), Operand::N(x), Operand::T(w), n, inp, out)
 }
 
 /// The gradients of [`linear`]: `(dx = dy · W, dW = dyᵀ · x)`.
@@ -356,7 +346,7 @@ fn linear_back(
     out: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let dx = matmul_nn(dy, w, n, out, inp);
-    let dw = matmul_nn(&transpose(dy, n, out), x, out, n, inp);
+    let dw = gemm(Isa::detect(), Operand::T(dy), Operand::N(x), out, n, inp);
     (dx, dw)
 }
 
@@ -528,47 +518,41 @@ fn from_heads(x: &[f32], dm: Dims, rope: Option<(&[f32], &[f32])>) -> Vec<f32> {
 
 /// Causal attention per `(sequence, head)`: the outputs `[b, h, l, hd]`
 /// and the probabilities `[b, h, l, l]` (zero above the diagonal).
+///
+/// Per pair, as matrix products through [`gemm`] (so the sums over the
+/// head width and over positions run in increasing order, vectorised
+/// across the other index): `S = Q·Kᵀ · (1/√hd)` for keys `s ≤ t`, each
+/// row's softmax over `s ≤ t` (max, `exp`, sum in order, divide), and
+/// `O = P·V` over all `l` positions — the masked ones add `0·v`.
 fn attention(q: &[f32], k: &[f32], v: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>) {
     let Dims { l, hd, .. } = dm;
     let scale = 1.0 / (hd as f32).sqrt();
     let pairs = q.len() / (l * hd);
     let mut out = vec![0f32; q.len()];
     let mut probs = vec![0f32; pairs * l * l];
+    let isa = Isa::detect();
     let one = |(i, (o, p)): (usize, (&mut [f32], &mut [f32]))| {
-        let base = i * l * hd;
-        let (qh, kh, vh) = (
-            &q[base..base + l * hd],
-            &k[base..base + l * hd],
-            &v[base..base + l * hd],
-        );
+        let r = i * l * hd..(i + 1) * l * hd;
+        let (qh, kh, vh) = (&q[r.clone()], &k[r.clone()], &v[r]);
+        let scores = gemm(isa, Operand::N(qh), Operand::T(kh), l, hd, l);
         for t in 0..l {
-            let qt = &qh[t * hd..(t + 1) * hd];
             let pt = &mut p[t * l..(t + 1) * l];
+            let st = &scores[t * l..(t + 1) * l];
             let mut m = f32::NEG_INFINITY;
-            for s in 0..=t {
-                let mut dot = 0f32;
-                for (a, b) in qt.iter().zip(&kh[s * hd..(s + 1) * hd]) {
-                    dot += a * b;
-                }
-                pt[s] = dot * scale;
-                m = m.max(pt[s]);
+            for (x, &sc) in pt[..=t].iter_mut().zip(st) {
+                *x = sc * scale;
+                m = m.max(*x);
             }
             let mut sum = 0f32;
             for x in pt[..=t].iter_mut() {
-                *x = libm::expf(*x - m);
+                *x = exp(*x - m);
                 sum += *x;
             }
             for x in pt[..=t].iter_mut() {
                 *x /= sum;
             }
-            let ot = &mut o[t * hd..(t + 1) * hd];
-            for s in 0..=t {
-                let ps = pt[s];
-                for (a, &b) in ot.iter_mut().zip(&vh[s * hd..(s + 1) * hd]) {
-                    *a += ps * b;
-                }
-            }
         }
+        o.copy_from_slice(&gemm(isa, Operand::N(p), Operand::N(vh), l, l, hd));
     };
     if q.len() >= PAR_ROWS_MIN {
         out.par_chunks_mut(l * hd)
@@ -588,9 +572,9 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>) 
 type Grads3<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
 
 /// The gradients of [`attention`] with respect to `q`, `k`, `v`
-/// (head-major, rotated). Per `(sequence, head)`:
-/// `dP = dO·Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = scale·dS·K`,
-/// `dK = scale·dSᵀ·Q`, `dV = Pᵀ·dO`, every sum in increasing position.
+/// (head-major, rotated). Per `(sequence, head)`, through [`gemm`]:
+/// `dP = dO·Vᵀ`; `dS = P ⊙ (dP − Σ_s P ⊙ dP) · (1/√hd)` (the row sum over
+/// `s ≤ t` in order); `dQ = dS·K`, `dK = dSᵀ·Q`, `dV = Pᵀ·dO`.
 fn attention_back(
     dout: &[f32],
     q: &[f32],
@@ -604,56 +588,29 @@ fn attention_back(
     let mut dq = vec![0f32; q.len()];
     let mut dk = vec![0f32; q.len()];
     let mut dv = vec![0f32; q.len()];
+    let isa = Isa::detect();
     let one = |(i, ((dqh, dkh), dvh)): (usize, Grads3<'_>)| {
-        let base = i * l * hd;
-        let r = base..base + l * hd;
+        let r = i * l * hd..(i + 1) * l * hd;
         let (qh, kh, vh, doh) = (&q[r.clone()], &k[r.clone()], &v[r.clone()], &dout[r]);
         let p = &probs[i * l * l..(i + 1) * l * l];
-        let mut ds = vec![0f32; l * l];
+        let mut ds = gemm(isa, Operand::N(doh), Operand::T(vh), l, hd, l);
         for t in 0..l {
-            let dot_t = &doh[t * hd..(t + 1) * hd];
             let pt = &p[t * l..(t + 1) * l];
             let dst = &mut ds[t * l..(t + 1) * l];
             let mut acc = 0f32;
-            for s in 0..=t {
-                let mut dp = 0f32;
-                for (a, b) in dot_t.iter().zip(&vh[s * hd..(s + 1) * hd]) {
-                    dp += a * b;
-                }
-                dst[s] = dp;
-                acc += pt[s] * dp;
+            for (&pv, &dp) in pt[..=t].iter().zip(&dst[..=t]) {
+                acc += pv * dp;
             }
-            for s in 0..=t {
-                dst[s] = pt[s] * (dst[s] - acc) * scale;
+            for (x, &pv) in dst[..=t].iter_mut().zip(pt) {
+                *x = pv * (*x - acc) * scale;
+            }
+            for x in dst[t + 1..].iter_mut() {
+                *x = 0.0;
             }
         }
-        // dQ[t] = Σ_{s ≤ t} dS[t][s]·K[s]
-        for t in 0..l {
-            let o = &mut dqh[t * hd..(t + 1) * hd];
-            for s in 0..=t {
-                let g = ds[t * l + s];
-                for (a, &b) in o.iter_mut().zip(&kh[s * hd..(s + 1) * hd]) {
-                    *a += g * b;
-                }
-            }
-        }
-        // dK[s] = Σ_{t ≥ s} dS[t][s]·Q[t];  dV[s] = Σ_{t ≥ s} P[t][s]·dO[t]
-        for s in 0..l {
-            let ok = &mut dkh[s * hd..(s + 1) * hd];
-            for t in s..l {
-                let g = ds[t * l + s];
-                for (a, &b) in ok.iter_mut().zip(&qh[t * hd..(t + 1) * hd]) {
-                    *a += g * b;
-                }
-            }
-            let ov = &mut dvh[s * hd..(s + 1) * hd];
-            for t in s..l {
-                let g = p[t * l + s];
-                for (a, &b) in ov.iter_mut().zip(&doh[t * hd..(t + 1) * hd]) {
-                    *a += g * b;
-                }
-            }
-        }
+        dqh.copy_from_slice(&gemm(isa, Operand::N(&ds), Operand::N(kh), l, l, hd));
+        dkh.copy_from_slice(&gemm(isa, Operand::T(&ds), Operand::N(qh), l, l, hd));
+        dvh.copy_from_slice(&gemm(isa, Operand::T(p), Operand::N(doh), l, l, hd));
     };
     if q.len() >= PAR_ROWS_MIN {
         dq.par_chunks_mut(l * hd)
@@ -671,8 +628,49 @@ fn attention_back(
     (dq, dk, dv)
 }
 
+/// `eˣ` in `f32` from IEEE 754 basic operations only (so the same bits on
+/// every machine, and vectorisable): `x = k·ln 2 + r` with `k` rounded to
+/// nearest by the `1.5·2²³` trick and `ln 2` split in two (Cody–Waite),
+/// `eʳ` by a degree-6 Taylor polynomial in Horner form (`|r| ≤ ln 2 / 2`,
+/// relative error below 2·10⁻⁷), scaled by `2ᵏ` through the exponent
+/// bits. Inputs are clamped to `[−87.3, 88.7]`: below, the result is `0`
+/// (where `libm` would give a subnormal), above it is `+∞`; NaN stays NaN.
+/// The language model's SiLU, softmax and loss use it; the MLP keeps
+/// `libm::expf`, whose bits its recorded jobs were made with.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 to 16 significant bits: k·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const SHIFTER: f32 = 12_582_912.0; // 1.5 · 2²³
+    if x.is_nan() {
+        return x;
+    }
+    if x > 88.7 {
+        return f32::INFINITY;
+    }
+    if x < -87.3 {
+        return 0.0;
+    }
+    let t = x * LOG2E + SHIFTER;
+    let k = t - SHIFTER; // round(x / ln 2), exactly an integer
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut p = 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // k is in −126..=128 here; 2ᵏ as two factors keeps both normal.
+    let ki = k as i32;
+    let half = ki / 2;
+    let scale = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    p * scale(half) * scale(ki - half)
+}
+
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + libm::expf(-z))
+    1.0 / (1.0 + exp(-z))
 }
 
 /// What one layer's backward pass needs.
@@ -689,6 +687,8 @@ struct LayerCache {
     inv2: Vec<f32>,
     h2: Vec<f32>,
     gate: Vec<f32>,
+    /// `σ(gate)`.
+    sig: Vec<f32>,
     up: Vec<f32>,
     act: Vec<f32>,
 }
@@ -810,11 +810,22 @@ impl<'a> Lm<'a> {
             let (h2, inv2) = rmsnorm(&x_mid, self.layer(i, 5), d, eps);
             let gate = linear(&h2, self.layer(i, 6), n, d, f);
             let up = linear(&h2, self.layer(i, 7), n, d, f);
+            let mut sig = vec![0f32; n * f];
+            rows_mut(&mut sig, f, |r, out| {
+                for (o, &gj) in out.iter_mut().zip(&gate[r * f..(r + 1) * f]) {
+                    *o = sigmoid(gj);
+                }
+            });
             let mut act = vec![0f32; n * f];
             rows_mut(&mut act, f, |r, out| {
-                let (g, u) = (&gate[r * f..(r + 1) * f], &up[r * f..(r + 1) * f]);
-                for ((o, &gj), &uj) in out.iter_mut().zip(g).zip(u) {
-                    *o = gj * sigmoid(gj) * uj;
+                let rr = r * f..(r + 1) * f;
+                for (((o, &gj), &sj), &uj) in out
+                    .iter_mut()
+                    .zip(&gate[rr.clone()])
+                    .zip(&sig[rr.clone()])
+                    .zip(&up[rr])
+                {
+                    *o = gj * sj * uj;
                 }
             });
             let mut x_out = linear(&act, self.layer(i, 8), n, f, d);
@@ -835,6 +846,7 @@ impl<'a> Lm<'a> {
                 inv2,
                 h2,
                 gate,
+                sig,
                 up,
                 act,
             });
@@ -898,19 +910,24 @@ impl<'a> Lm<'a> {
             let mut dup = vec![0f32; n * f];
             rows_mut(&mut dgate, f, |r, out| {
                 let rr = r * f..(r + 1) * f;
-                for ((o, (&da, &gj)), &uj) in out
+                for (((o, (&da, &gj)), &s), &uj) in out
                     .iter_mut()
                     .zip(dact[rr.clone()].iter().zip(&c.gate[rr.clone()]))
+                    .zip(&c.sig[rr.clone()])
                     .zip(&c.up[rr])
                 {
-                    let s = sigmoid(gj);
                     *o = da * uj * (s * (1.0 + gj * (1.0 - s)));
                 }
             });
             rows_mut(&mut dup, f, |r, out| {
                 let rr = r * f..(r + 1) * f;
-                for ((o, &da), &gj) in out.iter_mut().zip(&dact[rr.clone()]).zip(&c.gate[rr]) {
-                    *o = da * (gj * sigmoid(gj));
+                for (((o, &da), &gj), &s) in out
+                    .iter_mut()
+                    .zip(&dact[rr.clone()])
+                    .zip(&c.gate[rr.clone()])
+                    .zip(&c.sig[rr])
+                {
+                    *o = da * (gj * s);
                 }
             });
             let (mut dh2, dwg) = linear_back(&dgate, &c.h2, self.layer(i, 6), n, d, f);
@@ -968,7 +985,7 @@ fn xent(logits: &[f32], targets: &[u32], v: usize) -> (f64, Vec<f32>) {
         let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut s = 0f32;
         for (gj, &zj) in g.iter_mut().zip(z) {
-            let e = libm::expf(zj - m);
+            let e = exp(zj - m);
             *gj = e;
             s += e;
         }
@@ -1008,7 +1025,7 @@ pub fn pick(logits: &[f32], temperature: f64, u: f32) -> u32 {
     }
     let t = temperature as f32;
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|&z| libm::expf((z - m) / t)).collect();
+    let e: Vec<f32> = logits.iter().map(|&z| exp((z - m) / t)).collect();
     let total: f64 = e.iter().fold(0.0, |a, &x| a + f64::from(x));
     let target = f64::from(u) * total;
     let mut acc = 0f64;
@@ -1159,6 +1176,26 @@ mod tests {
         let b = encoder(Tokenizer::Byte, None);
         assert_eq!(b.encode("é".as_bytes(), "data").unwrap(), vec![0xc3, 0xa9]);
         assert_eq!(b.decode(&[0xc3, 0xa9]), "é");
+    }
+
+    /// [`exp`] is within 3·10⁻⁷ relative of the correctly rounded value
+    /// over the range softmax and SiLU use, and handles the edges.
+    #[test]
+    fn exp_is_accurate_and_total() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = f64::from(x).exp();
+            let got = f64::from(exp(x));
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.013;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(100.0), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
     }
 
     #[test]
