@@ -116,9 +116,9 @@ pub fn matmul_nn_with(isa: Isa, a: &[f32], b: &[f32], m: usize, k: usize, n: usi
 }
 
 /// `A · B` for `A` `[m, k]` and `B` `[k, n]` as the operands store them,
-/// in the fixed order of the module docs: `c[i][j] = ((0 + A[i][0]·B[0][j])
-/// + A[i][1]·B[1][j]) + …`, `k` increasing, whatever the layouts, the body
-/// or the thread count.
+/// in the fixed order of the module docs,
+/// `c[i][j] = ((0 + A[i][0]·B[0][j]) + A[i][1]·B[1][j]) + …` with `k`
+/// increasing, whatever the layouts, the body or the thread count.
 ///
 /// Operands shorter than their shapes are a caller's bug; they give a zero
 /// product rather than a panic.
