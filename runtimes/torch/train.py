@@ -26,7 +26,8 @@ interchangeable on the same job:
 
 Every step computed is reported as a `step` event with its loss and the
 named-tensor digests of its gradients, of the weights after the update and
-of its batch; then `checkpoint` events, a `complete` event and a summary.
+of its batch — full at the window ends and the last step, sampled between
+(runtimes/PROOFS.md); then `checkpoint` events, a `complete` event and a summary.
 Bad input gives an `error` event and a non-zero exit (2 bad input, 3
 non-finite loss, 4 cannot write, 1 other), never a step that was not
 computed. Training is deterministic for a seed on a given machine: one CPU
@@ -46,7 +47,7 @@ import time
 import numpy as np
 
 from artha_runtime import checkpoint, data, env, rng
-from artha_runtime.digest import NamedDigest
+from artha_runtime.digest import is_full_step, named_digest_at
 from artha_runtime.errors import ArthaError, BadInput, LossNotFinite, WriteFailed
 from artha_runtime.events import EventWriter
 
@@ -250,6 +251,7 @@ class Trainer:
         file = env.read_model_file(cfg.model_dir)
         self.data_digest = ds.digest()
         self.steps_per_epoch = -(-ds.rows // cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
         self.started_from = None
         init_path = os.path.join(cfg.model_dir, "model.safetensors")
         path = resume_path(cfg)
@@ -313,9 +315,11 @@ class Trainer:
         loss raises before any update (and before any record)."""
         torch, F = self.torch, self.torch.nn.functional
         k = self.step + 1
+        full = is_full_step(k, self.cfg.proof_window, self.total_steps)
+        seed = self.cfg.seed
         idx = torch.from_numpy(self.batch_rows(k)).to(self.device)
         xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
-        batch = NamedDigest().push("x", xb).push("y", yb).digest()
+        batch = named_digest_at([("x", xb), ("y", yb)], seed, k, full)
         self.opt.zero_grad(set_to_none=False)
         out = self.model(xb)
         if self.mc["task"] == "classify":
@@ -329,17 +333,14 @@ class Trainer:
             raise LossNotFinite(f"the loss is not finite ({value}) at step {k}: training diverged "
                                 "(lower LEARNING_RATE?)", field="loss")
         loss.backward()
-        grads = NamedDigest()
-        for name, p in self.model.named_parameters():
-            grads.push(name, p.grad)
+        grads = named_digest_at([(n, p.grad) for n, p in self.model.named_parameters()],
+                                seed, k, full)
         self.opt.step()
         self.opt_t += 1
         self.step = k
-        weights = NamedDigest()
-        for name, t in self.model.state_dict().items():
-            weights.push(name, t)
+        weights = named_digest_at(self.model.state_dict(), seed, k, full)
         return {"step": k, "epoch": self.epoch_of(k), "loss": value,
-                "grad_digest": grads.digest(), "weight_digest": weights.digest(),
+                "grad_digest": grads, "weight_digest": weights,
                 "batch_digest": batch, "rows": int(idx.shape[0]), "correct": correct}
 
     def save(self, path: str) -> str:

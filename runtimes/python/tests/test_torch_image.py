@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from artha_runtime import checkpoint, data, rng
-from artha_runtime.digest import named_digest
+from artha_runtime.digest import named_digest, named_digest_at
 from artha_runtime.events import read_events
 
 IMAGE = os.environ.get("ARTHA_TORCH_IMAGE", "")
@@ -122,7 +122,10 @@ def test_trains_and_reports_valid_events(first_run):
     # Step 1's batch is rows 0..32 of epoch 0's permutation of the data.
     ds = data.load_train(str(dirs["data"] / "train.csv"), "classify")
     rows = rng.permutation(3, 0, ds.rows)[:32]
-    assert steps[0]["batch_digest"] == named_digest([("x", ds.x[rows]), ("y", ds.y[rows])])
+    assert steps[0]["batch_digest"] == named_digest_at(
+        [("x", ds.x[rows]), ("y", ds.y[rows])], 3, 1, full=False).hex()
+    # (This MLP's tensors have at most S = 256 elements, so its sampled
+    # steps hash them whole; the LM tests exercise the sampled digests.)
     # It learns: blobs 1.5σ apart are mostly separable.
     losses = [s["loss"] for s in steps]
     assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:4]), losses
