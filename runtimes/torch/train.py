@@ -47,6 +47,7 @@ import time
 import numpy as np
 
 from artha_runtime import checkpoint, data, env, rng
+from artha_runtime import lm as lm_config
 from artha_runtime.digest import is_full_step, named_digest_at
 from artha_runtime.errors import ArthaError, BadInput, LossNotFinite, WriteFailed
 from artha_runtime.events import EventWriter
@@ -384,16 +385,36 @@ def task_of_job(cfg: env.RunConfig, file: env.ModelFile) -> str:
                        file=path) from None
 
 
-def banner(cfg, tr: Trainer, end: int) -> None:
+def kind_of_job(cfg: env.RunConfig, file: env.ModelFile) -> str:
+    """`llama` when the job, config.json or the checkpoint it starts from
+    says so, else the MLP family."""
+    if cfg.kind or file.kind:
+        return cfg.kind or file.kind
+    init = os.path.join(cfg.model_dir, "model.safetensors")
+    path = resume_path(cfg) or (init if os.path.isfile(init) else None)
+    if path is not None:
+        try:
+            _, meta = checkpoint.read_safetensors(path)
+            if lm_config.is_config(json.loads(meta.get("model", "{}"))):
+                return "llama"
+        except (ValueError, TypeError, BadInput):
+            pass  # the trainer reports a bad checkpoint
+    return "mlp"
+
+
+def banner(cfg, tr, end: int) -> None:
     line = "-" * 60
     mc = tr.mc
-    dims = [mc["inputs"], *mc["hidden"], mc["outputs"]]
     n_params = sum(p.numel() for p in tr.model.parameters())
     say(line)
     say("  Artha PyTorch runtime - training")
     say(line)
     say(f"  Job ID:      {cfg.job_id}")
-    say(f"  Model:       {mc['kind']} {mc['task']} {dims}")
+    if hasattr(tr, "banner_model"):
+        say(f"  Model:       {tr.banner_model()}")
+    else:
+        dims = [mc["inputs"], *mc["hidden"], mc["outputs"]]
+        say(f"  Model:       {mc['kind']} {mc['task']} {dims}")
     say(f"  Parameters:  {n_params}")
     say(f"  Epochs:      {cfg.epochs}")
     say(f"  Batch size:  {cfg.batch_size}")
@@ -413,21 +434,29 @@ def banner(cfg, tr: Trainer, end: int) -> None:
 def train(cfg: env.RunConfig, events: EventWriter) -> None:
     t0 = time.monotonic()
     check_writable(cfg.checkpoint_dir)
-    file = env.read_model_file(cfg.model_dir)
-    task = task_of_job(cfg, file)
-    path = data.find(cfg.data_dir, cfg.data_file, training=True)
-    ds = data.load_train(path, task)
-    torch = import_torch(cfg)
-    tr = Trainer(torch, cfg, ds)
+    file = env.read_model_file(cfg.model_dir, cfg.kind)
+    if kind_of_job(cfg, file) == "llama":
+        import llama
+
+        torch = import_torch(cfg)
+        tr = llama.Trainer(torch, cfg, file, sys.modules[__name__])
+        described = tr.describe()
+    else:
+        task = task_of_job(cfg, file)
+        path = data.find(cfg.data_dir, cfg.data_file, training=True)
+        ds = data.load_train(path, task)
+        torch = import_torch(cfg)
+        tr = Trainer(torch, cfg, ds)
+        n_params = sum(p.numel() for p in tr.model.parameters())
+        described = (f"{tr.mc['kind']} {tr.mc['task']} ({n_params} parameters) on "
+                     f"{ds.rows} rows of {path}")
     total = cfg.epochs * tr.steps_per_epoch
     if cfg.max_steps is not None and cfg.max_steps < tr.step:
         raise BadInput(f"step {cfg.max_steps} is before the step the run resumes from ({tr.step})",
                        field="ARTHA_MAX_STEPS")
     end = total if cfg.max_steps is None else min(cfg.max_steps, total)
     banner(cfg, tr, end)
-    n_params = sum(p.numel() for p in tr.model.parameters())
-    events.log(f"training {tr.mc['kind']} {tr.mc['task']} ({n_params} parameters) on "
-               f"{ds.rows} rows of {path} with torch {torch.__version__}, "
+    events.log(f"training {described} with torch {torch.__version__}, "
                f"steps {tr.step + 1}..={end}")
     log_every = cfg.log_every if cfg.log_every is not None else max(tr.steps_per_epoch // 10, 1)
     first, ran = tr.step, 0
@@ -457,7 +486,7 @@ def train(cfg: env.RunConfig, events: EventWriter) -> None:
             say(f"   checkpoint saved: {name}")
         if in_epoch + 1 == tr.steps_per_epoch or k == end:
             acc = (f", accuracy {100.0 * ep_correct / max(ep_rows, 1):.2f}%"
-                   if tr.mc["task"] == "classify" else "")
+                   if tr.mc.get("task") == "classify" else "")
             say(f"epoch {epoch + 1}/{cfg.epochs} summary: average loss "
                 f"{ep_loss / max(ep_rows, 1):.4f}{acc}")
             ep_loss, ep_rows, ep_correct = 0.0, 0, 0
@@ -479,6 +508,16 @@ def train(cfg: env.RunConfig, events: EventWriter) -> None:
     say(f"   Wall time: {time.monotonic() - t0:.2f} s")
 
 
+def infer(cfg: env.RunConfig, events: EventWriter) -> None:
+    """ARTHA_MODE=infer: the language model's generations (runtimes/LM.md);
+    MLP inference runs on the native runtime."""
+    import llama
+
+    torch = import_torch(cfg)
+    llama.infer(torch, cfg, events, say)
+    events.flush()
+
+
 def main(argv) -> int:
     events_path = os.environ.get("ARTHA_EVENTS", "").strip() or env.EVENTS_PATH
     try:
@@ -492,9 +531,9 @@ def main(argv) -> int:
                            field="arguments")
         cfg = env.from_env()
         if cfg.mode != "train" and argv != ["train"]:
-            raise BadInput(f"this runtime trains; `{cfg.mode}` jobs run on the native runtime",
-                           field="ARTHA_MODE")
-        train(cfg, events)
+            infer(cfg, events)
+        else:
+            train(cfg, events)
         events.close()
         return 0
     except ArthaError as e:
