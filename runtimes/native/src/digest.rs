@@ -18,12 +18,22 @@
 //! module tree); a batch is `[("x", inputs), ("y", targets)]`. The Python
 //! helper (`runtimes/python/artha_runtime`) computes the same bytes; the
 //! shared vectors are in `runtimes/vectors.json`.
+//!
+//! Only the window ends and the job's last step ([`is_full_step`]) hash
+//! every element. At the other steps a tensor of more than [`SAMPLE`]
+//! elements enters its named digest by a *sampled* digest of `SAMPLE`
+//! elements at positions drawn from the seed and the step ([`Sampler`]),
+//! which keeps recording under 1 % of a step however large the model;
+//! `runtimes/PROOFS.md` has the byte layout and the argument for why a
+//! cheat cannot hide between samples (every step also records its loss in
+//! full, a function of every weight).
 
 use artha_core::hash::TENSOR_DOMAIN;
 use artha_core::{Blake3Digest, DType, Error, ErrorKind, Result};
 use candle_core::{CpuStorage, Storage, Tensor};
 
 use crate::kernels::tensor_err;
+use crate::rng::Stream;
 
 /// From this many bytes on, tensor data is hashed on the rayon pool
 /// (`blake3::Hasher::update_rayon`: the same digest, computed on several
@@ -36,17 +46,7 @@ pub const PAR_HASH_MIN: usize = 1 << 20;
 /// is copied, and large tensors are hashed on several cores. The result is
 /// bit-identical to `tensor_digest(DType::F32, shape, le_bytes(values))`.
 pub fn f32_digest(shape: &[usize], values: &[f32]) -> Result<Blake3Digest> {
-    let elems = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::invalid("shape", "element count overflows"))?;
-    if elems != values.len() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("{} values do not fill shape {shape:?}", values.len()),
-        )
-        .with_context("field", "data"));
-    }
+    checked_numel(shape, values.len())?;
     let rank =
         u32::try_from(shape.len()).map_err(|_| Error::invalid("shape", "rank overflows u32"))?;
     let mut h = blake3::Hasher::new();
@@ -85,17 +85,114 @@ fn update_le(h: &mut blake3::Hasher, values: &[f32]) {
 /// Domain tag of a named-tensor digest.
 pub const NAMED_DOMAIN: &[u8; 23] = b"artha-named-tensors-v1\0";
 
-/// Builds a named-tensor digest one tensor at a time.
+/// Domain tag of a sampled tensor digest (`runtimes/PROOFS.md`).
+pub const SAMPLE_DOMAIN: &[u8; 23] = b"artha-tensor-sample-v1\0";
+
+/// Elements a sampled tensor digest reads; a tensor of at most this many
+/// elements always enters by its canonical digest.
+pub const SAMPLE: usize = 256;
+
+/// Whether step `step` of a job records full digests (`runtimes/PROOFS.md`):
+/// the window ends (`step % proof_window == 0`) and the job's last step.
+/// Every other step records sampled ones.
+pub fn is_full_step(step: u64, proof_window: u64, total_steps: u64) -> bool {
+    step == total_steps || (proof_window > 0 && step.is_multiple_of(proof_window))
+}
+
+/// The positions a sampled step digest reads: `Stream(seed, "sample",
+/// step)`, draw `t · S + i` for element `i` of the `t`-th tensor of a
+/// named digest (`runtimes/PROOFS.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampler {
+    stream: Stream,
+}
+
+impl Sampler {
+    /// The sampler of step `step` of a run seeded `seed`.
+    pub fn new(seed: u64, step: u64) -> Self {
+        Sampler {
+            stream: Stream::new(seed, "sample", step),
+        }
+    }
+
+    /// The sampled tensor digest of the `ordinal`-th tensor (`dtype`,
+    /// `shape`, `numel` elements), reading element `p` as `elem(p)`
+    /// (its little-endian bytes).
+    fn digest<const N: usize>(
+        &self,
+        ordinal: usize,
+        dtype: DType,
+        shape: &[usize],
+        numel: usize,
+        elem: impl Fn(usize) -> [u8; N],
+    ) -> Result<Blake3Digest> {
+        let rank = u32::try_from(shape.len())
+            .map_err(|_| Error::invalid("shape", "rank overflows u32"))?;
+        let mut h = blake3::Hasher::new();
+        h.update(SAMPLE_DOMAIN);
+        h.update(&[dtype.code()]);
+        h.update(&rank.to_le_bytes());
+        for &d in shape {
+            h.update(&(d as u64).to_le_bytes());
+        }
+        h.update(&(SAMPLE as u32).to_le_bytes());
+        let mut buf = Vec::with_capacity(SAMPLE * N);
+        let base = ordinal as u64 * SAMPLE as u64;
+        for i in 0..SAMPLE as u64 {
+            let p = self.stream.below(base + i, numel as u64) as usize;
+            buf.extend_from_slice(&elem(p));
+        }
+        h.update(&buf);
+        Ok(h.finalize().into())
+    }
+}
+
+fn checked_numel(shape: &[usize], len: usize) -> Result<usize> {
+    let elems = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::invalid("shape", "element count overflows"))?;
+    if elems != len {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{len} values do not fill shape {shape:?}"),
+        )
+        .with_context("field", "data"));
+    }
+    Ok(elems)
+}
+
+/// Builds a named-tensor digest one tensor at a time: full (every tensor
+/// by its canonical digest) or sampled ([`NamedDigest::sampled`]).
 #[derive(Debug, Default)]
 pub struct NamedDigest {
     parts: Vec<(String, Blake3Digest)>,
     scratch: Vec<u8>,
+    sampler: Option<Sampler>,
 }
 
 impl NamedDigest {
-    /// An empty digest builder.
+    /// An empty digest builder (full digests).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty builder whose tensors of more than [`SAMPLE`] elements
+    /// enter by their sampled digest under `sampler`; `None` is
+    /// [`NamedDigest::new`].
+    pub fn sampled(sampler: Option<Sampler>) -> Self {
+        NamedDigest {
+            sampler,
+            ..Self::default()
+        }
+    }
+
+    /// The sampler and ordinal when the next tensor (of `numel` elements)
+    /// is to be sampled.
+    fn sampling(&self, numel: usize) -> Option<(Sampler, usize)> {
+        self.sampler
+            .filter(|_| numel > SAMPLE)
+            .map(|s| (s, self.parts.len()))
     }
 
     /// Adds a tensor given by its canonical digest.
@@ -105,13 +202,25 @@ impl NamedDigest {
 
     /// Adds an `f32` tensor.
     pub fn push_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<()> {
-        let d = f32_digest(shape, values)?;
+        let d = match self.sampling(values.len()) {
+            Some((s, ordinal)) => {
+                let n = checked_numel(shape, values.len())?;
+                s.digest(ordinal, DType::F32, shape, n, |p| values[p].to_le_bytes())?
+            }
+            None => f32_digest(shape, values)?,
+        };
         self.push_digest(name, d);
         Ok(())
     }
 
     /// Adds an `i64` tensor.
     pub fn push_i64(&mut self, name: &str, shape: &[usize], values: &[i64]) -> Result<()> {
+        if let Some((s, ordinal)) = self.sampling(values.len()) {
+            let n = checked_numel(shape, values.len())?;
+            let d = s.digest(ordinal, DType::I64, shape, n, |p| values[p].to_le_bytes())?;
+            self.push_digest(name, d);
+            return Ok(());
+        }
         self.scratch.clear();
         for v in values {
             self.scratch.extend_from_slice(&v.to_le_bytes());
@@ -130,9 +239,7 @@ impl NamedDigest {
                 (&*storage, layout.contiguous_offsets())
                 && let Some(values) = v.get(start..end)
             {
-                let d = f32_digest(t.dims(), values)?;
-                self.push_digest(name, d);
-                return Ok(());
+                return self.push_f32(name, t.dims(), values);
             }
         }
         let values = t

@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Task;
-use crate::digest::NamedDigest;
+use crate::digest::{NamedDigest, Sampler};
 use crate::kernels::{matmul, sum_rows, tensor_err};
 use crate::rng::Stream;
 
@@ -285,8 +285,18 @@ impl Model {
 
 /// Named-tensor digest of gradients (the `grad_digest`).
 pub fn grads_digest(names: &[String], grads: &[Tensor]) -> Result<Blake3Digest> {
-    let mut d = NamedDigest::new();
-    for (n, g) in names.iter().zip(grads) {
+    params_digest(names, grads, None)
+}
+
+/// Named-tensor digest of parameter-shaped tensors (weights or gradients),
+/// full or, with a sampler, sampled (`runtimes/PROOFS.md`).
+pub fn params_digest(
+    names: &[String],
+    tensors: &[Tensor],
+    sampler: Option<Sampler>,
+) -> Result<Blake3Digest> {
+    let mut d = NamedDigest::sampled(sampler);
+    for (n, g) in names.iter().zip(tensors) {
         d.push_tensor(n, g)?;
     }
     d.finish()

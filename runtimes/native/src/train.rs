@@ -22,10 +22,10 @@ use candle_core::{Device, Tensor};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ModelFile, RunConfig};
 use crate::data::{self, Dataset, Targets, Task};
-use crate::digest::NamedDigest;
+use crate::digest::{NamedDigest, Sampler};
 use crate::events::EventSink;
 use crate::kernels::{self, tensor_err};
-use crate::model::{Model, ModelConfig, ModelKind, grads_digest};
+use crate::model::{Model, ModelConfig, ModelKind, params_digest};
 use crate::optim::Optimizer;
 use crate::rng::permutation;
 
@@ -58,6 +58,8 @@ pub struct Trainer {
     perm: Option<(u64, Vec<u32>)>,
     started_from: Option<PathBuf>,
     names: Arc<[String]>,
+    proof_window: u64,
+    total_steps: u64,
 }
 
 fn mismatch(what: &str, ckpt: impl std::fmt::Debug, job: impl std::fmt::Debug) -> Error {
@@ -267,6 +269,8 @@ impl Trainer {
             steps_per_epoch,
             perm: None,
             started_from,
+            proof_window: cfg.proof_window,
+            total_steps: u64::from(cfg.epochs) * steps_per_epoch,
         })
     }
 
@@ -421,8 +425,10 @@ impl Trainer {
             weight_digest: Blake3Digest::ZERO,
             batch_digest: Blake3Digest::ZERO,
         };
+        let full = crate::digest::is_full_step(k, self.proof_window, self.total_steps);
         let data = StepData {
             record,
+            sampler: (!full).then(|| Sampler::new(self.seed, k)),
             names: Arc::clone(&self.names),
             x,
             x_host,
@@ -457,6 +463,8 @@ enum BatchTargets {
 #[derive(Debug)]
 pub struct StepData {
     record: StepRecord,
+    /// `None` at a full step; the positions of a sampled one.
+    sampler: Option<Sampler>,
     names: Arc<[String]>,
     x: Tensor,
     x_host: Option<Vec<f32>>,
@@ -473,7 +481,7 @@ impl StepData {
 
     /// The step record with its gradient, weight and batch digests.
     pub fn digest(self) -> Result<StepRecord> {
-        let mut batch = NamedDigest::new();
+        let mut batch = NamedDigest::sampled(self.sampler);
         match &self.x_host {
             Some(xb) => batch.push_f32("x", self.x.dims(), xb)?,
             None => batch.push_tensor("x", &self.x)?,
@@ -485,8 +493,8 @@ impl StepData {
         }
         Ok(StepRecord {
             batch_digest: batch.finish()?,
-            grad_digest: grads_digest(&self.names, &self.grads)?,
-            weight_digest: grads_digest(&self.names, &self.weights)?,
+            grad_digest: params_digest(&self.names, &self.grads, self.sampler)?,
+            weight_digest: params_digest(&self.names, &self.weights, self.sampler)?,
             ..self.record
         })
     }
@@ -801,9 +809,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn trainer(batch: usize) -> Trainer {
+        trainer_with(batch, 6)
+    }
+
+    fn trainer_with(batch: usize, hidden: usize) -> Trainer {
         let vars: HashMap<&str, String> = [
             ("BATCH_SIZE", batch.to_string()),
-            ("ARTHA_HIDDEN", "6".into()),
+            ("ARTHA_HIDDEN", hidden.to_string()),
             ("ARTHA_SEED", "3".into()),
             ("ARTHA_MODEL_DIR", "/nonexistent/artha-model".into()),
         ]
@@ -880,12 +892,67 @@ mod tests {
             }
         };
         let mut off = trainer(7);
-        for w in &want {
+        for (i, w) in want.iter().enumerate() {
             let out = off.step(false).unwrap();
             assert_eq!(out.record.weight_digest, Blake3Digest::ZERO);
             assert_eq!(via_json(out.record).loss, w.loss);
+            // Step 6 is the job's last (1 epoch of 6 batches): a full step,
+            // whose weight digest is the model's.
+            if i == 5 {
+                assert_eq!(off.model().digest().unwrap(), w.weight_digest);
+            }
         }
-        assert_eq!(off.model().digest().unwrap(), want[14].weight_digest);
         assert_eq!(via_json(trainer(7).step(true).unwrap().record), want[0]);
+    }
+
+    /// `runtimes/PROOFS.md`: a weight changed at a position step `k`'s
+    /// sample does not read leaves record `k` as the honest one, but the
+    /// loss of step `k + 1` differs, and so does the full weight digest at
+    /// the window's end.
+    #[test]
+    fn a_perturbed_weight_is_caught() {
+        let (k, end) = (3u64, 6u64); // the window 1..=6 ends at the job's last step
+        let mut honest = trainer_with(7, 100);
+        let records: Vec<StepRecord> = (0..end)
+            .map(|_| honest.step(true).unwrap().record)
+            .collect();
+        let mut cheat = trainer_with(7, 100);
+        for _ in 0..k {
+            cheat.step(true).unwrap();
+        }
+        // fc.0.weight [100, 3] has more than SAMPLE elements: sampled at step k.
+        let (p, numel) = (0usize, 300u64);
+        let stream = crate::rng::Stream::new(3, "sample", k);
+        let read: std::collections::HashSet<u64> = (0..crate::digest::SAMPLE as u64)
+            .map(|i| stream.below(p as u64 * crate::digest::SAMPLE as u64 + i, numel))
+            .collect();
+        let unread = (0..numel).find(|q| !read.contains(q)).unwrap() as usize;
+        let honest_w = cheat.model.params()[p].clone();
+        let mut v: Vec<f32> = honest_w.flatten_all().unwrap().to_vec1().unwrap();
+        v[unread] += 1e-3;
+        cheat.model.params_mut()[p] = Tensor::from_vec(v, honest_w.dims(), &Device::Cpu).unwrap();
+        // The cheat's record k: the same sampled weight digest as the honest one.
+        let sampler = Some(Sampler::new(3, k));
+        assert_eq!(
+            params_digest(&cheat.names, cheat.model.params(), sampler).unwrap(),
+            records[k as usize - 1].weight_digest
+        );
+        // ... but not the same full digest, nor the next step's loss.
+        let mut again = trainer_with(7, 100);
+        for _ in 0..k {
+            again.step(false).unwrap();
+        }
+        assert_ne!(
+            cheat.model().digest().unwrap(),
+            again.model().digest().unwrap()
+        );
+        let next = cheat.step(true).unwrap().record;
+        assert_ne!(next.loss, records[k as usize].loss);
+        for _ in k + 1..end {
+            cheat.step(true).unwrap();
+        }
+        let last = records[end as usize - 1].weight_digest;
+        assert_eq!(honest.model().digest().unwrap(), last);
+        assert_ne!(cheat.model().digest().unwrap(), last);
     }
 }
