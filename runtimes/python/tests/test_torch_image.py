@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from artha_runtime import checkpoint, data, rng
-from artha_runtime.digest import named_digest, named_digest_at
+from artha_runtime.digest import is_full_step, named_digest, named_digest_at
 from artha_runtime.events import read_events
 
 IMAGE = os.environ.get("ARTHA_TORCH_IMAGE", "")
@@ -269,3 +269,164 @@ def test_the_native_runtime_agrees(image, first_run, tmp_path):
     evs = events_of(back)
     assert [s["step"] for s in steps_of(evs)] == list(range(9, 17))
     assert evs[-1]["event"] == "complete" and evs[-1]["steps"] == 16
+
+
+# ---- the language model (runtimes/LM.md) --------------------------------------
+
+LM_SELFTEST = r"""
+import math, sys
+import numpy as np, torch
+sys.path.insert(0, "/opt/artha")
+import llama
+from artha_runtime import lm
+
+torch.set_num_threads(1)
+c = lm.resolve(lm.parse_config({"kind": "llama", "hidden_size": 16, "num_attention_heads": 2,
+                                 "num_hidden_layers": 2, "intermediate_size": 24,
+                                 "max_position_embeddings": 8}), None)
+
+# Parameter names, order and shapes are the specification's, tied and untied.
+m = llama.build_model(torch, c)
+assert [(n, tuple(p.shape)) for n, p in m.named_parameters()] == lm.param_shapes(c)
+assert list(m.state_dict()) == lm.param_names(c)
+cu = dict(c, tie_word_embeddings=False)
+mu = llama.build_model(torch, cu)
+assert [(n, tuple(p.shape)) for n, p in mu.named_parameters()] == lm.param_shapes(cu)
+
+# A numpy float64 reference of the forward pass, written from LM.md alone.
+def reference_loss(params, c, x, y):
+    D, H = c["hidden_size"], c["num_attention_heads"]; hd = D // H
+    eps, V = c["rms_norm_eps"], c["vocab_size"]
+    P = {k: v.astype(np.float64) for k, v in params.items()}
+    def rms(v, w):
+        return v * (1.0 / np.sqrt((v * v).mean(-1, keepdims=True) + eps)) * w
+    B, L = x.shape
+    h0 = P["model.embed_tokens.weight"][x]                       # [B, L, D]
+    t = np.arange(L)[:, None]; j = np.arange(hd // 2)[None, :]
+    ang = t * c["rope_theta"] ** (-2.0 * j / hd); cs, sn = np.cos(ang), np.sin(ang)
+    def rope(q):                                                  # [B, H, L, hd]
+        a, b = q[..., :hd // 2], q[..., hd // 2:]
+        return np.concatenate([a * cs - b * sn, b * cs + a * sn], -1)
+    xs = h0
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms(xs, P[p + "input_layernorm.weight"])
+        q, k, v = (np.transpose((h @ P[p + f"self_attn.{n}_proj.weight"].T).reshape(B, L, H, hd),
+                                (0, 2, 1, 3)) for n in "qkv")
+        q, k = rope(q), rope(k)
+        s = q @ np.swapaxes(k, -1, -2) / math.sqrt(hd)
+        s = np.where(np.triu(np.ones((L, L), bool), 1), -np.inf, s)
+        s = np.exp(s - s.max(-1, keepdims=True)); s /= s.sum(-1, keepdims=True)
+        a = np.transpose(s @ v, (0, 2, 1, 3)).reshape(B, L, D)
+        xs = xs + a @ P[p + "self_attn.o_proj.weight"].T
+        h = rms(xs, P[p + "post_attention_layernorm.weight"])
+        g = h @ P[p + "mlp.gate_proj.weight"].T
+        xs = xs + ((g / (1 + np.exp(-g))) * (h @ P[p + "mlp.up_proj.weight"].T)) @ P[p + "mlp.down_proj.weight"].T
+    head = P["model.embed_tokens.weight"] if c["tie_word_embeddings"] else P["lm_head.weight"]
+    z = rms(xs, P["model.norm.weight"]) @ head.T
+    z = z.reshape(-1, V); yy = y.reshape(-1)
+    mx = z.max(-1)
+    return float(np.mean(np.log(np.exp(z - mx[:, None]).sum(-1)) - (z[np.arange(len(yy)), yy] - mx)))
+
+rs = np.random.default_rng(0)
+x = rs.integers(0, 256, (3, 8)); y = rs.integers(0, 256, (3, 8))
+for cc in (c, cu):
+    # Larger random weights than the 0.02 init, so that attention and the
+    # MLP matter; the norm weights random too.
+    params = {n: (rs.standard_normal(s) * (0.3 if len(s) == 2 else 1.0)).astype(np.float32)
+              for n, s in lm.param_shapes(cc)}
+    mm = llama.build_model(torch, cc).double()
+    with torch.no_grad():
+        for n, p in mm.named_parameters():
+            p.copy_(torch.from_numpy(params[n].astype(np.float64)))
+    got = float(llama.loss_of(torch, mm, torch.from_numpy(x), torch.from_numpy(y)))
+    want = reference_loss(params, cc, x, y)
+    assert abs(got - want) <= 1e-10 * abs(want), (got, want)
+    # float32 agrees with the float64 reference to float32 accuracy.
+    m32 = llama.build_model(torch, cc)
+    llama.load_params(torch, m32, params)
+    got32 = float(llama.loss_of(torch, m32, torch.from_numpy(x), torch.from_numpy(y)))
+    assert abs(got32 - want) <= 1e-5 * abs(want), (got32, want)
+    # Gradients against central finite differences, in float64.
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    mm.zero_grad(); llama.loss_of(torch, mm, xt, yt).backward()
+    worst = 0.0
+    for n, p in mm.named_parameters():
+        flat, g = p.data.view(-1), p.grad.view(-1)
+        for idx in rs.choice(flat.numel(), size=min(3, flat.numel()), replace=False):
+            old = flat[idx].item(); e = 1e-5
+            with torch.no_grad():
+                flat[idx] = old + e; lp = float(llama.loss_of(torch, mm, xt, yt))
+                flat[idx] = old - e; lm_ = float(llama.loss_of(torch, mm, xt, yt))
+                flat[idx] = old
+            fd = (lp - lm_) / (2 * e)
+            err = abs(fd - g[idx].item()) / (1e-4 + abs(fd))
+            worst = max(worst, err)
+    assert worst < 1e-5, worst
+
+# The seeded initialisation: the loss at step 1 is about ln V (tiny weights).
+m = llama.build_model(torch, c)
+llama.load_params(torch, m, lm.initial_params(c, 3))
+l0 = float(llama.loss_of(torch, m, torch.from_numpy(x), torch.from_numpy(y)))
+assert abs(l0 - math.log(256)) < 0.05, l0
+# Causality: changing a later token changes no earlier logit.
+x2 = x.copy(); x2[:, 5] = (x2[:, 5] + 1) % 256
+with torch.no_grad():
+    a, b = m(torch.from_numpy(x)), m(torch.from_numpy(x2))
+assert torch.equal(a[:, :5], b[:, :5]) and not torch.equal(a[:, 5:], b[:, 5:])
+print("OK")
+"""
+
+
+def test_lm_model_in_the_image(image, tmp_path):
+    """Names/shapes, the forward pass against a float64 numpy reference of
+    LM.md, gradients against finite differences, the loss at init ≈ ln 256,
+    causality."""
+    dirs = job_dirs(tmp_path)
+    proc = run_container(image, dirs, entry="python3", args=["-c", LM_SELFTEST])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["OK"]
+
+
+def test_native_sampled_digests_match_the_helper(tmp_path):
+    """The native runtime's step records against artha_runtime's sampled and
+    full digests (runtimes/PROOFS.md) on a batch of 32 × 12 features (384
+    elements, so sampled between window ends): every batch digest, and the
+    weight digests of the window ends' checkpoints."""
+    required("ARTHA_NATIVE_RUNTIME", NATIVE)
+    r = np.random.default_rng(5)
+    lines = [",".join(f"f{i}" for i in range(12)) + ",label"]
+    for i in range(200):
+        lines.append(",".join(f"{v:.4f}" for v in r.standard_normal(12)) + f",{i % 3}")
+    dirs = job_dirs(tmp_path, "\n".join(lines) + "\n")
+    (dirs["model"] / "config.json").write_text(json.dumps(
+        {"kind": "mlp", "task": "classify", "hidden": [24], "classes": 3}))
+    job = {"EPOCHS": "2", "ARTHA_PROOF_WINDOW": "5"}  # 7 steps per epoch, 14 steps
+    proc = run_native(dirs, job)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    steps = steps_of(events_of(dirs))
+    assert len(steps) == 14
+    ds = data.load_train(str(dirs["data"] / "train.csv"), "classify")
+    seed, total = int(JOB["ARTHA_SEED"]), 14
+    for s in steps:
+        k = s["step"]
+        e, b = (k - 1) // 7, (k - 1) % 7
+        rows = rng.permutation(seed, e, ds.rows)[b * 32:(b + 1) * 32]
+        full = is_full_step(k, 5, total)
+        want = named_digest_at([("x", ds.x[rows]), ("y", ds.y[rows])], seed, k, full).hex()
+        assert s["batch_digest"] == want, k
+        if not full and len(rows) * 12 > 256:  # sampled x (the last batch of an epoch has 8 rows)
+            assert want != named_digest([("x", ds.x[rows]), ("y", ds.y[rows])])
+    for k in (5, 10):
+        ck = checkpoint.load(str(dirs["checkpoints"] / checkpoint.step_file(k)))
+        assert steps[k - 1]["weight_digest"] == ck["weights_digest"]
+        assert named_digest_at(ck["params"], seed, k, True).hex() == ck["weights_digest"]
+    # A sampled step's weight digest, recomputed from the checkpoint after it
+    # (ARTHA_CHECKPOINT_EVERY=1 in a second run).
+    again = job_dirs(tmp_path / "every", "\n".join(lines) + "\n")
+    (again["model"] / "config.json").write_text((dirs["model"] / "config.json").read_text())
+    assert run_native(again, {**job, "ARTHA_CHECKPOINT_EVERY": "1"}).returncode == 0
+    for k in (3, 7):
+        ck = checkpoint.load(str(again["checkpoints"] / checkpoint.step_file(k)))
+        assert steps[k - 1]["weight_digest"] == \
+            named_digest_at(ck["params"], seed, k, False).hex() != ck["weights_digest"]
