@@ -17,8 +17,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from artha_runtime import checkpoint, data, rng
-from artha_runtime.digest import is_full_step, named_digest, named_digest_at
+from artha_runtime import checkpoint, data, lm, rng
+from artha_runtime.digest import is_full_step, named_digest, named_digest_at, tensor_digest
 from artha_runtime.events import read_events
 
 IMAGE = os.environ.get("ARTHA_TORCH_IMAGE", "")
@@ -430,3 +430,169 @@ def test_native_sampled_digests_match_the_helper(tmp_path):
         ck = checkpoint.load(str(again["checkpoints"] / checkpoint.step_file(k)))
         assert steps[k - 1]["weight_digest"] == \
             named_digest_at(ck["params"], seed, k, False).hex() != ck["weights_digest"]
+
+
+#: The LM job: a small llama over ~2.3 KB of text; 16-token examples, 8 per
+#: batch, 3 epochs of 18 steps (54 steps), windows of 10.
+LM_CONFIG = {"kind": "llama", "hidden_size": 32, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "max_position_embeddings": 32}
+LM_JOB = {"EPOCHS": "3", "BATCH_SIZE": "8", "LEARNING_RATE": "0.01", "ARTHA_SEED": "11",
+          "ARTHA_PROOF_WINDOW": "10", "ARTHA_SEQ_LEN": "16", "ARTHA_JOB_ID": "lm-test"}
+
+
+def lm_text(n_words=400, seed=2):
+    words = ("the quick brown fox jumps over a lazy dog while seven wizards quietly hex "
+             "jovial kings and queens").split()
+    r = np.random.default_rng(seed)
+    return " ".join(words[i] for i in r.integers(0, len(words), n_words)) + "\n"
+
+
+LM_PER_EPOCH = -(-((len(lm_text().encode()) - 1) // 16) // 8)
+LM_STEPS = 3 * LM_PER_EPOCH
+
+
+def lm_dirs(root, text=None, config=None):
+    dirs = job_dirs(root)
+    (dirs["data"] / "train.csv").unlink()
+    (dirs["model"] / "config.json").write_text(json.dumps(LM_CONFIG if config is None else config))
+    (dirs["data"] / "train.txt").write_text(lm_text() if text is None else text)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def lm_run(image, tmp_path_factory):
+    dirs = lm_dirs(tmp_path_factory.mktemp("lm1"))
+    proc = run_container(image, dirs, LM_JOB)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dirs, proc
+
+
+def lm_batches(text, seed, batch, seq_len, steps):
+    """`(x, y)` of each step, from the helper alone (LM.md's batches)."""
+    ds = lm.Corpus(np.frombuffer(text.encode(), np.uint8).astype(np.int64), seq_len, "t")
+    per = -(-ds.rows // batch)
+    out = []
+    for k in range(1, steps + 1):
+        e, b = (k - 1) // per, (k - 1) % per
+        rows = rng.permutation(seed, e, ds.rows)[b * batch:(b + 1) * batch]
+        out.append((ds.x[rows], ds.y[rows]))
+    return out
+
+
+def test_lm_trains_and_reports_valid_events(lm_run):
+    dirs, proc = lm_run
+    evs = events_of(dirs)
+    steps = steps_of(evs)
+    assert [s["step"] for s in steps] == list(range(1, LM_STEPS + 1))
+    assert LM_PER_EPOCH == 18
+    assert [s["epoch"] for s in steps] == [0] * 18 + [1] * 18 + [2] * 18
+    cks = [(e["path"], e["step"]) for e in evs if e["event"] == "checkpoint"]
+    assert cks == [(checkpoint.step_file(k), k) for k in (10, 20, 30, 40, 50)] + \
+        [("final.safetensors", LM_STEPS)]
+    # Loss at step 1 ≈ ln 256 (weights of standard deviation 0.02); it learns.
+    losses = [s["loss"] for s in steps]
+    assert abs(losses[0] - np.log(256)) < 0.05, losses[0]
+    assert np.mean(losses[-5:]) < 0.7 * losses[0], losses
+    # Batches: [x, y] i64 [8, 16] (128 elements each: hashed whole).
+    text = (dirs["data"] / "train.txt").read_text()
+    for s, (x, y) in zip(steps, lm_batches(text, 11, 8, 16, LM_STEPS)):
+        full = is_full_step(s["step"], 10, LM_STEPS)
+        assert s["batch_digest"] == named_digest_at([("x", x), ("y", y)], 11, s["step"], full).hex()
+    # Checkpoints: the LM configuration, the specification's tensors, the
+    # full weight digest of the window ends; the last step's is the final one.
+    ck = checkpoint.load(str(dirs["checkpoints"] / "step-00000020.safetensors"))
+    assert ck["model"] == lm.checkpoint_config(lm.resolve(lm.parse_config(LM_CONFIG), None))
+    assert list(ck["params"]) == lm.param_names(ck["model"])
+    assert ck["weights_digest"] == steps[19]["weight_digest"]
+    assert ck["train"]["step"] == 20 and ck["train"]["rows"] == (len(text.encode()) - 1) // 16
+    final = checkpoint.load(str(dirs["checkpoints"] / "final.safetensors"))
+    assert final["weights_digest"] == evs[-1]["final_weights"] == steps[-1]["weight_digest"]
+    # Sampled steps: the embedding (256 × 32) is sampled, so a sampled
+    # step's weight digest is not the full digest of the same weights.
+    assert named_digest_at(final["params"], 11, LM_STEPS, False) != \
+        named_digest_at(final["params"], 11, LM_STEPS, True)
+    assert "Training complete." in proc.stdout
+
+
+def test_lm_deterministic_and_resumable(image, lm_run, tmp_path):
+    want = steps_of(events_of(lm_run[0]))
+    again = lm_dirs(tmp_path / "again")
+    assert run_container(image, again, LM_JOB).returncode == 0
+    assert steps_of(events_of(again)) == want
+    resumed = lm_dirs(tmp_path / "resumed")
+    shutil.copy(lm_run[0]["checkpoints"] / "step-00000020.safetensors", resumed["model"])
+    proc = run_container(image, resumed, {**LM_JOB, "ARTHA_RESUME": "step-00000020.safetensors"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    evs = events_of(resumed)
+    assert steps_of(evs) == want[20:]
+    assert evs[-1]["final_weights"] == want[-1]["weight_digest"]
+    # Another sequence length is other data: refused, naming it.
+    other = lm_dirs(tmp_path / "other")
+    shutil.copy(lm_run[0]["checkpoints"] / "step-00000020.safetensors", other["model"])
+    proc = run_container(image, other, {**LM_JOB, "ARTHA_RESUME": "step-00000020.safetensors",
+                                        "ARTHA_SEQ_LEN": "8"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "dataset" in events_of(other)[-1]["message"]
+
+
+@pytest.mark.parametrize("case", ["heads", "odd-head", "vocab", "seq-len", "short", "utf8", "kind"])
+def test_lm_bad_input_names_the_field(image, tmp_path, case):
+    config, text, env, needle = dict(LM_CONFIG), None, dict(LM_JOB), None
+    if case == "heads":
+        config["num_attention_heads"], needle = 5, "num_attention_heads"
+    elif case == "odd-head":
+        config["hidden_size"], config["num_attention_heads"], needle = 24, 8, "num_attention_heads"
+    elif case == "vocab":
+        config["vocab_size"], needle = 100, "vocab_size"
+    elif case == "seq-len":
+        env["ARTHA_SEQ_LEN"], needle = "33", "ARTHA_SEQ_LEN"
+    elif case == "short":
+        text, needle = "0123456789abcdef", "too short"
+    elif case == "utf8":
+        config["tokenizer"], needle = "char", "UTF-8"
+    else:
+        config["kind"], needle = "gpt2", "kind"
+    dirs = lm_dirs(tmp_path, text, config)
+    if case == "utf8":
+        (dirs["data"] / "train.txt").write_bytes(b"caf\xe9 " * 100)
+    proc = run_container(image, dirs, env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    evs = events_of(dirs)
+    assert not steps_of(evs) and evs[-1]["event"] == "error"
+    assert needle in evs[-1]["message"], evs[-1]["message"]
+
+
+def test_lm_inference(image, lm_run, tmp_path):
+    dirs = lm_dirs(tmp_path)
+    shutil.copy(lm_run[0]["checkpoints"] / "final.safetensors", dirs["model"])
+    (dirs["data"] / "prompts.txt").write_text("the quick\n\njovial kings and\n")
+    (dirs["data"] / "train.txt").unlink()
+    outs = {}
+    for t in ("0", "0.8"):
+        env = {"ARTHA_MODE": "infer", "ARTHA_TEMPERATURE": t, "ARTHA_MAX_NEW_TOKENS": "40",
+               "ARTHA_SEED": "4"}
+        (dirs["artha"] / "events.jsonl").unlink(missing_ok=True)
+        proc = run_container(image, dirs, env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        evs = events_of(dirs)
+        assert [e["event"] for e in evs] == ["infer"] * 3 + ["complete"]
+        assert evs[-1] == {"event": "complete", "steps": 0,
+                           "final_weights": steps_of(events_of(lm_run[0]))[-1]["weight_digest"]}
+        gens = [json.loads(line) for line in
+                (dirs["checkpoints"] / "generations.jsonl").read_text().splitlines()]
+        assert [g["prompt"] for g in gens] == ["the quick", "", "jovial kings and"]
+        assert all(len(g["tokens"]) == 40 for g in gens)
+        assert all(bytes(g["tokens"]).decode("utf-8", "replace") == g["completion"] for g in gens)
+        assert evs[0]["input_digest"] == tensor_digest(np.array(list(b"the quick"), np.int64)).hex()
+        assert evs[1]["input_digest"] == tensor_digest(np.array([0], np.int64)).hex()
+        assert evs[0]["output_digest"] == tensor_digest(np.array(gens[0]["tokens"], np.int64)).hex()
+        outs[t] = gens
+        # Deterministic: the same again.
+        assert run_container(image, dirs, env).returncode == 0
+        assert [json.loads(line) for line in
+                (dirs["checkpoints"] / "generations.jsonl").read_text().splitlines()] == gens
+    assert outs["0"] != outs["0.8"]
+    # The trained model has learnt the corpus' alphabet: greedy text is
+    # mostly letters and spaces.
+    greedy = outs["0"][0]["completion"] + outs["0"][2]["completion"]  # (not after token 0)
+    assert sum(ch.isalpha() or ch == " " for ch in greedy) >= 0.9 * len(greedy), greedy
