@@ -385,6 +385,7 @@ mod tests {
             inputs: 3,
             outputs: 2,
             hidden: vec![4],
+            lm: None,
         };
         Model::init(cfg, 9, &Device::Cpu).unwrap()
     }

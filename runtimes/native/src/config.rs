@@ -31,8 +31,9 @@ pub enum DeviceChoice {
 }
 
 /// Architecture choices from `$ARTHA_MODEL_DIR/config.json` (all optional;
-/// the environment overrides them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// the environment overrides them). A language model (`kind: "llama"`)
+/// takes Hugging Face `LlamaConfig` names (`runtimes/LM.md`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
     /// `mlp` or `logreg`.
@@ -43,6 +44,69 @@ pub struct ModelFile {
     pub hidden: Option<Vec<usize>>,
     /// Number of classes.
     pub classes: Option<usize>,
+    /// LM: the tokenizer (`byte` or `char`).
+    pub tokenizer: Option<crate::lm::Tokenizer>,
+    /// LM: vocabulary size.
+    pub vocab_size: Option<usize>,
+    /// LM: width.
+    pub hidden_size: Option<usize>,
+    /// LM: decoder layers.
+    pub num_hidden_layers: Option<usize>,
+    /// LM: attention heads.
+    pub num_attention_heads: Option<usize>,
+    /// LM: SwiGLU width.
+    pub intermediate_size: Option<usize>,
+    /// LM: the longest sequence.
+    pub max_position_embeddings: Option<usize>,
+    /// LM: ε of RMSNorm.
+    pub rms_norm_eps: Option<f64>,
+    /// LM: RoPE base.
+    pub rope_theta: Option<f64>,
+    /// LM: the head is the embedding matrix.
+    pub tie_word_embeddings: Option<bool>,
+}
+
+impl ModelFile {
+    /// Whether the file sets any language-model field.
+    pub fn has_lm_fields(&self) -> bool {
+        self.tokenizer.is_some()
+            || self.vocab_size.is_some()
+            || self.hidden_size.is_some()
+            || self.num_hidden_layers.is_some()
+            || self.num_attention_heads.is_some()
+            || self.intermediate_size.is_some()
+            || self.max_position_embeddings.is_some()
+            || self.rms_norm_eps.is_some()
+            || self.rope_theta.is_some()
+            || self.tie_word_embeddings.is_some()
+    }
+
+    /// The language model this file describes (defaults of
+    /// `runtimes/LM.md`), with the char tokenizer's `alphabet`.
+    pub fn lm_config(&self, alphabet: Option<String>) -> crate::lm::LmConfig {
+        let tokenizer = self.tokenizer.unwrap_or_default();
+        let hidden = self.hidden_size.unwrap_or(64);
+        let default_vocab = match (&alphabet, tokenizer) {
+            (Some(a), crate::lm::Tokenizer::Char) => a.chars().count(),
+            _ => 256,
+        };
+        crate::lm::LmConfig {
+            vocab_size: self.vocab_size.unwrap_or(default_vocab),
+            hidden_size: hidden,
+            num_hidden_layers: self.num_hidden_layers.unwrap_or(2),
+            num_attention_heads: self.num_attention_heads.unwrap_or(4),
+            intermediate_size: self.intermediate_size.unwrap_or(4 * hidden),
+            max_position_embeddings: self.max_position_embeddings.unwrap_or(128),
+            rms_norm_eps: self.rms_norm_eps.unwrap_or(1e-5),
+            rope_theta: self.rope_theta.unwrap_or(10_000.0),
+            tie_word_embeddings: self.tie_word_embeddings.unwrap_or(true),
+            tokenizer,
+            alphabet: match tokenizer {
+                crate::lm::Tokenizer::Char => alphabet,
+                crate::lm::Tokenizer::Byte => None,
+            },
+        }
+    }
 }
 
 /// Everything a run needs to know.
@@ -87,6 +151,14 @@ pub struct RunConfig {
     pub log_every: Option<u64>,
     /// `ARTHA_DEVICE`: `cpu` (default) or `cuda[:N]`.
     pub device: DeviceChoice,
+    /// `ARTHA_SEQ_LEN`: a language model's training sequence length
+    /// (default: its `max_position_embeddings`).
+    pub seq_len: Option<usize>,
+    /// `ARTHA_MAX_NEW_TOKENS`: tokens a language model generates per
+    /// prompt (default 64).
+    pub max_new_tokens: usize,
+    /// `ARTHA_TEMPERATURE`: 0 (default) is greedy; above, seeded sampling.
+    pub temperature: f64,
     /// `ARTHA_MODEL_DIR` (default `/model`).
     pub model_dir: PathBuf,
     /// `ARTHA_DATA_DIR` (default `/data`).
@@ -200,6 +272,21 @@ impl RunConfig {
                 ));
             }
         };
+        let temperature = float("ARTHA_TEMPERATURE")?.unwrap_or(0.0);
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(Error::invalid(
+                "ARTHA_TEMPERATURE",
+                "must be finite and ≥ 0",
+            ));
+        }
+        let max_new_tokens = num("ARTHA_MAX_NEW_TOKENS")?.unwrap_or(64);
+        if max_new_tokens > 1 << 20 {
+            return Err(Error::invalid("ARTHA_MAX_NEW_TOKENS", "at most 1048576"));
+        }
+        let seq_len = num("ARTHA_SEQ_LEN")?;
+        if seq_len == Some(0) {
+            return Err(Error::invalid("ARTHA_SEQ_LEN", "must be ≥ 1"));
+        }
         let dir = |k: &str, default: &str| PathBuf::from(get(k).unwrap_or_else(|| default.into()));
         let checkpoint_dir = dir("ARTHA_CHECKPOINT_DIR", CHECKPOINT_MOUNT);
         Ok(RunConfig {
@@ -223,6 +310,9 @@ impl RunConfig {
             weights: get("ARTHA_WEIGHTS"),
             log_every: num("ARTHA_LOG_EVERY")?,
             device,
+            seq_len: seq_len.map(|l| l as usize),
+            max_new_tokens: max_new_tokens as usize,
+            temperature,
             model_dir: dir("ARTHA_MODEL_DIR", MODEL_MOUNT),
             data_dir: dir("ARTHA_DATA_DIR", DATA_MOUNT),
             output_dir: get("ARTHA_OUTPUT_DIR")

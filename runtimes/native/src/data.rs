@@ -47,6 +47,17 @@ pub enum Targets {
         /// Values per row.
         dim: usize,
     },
+    /// A text's tokens (a language model's data, `runtimes/LM.md`): row
+    /// `r` is the inputs `ids[r·L .. r·L + L]` and the targets one token
+    /// further on.
+    Tokens {
+        /// The whole text's token ids.
+        ids: Vec<u32>,
+        /// Positions per row `L`.
+        seq_len: usize,
+        /// The char tokenizer's alphabet, when it was read from the text.
+        alphabet: Option<String>,
+    },
 }
 
 impl Targets {
@@ -55,6 +66,7 @@ impl Targets {
         match self {
             Targets::Classes(_) => 1,
             Targets::Values { dim, .. } => *dim,
+            Targets::Tokens { seq_len, .. } => *seq_len,
         }
     }
 }
@@ -77,13 +89,21 @@ pub struct Dataset {
 impl Dataset {
     /// Named-tensor digest of the whole dataset (`x`, and `y` if present):
     /// what a checkpoint records so a resume on other data is refused.
+    /// A text's digest is that of `tokens` (`i64 [N]`) and `seq_len`
+    /// (`i64 [1]`).
     pub fn digest(&self) -> Result<Blake3Digest> {
         let mut d = NamedDigest::new();
+        if let Some(Targets::Tokens { ids, seq_len, .. }) = &self.y {
+            let ids: Vec<i64> = ids.iter().map(|&t| i64::from(t)).collect();
+            d.push_i64("tokens", &[ids.len()], &ids)?;
+            d.push_i64("seq_len", &[1], &[*seq_len as i64])?;
+            return d.finish();
+        }
         d.push_f32("x", &[self.rows, self.features], &self.x)?;
         match &self.y {
             Some(Targets::Classes(c)) => d.push_i64("y", &[self.rows], c)?,
             Some(Targets::Values { data, dim }) => d.push_f32("y", &[self.rows, *dim], data)?,
-            None => {}
+            Some(Targets::Tokens { .. }) | None => {}
         }
         d.finish()
     }
@@ -92,6 +112,7 @@ impl Dataset {
     pub fn classes_needed(&self) -> Option<usize> {
         match &self.y {
             Some(Targets::Classes(c)) => c.iter().max().map(|&m| m as usize + 1),
+            Some(Targets::Tokens { ids, .. }) => ids.iter().max().map(|&m| m as usize + 1),
             _ => None,
         }
     }
@@ -119,6 +140,21 @@ pub fn check_relative(var: &str, name: &str) -> Result<()> {
 
 /// Finds the data file in `dir`.
 pub fn find(dir: &Path, explicit: Option<&str>, training: bool) -> Result<PathBuf> {
+    let names: &[&str] = if training {
+        &["train.csv", "data.csv", "x.npy"]
+    } else {
+        &["inputs.csv", "inputs.npy", "x.npy", "data.csv"]
+    };
+    find_by(dir, explicit, names, "csv")
+}
+
+/// Finds a language model's text in `dir`: `ARTHA_DATA_FILE`, else the
+/// first of `names` present, else the only `.txt` file.
+pub fn find_text(dir: &Path, explicit: Option<&str>, names: &[&str]) -> Result<PathBuf> {
+    find_by(dir, explicit, names, "txt")
+}
+
+fn find_by(dir: &Path, explicit: Option<&str>, names: &[&str], ext: &str) -> Result<PathBuf> {
     if let Some(name) = explicit {
         check_relative("ARTHA_DATA_FILE", name)?;
         let p = dir.join(name);
@@ -128,11 +164,6 @@ pub fn find(dir: &Path, explicit: Option<&str>, training: bool) -> Result<PathBu
         }
         return Ok(p);
     }
-    let names: &[&str] = if training {
-        &["train.csv", "data.csv", "x.npy"]
-    } else {
-        &["inputs.csv", "inputs.npy", "x.npy", "data.csv"]
-    };
     for n in names {
         let p = dir.join(n);
         if p.is_file() {
@@ -146,21 +177,24 @@ pub fn find(dir: &Path, explicit: Option<&str>, training: bool) -> Result<PathBu
     })?;
     let csvs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "csv"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
         .collect();
     match csvs.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Error::new(
             ErrorKind::NotFound,
             format!(
-                "no data file: looked for {} or a single .csv file",
+                "no data file: looked for {} or a single .{ext} file",
                 names.join(", ")
             ),
         )
         .with_context("dir", dir.display().to_string())),
         _ => Err(Error::invalid(
             "data",
-            "several .csv files and none named train.csv/data.csv: set ARTHA_DATA_FILE",
+            format!(
+                "several .{ext} files and none named {}: set ARTHA_DATA_FILE",
+                names.join("/")
+            ),
         )
         .with_context("dir", dir.display().to_string())),
     }
@@ -179,6 +213,51 @@ fn read(path: &Path) -> Result<Vec<u8>> {
         Error::new(ErrorKind::NotFound, "cannot read the data file")
             .with_context("file", path.display().to_string())
             .with_source(e)
+    })
+}
+
+/// Loads a language model's training text: the tokens of `tokenizer`
+/// (the char tokenizer's `alphabet` is the text's own when `None`), cut
+/// into rows of `seq_len` positions (`runtimes/LM.md`).
+pub fn load_text(
+    path: &Path,
+    seq_len: usize,
+    tokenizer: crate::lm::Tokenizer,
+    alphabet: Option<&str>,
+) -> Result<Dataset> {
+    let bytes = read(path)?;
+    let with_file = |e: Error| e.with_context("file", path.display().to_string());
+    let read_alphabet = match (tokenizer, alphabet) {
+        (crate::lm::Tokenizer::Char, None) => {
+            Some(crate::lm::alphabet_of(&bytes, "data").map_err(with_file)?)
+        }
+        _ => None,
+    };
+    let enc = crate::lm::encoder(tokenizer, read_alphabet.as_deref().or(alphabet));
+    let ids = enc.encode(&bytes, "data").map_err(with_file)?;
+    if seq_len == 0 {
+        return Err(Error::invalid("ARTHA_SEQ_LEN", "must be ≥ 1"));
+    }
+    let rows = ids.len().saturating_sub(1) / seq_len;
+    if rows == 0 {
+        return Err(bad(
+            path,
+            format!(
+                "too short: {} tokens do not make one sequence of {seq_len} (ARTHA_SEQ_LEN) plus its next token",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(Dataset {
+        x: Vec::new(),
+        rows,
+        features: seq_len,
+        y: Some(Targets::Tokens {
+            ids,
+            seq_len,
+            alphabet: read_alphabet,
+        }),
+        source: path.to_path_buf(),
     })
 }
 

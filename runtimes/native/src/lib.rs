@@ -113,6 +113,7 @@ pub mod digest;
 pub mod events;
 pub mod infer;
 pub mod kernels;
+pub mod lm;
 pub mod model;
 pub mod optim;
 pub mod rng;

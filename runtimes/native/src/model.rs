@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Task;
 use crate::digest::{NamedDigest, Sampler};
 use crate::kernels::{matmul, sum_rows, tensor_err};
+use crate::lm::{Lm, LmConfig};
 use crate::rng::Stream;
 
 /// Which model.
@@ -34,6 +35,8 @@ pub enum ModelKind {
     /// One linear layer: logistic regression (classification) or linear
     /// regression.
     Logreg,
+    /// A decoder-only language model of the llama family ([`crate::lm`]).
+    Llama,
 }
 
 impl std::str::FromStr for ModelKind {
@@ -42,9 +45,10 @@ impl std::str::FromStr for ModelKind {
         match s {
             "mlp" => Ok(ModelKind::Mlp),
             "logreg" | "linear" => Ok(ModelKind::Logreg),
+            "llama" => Ok(ModelKind::Llama),
             other => Err(Error::invalid(
                 "ARTHA_MODEL_KIND",
-                format!("`{other}` is not a model (mlp, logreg)"),
+                format!("`{other}` is not a model (mlp, logreg, llama)"),
             )),
         }
     }
@@ -57,7 +61,11 @@ pub const MAX_HIDDEN_LAYERS: usize = 16;
 
 /// The architecture: everything needed to rebuild the model from its
 /// parameters. Stored in every checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// For `llama`, `lm` holds the language model's configuration and `task`
+/// is `classify` (next-token), `inputs` and `outputs` the vocabulary,
+/// `hidden` empty; the MLP's serialised form is unchanged (no `lm` key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Model family.
@@ -70,6 +78,9 @@ pub struct ModelConfig {
     pub outputs: usize,
     /// Hidden layer widths (empty for `logreg`).
     pub hidden: Vec<usize>,
+    /// The language model (`llama` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<LmConfig>,
 }
 
 impl ModelConfig {
@@ -81,8 +92,23 @@ impl ModelConfig {
         d
     }
 
+    /// A language model's architecture.
+    pub fn llama(lm: LmConfig) -> Self {
+        ModelConfig {
+            kind: ModelKind::Llama,
+            task: Task::Classify,
+            inputs: lm.vocab_size,
+            outputs: lm.vocab_size,
+            hidden: Vec::new(),
+            lm: Some(lm),
+        }
+    }
+
     /// Parameter names, in canonical order.
     pub fn param_names(&self) -> Vec<String> {
+        if let Some(lm) = &self.lm {
+            return lm.param_names();
+        }
         (0..self.dims().len() - 1)
             .flat_map(|i| [format!("fc.{i}.weight"), format!("fc.{i}.bias")])
             .collect()
@@ -90,6 +116,9 @@ impl ModelConfig {
 
     /// Parameter shapes, in canonical order.
     pub fn param_shapes(&self) -> Vec<Vec<usize>> {
+        if let Some(lm) = &self.lm {
+            return lm.param_shapes();
+        }
         self.dims()
             .windows(2)
             .flat_map(|w| [vec![w[1], w[0]], vec![w[1]]])
@@ -106,6 +135,35 @@ impl ModelConfig {
 
     /// Rejects empty or oversized layers and hidden layers on `logreg`.
     pub fn validate(&self) -> Result<()> {
+        match (self.kind, &self.lm) {
+            (ModelKind::Llama, Some(lm)) => {
+                lm.validate()?;
+                if self.inputs != lm.vocab_size
+                    || self.outputs != lm.vocab_size
+                    || !self.hidden.is_empty()
+                    || self.task != Task::Classify
+                {
+                    return Err(Error::invalid(
+                        "model",
+                        "a language model's inputs and outputs are its vocabulary",
+                    ));
+                }
+                return Ok(());
+            }
+            (ModelKind::Llama, None) => {
+                return Err(Error::invalid(
+                    "model",
+                    "a llama model needs its language-model configuration",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(Error::invalid(
+                    "model",
+                    "only a llama model has a language-model configuration",
+                ));
+            }
+            _ => {}
+        }
         if self.kind == ModelKind::Logreg && !self.hidden.is_empty() {
             return Err(Error::invalid(
                 "ARTHA_HIDDEN",
@@ -161,6 +219,17 @@ impl Model {
     pub fn init(config: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         config.validate()?;
         let mut params = Vec::new();
+        if let Some(lm) = &config.lm {
+            for (p, shape) in config.param_shapes().into_iter().enumerate() {
+                let values = lm.init_values(p, seed);
+                params.push(Tensor::from_vec(values, shape, device).map_err(tensor_err("init"))?);
+            }
+            return Ok(Model {
+                names: config.param_names(),
+                config,
+                params,
+            });
+        }
         for (p, shape) in config.param_shapes().into_iter().enumerate() {
             // Weights [out, in] and biases [out] of layer l share fan_in = in.
             let fan_in = config.dims()[p / 2];
@@ -230,8 +299,57 @@ impl Model {
         d.finish()
     }
 
+    /// The parameters as host vectors (canonical order).
+    pub fn host_params(&self) -> Result<Vec<Vec<f32>>> {
+        self.params
+            .iter()
+            .map(|p| {
+                p.flatten_all()
+                    .and_then(|f| f.to_vec1::<f32>())
+                    .map_err(tensor_err("read back"))
+            })
+            .collect()
+    }
+
+    /// A language model's training step on `inputs`/`targets` `[b, l]`:
+    /// the mean loss and the gradients (canonical order) as tensors on
+    /// the model's device.
+    pub fn lm_step(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        b: usize,
+        l: usize,
+    ) -> Result<(f64, Vec<Tensor>)> {
+        let lmc = self.lm_config()?;
+        let host = self.host_params()?;
+        let (loss, grads) = Lm::new(lmc, &host)?.loss_and_grads(inputs, targets, b, l)?;
+        let device = self.params.first().map(Tensor::device).cloned();
+        let device = device.unwrap_or(candle_core::Device::Cpu);
+        let grads = grads
+            .into_iter()
+            .zip(self.config.param_shapes())
+            .map(|(g, shape)| Tensor::from_vec(g, shape, &device).map_err(tensor_err("grad")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((loss, grads))
+    }
+
+    /// The language model's configuration (an error for other models).
+    pub fn lm_config(&self) -> Result<&LmConfig> {
+        self.config
+            .lm
+            .as_ref()
+            .ok_or_else(|| Error::invalid("ARTHA_MODEL_KIND", "this model is not a language model"))
+    }
+
     /// Outputs for `x [rows, inputs]`, and what [`Model::backward`] needs.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Cache)> {
+        if self.config.lm.is_some() {
+            return Err(Error::invalid(
+                "data",
+                "a language model reads tokens, not feature rows",
+            ));
+        }
         let layers = self.params.len() / 2;
         let mut a = x.clone();
         let mut cache = Cache {
@@ -317,6 +435,7 @@ mod tests {
             inputs: 3,
             outputs: 2,
             hidden,
+            lm: None,
         }
     }
 

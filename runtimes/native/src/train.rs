@@ -73,6 +73,23 @@ fn mismatch(what: &str, ckpt: impl std::fmt::Debug, job: impl std::fmt::Debug) -
 /// defaults, sized by the data.
 pub fn wanted_config(cfg: &RunConfig, file: &ModelFile, data: &Dataset) -> Result<ModelConfig> {
     let kind = cfg.kind.or(file.kind).unwrap_or(ModelKind::Mlp);
+    if let Some(Targets::Tokens { alphabet, .. }) = &data.y {
+        if kind != ModelKind::Llama {
+            return Err(Error::invalid(
+                "ARTHA_MODEL_KIND",
+                format!("{kind:?} does not train on text: set kind llama"),
+            ));
+        }
+        let c = ModelConfig::llama(file.lm_config(alphabet.clone()));
+        c.validate()?;
+        return Ok(c);
+    }
+    if kind == ModelKind::Llama {
+        return Err(Error::invalid(
+            "data",
+            "a llama model trains on a text (.txt) file",
+        ));
+    }
     let task = cfg.task.or(file.task).unwrap_or(Task::Classify);
     let hidden = cfg
         .hidden
@@ -80,7 +97,7 @@ pub fn wanted_config(cfg: &RunConfig, file: &ModelFile, data: &Dataset) -> Resul
         .or_else(|| file.hidden.clone())
         .unwrap_or_else(|| match kind {
             ModelKind::Mlp => vec![DEFAULT_HIDDEN],
-            ModelKind::Logreg => vec![],
+            ModelKind::Logreg | ModelKind::Llama => vec![],
         });
     let outputs = match task {
         Task::Classify => cfg
@@ -97,6 +114,7 @@ pub fn wanted_config(cfg: &RunConfig, file: &ModelFile, data: &Dataset) -> Resul
         inputs: data.features,
         outputs,
         hidden,
+        lm: None,
     };
     c.validate()?;
     Ok(c)
@@ -114,6 +132,15 @@ fn check_model(
         && k != have.kind
     {
         return Err(mismatch("model kind", have.kind, k));
+    }
+    if let Some(lm) = &have.lm {
+        if file.has_lm_fields() {
+            let want = file.lm_config(lm.alphabet.clone());
+            if want != *lm {
+                return Err(mismatch("architecture (config.json)", lm, &want));
+            }
+        }
+        return Ok(());
     }
     if let Some(t) = cfg.task.or(file.task)
         && t != have.task
@@ -353,6 +380,25 @@ impl Trainer {
         let start = b * self.batch_size;
         let idx = &perm[start..(start + self.batch_size).min(self.data.rows)];
         let rows = idx.len();
+        if let Some(Targets::Tokens { ids, seq_len, .. }) = &self.data.y {
+            // A language model: row r is ids[r·L ..][..L], its targets one on.
+            let l = *seq_len;
+            let mut inputs = Vec::with_capacity(rows * l);
+            let mut targets = Vec::with_capacity(rows * l);
+            for &i in idx {
+                let s = i as usize * l;
+                inputs.extend_from_slice(&ids[s..s + l]);
+                targets.extend_from_slice(&ids[s + 1..s + l + 1]);
+            }
+            let (loss, grads) = self.model.lm_step(&inputs, &targets, rows, l)?;
+            let wide = |v: &[u32]| v.iter().map(|&t| i64::from(t)).collect::<Vec<_>>();
+            let batch = Batch::Tokens {
+                x: wide(&inputs),
+                y: wide(&targets),
+                shape: [rows, l],
+            };
+            return self.finish_step(k, epoch, loss, grads, rows, 0, batch);
+        }
         let f = self.data.features;
         let mut xb = Vec::with_capacity(rows * f);
         for &i in idx {
@@ -371,7 +417,9 @@ impl Trainer {
                 }
                 BatchTargets::Values(yb, *dim)
             }
-            None => return Err(Error::invalid("data", "training data has no targets")),
+            Some(Targets::Tokens { .. }) | None => {
+                return Err(Error::invalid("data", "training data has no targets"));
+            }
         };
         // The batch digest hashes the inputs where they are: in place for
         // a CPU tensor, from this host copy for a GPU one.
@@ -405,16 +453,31 @@ impl Trainer {
             }
         };
         if !loss.is_finite() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("the loss is not finite ({loss}) at step {k}: training diverged (lower LEARNING_RATE?)"),
-            )
-            .with_context("field", "loss")
-            .with_context("step", k.to_string()));
+            return Err(diverged(loss, k));
         }
         let dout =
             Tensor::from_vec(grad, (rows, outputs), &self.device).map_err(tensor_err("grad"))?;
         let grads = self.model.backward(&cache, dout)?;
+        let batch = Batch::Rows { x, x_host, y };
+        self.finish_step(k, epoch, loss, grads, rows, correct, batch)
+    }
+
+    /// Applies step `k`'s gradients and returns its outcome and what its
+    /// digests cover. A non-finite loss is an error and changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step(
+        &mut self,
+        k: u64,
+        epoch: u64,
+        loss: f64,
+        grads: Vec<Tensor>,
+        rows: usize,
+        correct: usize,
+        batch: Batch,
+    ) -> Result<(StepOutcome, StepData)> {
+        if !loss.is_finite() {
+            return Err(diverged(loss, k));
+        }
         self.opt.step(self.model.params_mut(), &grads)?;
         self.step = k;
         let record = StepRecord {
@@ -430,9 +493,7 @@ impl Trainer {
             record,
             sampler: (!full).then(|| Sampler::new(self.seed, k)),
             names: Arc::clone(&self.names),
-            x,
-            x_host,
-            y,
+            batch,
             grads,
             weights: self.model.params().to_vec(),
         };
@@ -445,6 +506,36 @@ impl Trainer {
             data,
         ))
     }
+}
+
+/// The error of a non-finite loss at step `k`.
+fn diverged(loss: f64, k: u64) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "the loss is not finite ({loss}) at step {k}: training diverged (lower LEARNING_RATE?)"
+        ),
+    )
+    .with_context("field", "loss")
+    .with_context("step", k.to_string())
+}
+
+/// A step's batch, as its digest names it (`x`, `y`).
+#[derive(Debug)]
+enum Batch {
+    /// Feature rows (`x`: `f32 [rows, features]`, held as the model's
+    /// input tensor, with a host copy when that lives on a GPU).
+    Rows {
+        x: Tensor,
+        x_host: Option<Vec<f32>>,
+        y: BatchTargets,
+    },
+    /// Token rows of a language model (`x`, `y`: `i64 [rows, L]`).
+    Tokens {
+        x: Vec<i64>,
+        y: Vec<i64>,
+        shape: [usize; 2],
+    },
 }
 
 /// A batch's targets, as the batch digest names them (`y`).
@@ -466,9 +557,7 @@ pub struct StepData {
     /// `None` at a full step; the positions of a sampled one.
     sampler: Option<Sampler>,
     names: Arc<[String]>,
-    x: Tensor,
-    x_host: Option<Vec<f32>>,
-    y: BatchTargets,
+    batch: Batch,
     grads: Vec<Tensor>,
     weights: Vec<Tensor>,
 }
@@ -482,14 +571,22 @@ impl StepData {
     /// The step record with its gradient, weight and batch digests.
     pub fn digest(self) -> Result<StepRecord> {
         let mut batch = NamedDigest::sampled(self.sampler);
-        match &self.x_host {
-            Some(xb) => batch.push_f32("x", self.x.dims(), xb)?,
-            None => batch.push_tensor("x", &self.x)?,
-        }
-        let rows = self.x.dims().first().copied().unwrap_or(0);
-        match &self.y {
-            BatchTargets::Classes(yb) => batch.push_i64("y", &[rows], yb)?,
-            BatchTargets::Values(yb, dim) => batch.push_f32("y", &[rows, *dim], yb)?,
+        match &self.batch {
+            Batch::Rows { x, x_host, y } => {
+                match x_host {
+                    Some(xb) => batch.push_f32("x", x.dims(), xb)?,
+                    None => batch.push_tensor("x", x)?,
+                }
+                let rows = x.dims().first().copied().unwrap_or(0);
+                match y {
+                    BatchTargets::Classes(yb) => batch.push_i64("y", &[rows], yb)?,
+                    BatchTargets::Values(yb, dim) => batch.push_f32("y", &[rows, *dim], yb)?,
+                }
+            }
+            Batch::Tokens { x, y, shape } => {
+                batch.push_i64("x", shape, x)?;
+                batch.push_i64("y", shape, y)?;
+            }
         }
         Ok(StepRecord {
             batch_digest: batch.finish()?,
@@ -638,16 +735,42 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
     // The task decides how targets parse: the job's choice, else the
     // checkpoint's or initial weights', else classification.
     let init = cfg.model_dir.join("model.safetensors");
-    let task = match cfg.task.or(file.task) {
-        Some(t) => t,
-        None => match resume_path(cfg)? {
-            Some(p) => checkpoint::read_config(&p)?.task,
-            None if init.is_file() => checkpoint::read_config(&init)?.task,
-            None => Task::Classify,
-        },
+    let base = match resume_path(cfg)? {
+        Some(p) => Some(checkpoint::read_config(&p)?),
+        None if init.is_file() => Some(checkpoint::read_config(&init)?),
+        None => None,
     };
-    let path = data::find(&cfg.data_dir, cfg.data_file.as_deref(), true)?;
-    let data = data::load_train(&path, task)?;
+    let kind = cfg.kind.or(file.kind).or(base.as_ref().map(|m| m.kind));
+    let (path, data) = if kind == Some(ModelKind::Llama) {
+        // A language model: its text, tokenized as the checkpoint's (or
+        // config.json's) tokenizer does.
+        let lm = match base.as_ref().and_then(|m| m.lm.clone()) {
+            Some(lm) => lm,
+            None => file.lm_config(None),
+        };
+        let seq_len = cfg.seq_len.unwrap_or(lm.max_position_embeddings);
+        if seq_len > lm.max_position_embeddings {
+            return Err(Error::invalid(
+                "ARTHA_SEQ_LEN",
+                format!(
+                    "{seq_len} is above the model's max_position_embeddings ({})",
+                    lm.max_position_embeddings
+                ),
+            ));
+        }
+        let path = data::find_text(&cfg.data_dir, cfg.data_file.as_deref(), &["train.txt"])?;
+        let data = data::load_text(&path, seq_len, lm.tokenizer, lm.alphabet.as_deref())?;
+        (path, data)
+    } else {
+        let task = cfg
+            .task
+            .or(file.task)
+            .or(base.map(|m| m.task))
+            .unwrap_or(Task::Classify);
+        let path = data::find(&cfg.data_dir, cfg.data_file.as_deref(), true)?;
+        let data = data::load_train(&path, task)?;
+        (path, data)
+    };
     let dev = device(cfg.device)?;
     let mut tr = Trainer::new(cfg, data, dev)?;
     let total = u64::from(cfg.epochs) * tr.steps_per_epoch();
@@ -730,7 +853,7 @@ pub fn run(cfg: &RunConfig, sink: &mut EventSink) -> Result<()> {
                 say!("   Checkpoint saved: {name}");
             }
             if in_epoch + 1 == tr.steps_per_epoch() || k == end {
-                let acc = if mc.task == Task::Classify {
+                let acc = if mc.task == Task::Classify && mc.lm.is_none() {
                     format!(
                         ", accuracy {:.2}%",
                         100.0 * ep_correct as f64 / ep_rows.max(1) as f64
@@ -787,7 +910,19 @@ fn banner(cfg: &RunConfig, tr: &Trainer, mc: &ModelConfig, end: u64) {
     say!("  Artha native runtime - training");
     say!("{line}");
     say!("  Job ID:      {}", cfg.job_id);
-    say!("  Model:       {:?} {:?} {:?}", mc.kind, mc.task, mc.dims());
+    match &mc.lm {
+        Some(lm) => say!(
+            "  Model:       llama: {} layers, width {}, {} heads, SwiGLU {}, vocabulary {} ({:?}), context {}",
+            lm.num_hidden_layers,
+            lm.hidden_size,
+            lm.num_attention_heads,
+            lm.intermediate_size,
+            lm.vocab_size,
+            lm.tokenizer,
+            lm.max_position_embeddings
+        ),
+        None => say!("  Model:       {:?} {:?} {:?}", mc.kind, mc.task, mc.dims()),
+    }
     say!("  Parameters:  {}", mc.param_count());
     say!("  Epochs:      {}", cfg.epochs);
     say!("  Batch size:  {}", cfg.batch_size);
