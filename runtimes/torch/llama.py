@@ -204,13 +204,13 @@ class Trainer:
             raise _mismatch("model kind", ck["model"].get("kind"), "llama")
         text = lm.find_text(cfg.data_dir, cfg.data_file)
         if ck is not None:
-            check_explicit(ck["model"], obj)
-            c = ck["model"]
+            c = lm.from_checkpoint_config(ck["model"], path)
+            check_explicit(c, obj)
             tokens, _ = tokens_for(c, text)
         else:
             tokens, alphabet = lm.load_text(text, wanted["tokenizer"])
             c = lm.resolve(wanted, alphabet, file.path)
-        self.mc = lm.checkpoint_config(c)
+        self.c, self.mc = c, lm.checkpoint_config(c)
         self.seq_len = lm.seq_len_of(c, cfg.seq_len)
         self.ds = lm.Corpus(tokens, self.seq_len, text)
         self.data_digest = self.ds.digest()
@@ -244,7 +244,7 @@ class Trainer:
 
     # -- what train.py's loop and banner read --
     def describe(self) -> str:
-        c = self.mc
+        c = self.c
         return (f"llama {c['num_hidden_layers']}×{c['hidden_size']} ({self.n_params()} parameters, "
                 f"{c['tokenizer']} tokens, vocabulary {c['vocab_size']}) on {self.ds.rows} "
                 f"examples of {self.seq_len}+1 tokens of {self.ds.source}")
@@ -253,7 +253,7 @@ class Trainer:
         return sum(p.numel() for p in self.model.parameters())
 
     def banner_model(self) -> str:
-        c = self.mc
+        c = self.c
         return (f"llama L={c['num_hidden_layers']} D={c['hidden_size']} H={c['num_attention_heads']} "
                 f"F={c['intermediate_size']} V={c['vocab_size']} "
                 f"{'tied' if c['tie_word_embeddings'] else 'untied'}, seq {self.seq_len}")
@@ -339,26 +339,27 @@ def weights_path(cfg) -> str:
 
 
 def read_prompts(c: dict, path: str):
-    """`[(prompt text, token ids)]`, one per line (a final newline ends the
-    last line; it does not add an empty prompt)."""
+    """`[(prompt token ids, context ids)]`, one per line (a final newline
+    ends the last line; it does not add an empty prompt). The context is
+    the prompt truncated on the left to `max_position_embeddings − 1`
+    tokens, token 0 for the empty prompt."""
     raw = lm.read_bytes(path)
     lines = raw.split(b"\n")
-    if lines and lines[-1] == b"" and raw:
+    if not raw or raw.endswith(b"\n"):
         lines.pop()
     out = []
-    for line in lines:
+    for n, line in enumerate(lines):
         if c["tokenizer"] == "byte":
-            text, ids = line.decode("utf-8", errors="replace"), list(line)
+            ids = list(line)
         else:
             text = lm.decode_utf8(line, path)
             try:
                 ids = lm.encode(c, text)
             except BadInput as e:
-                raise BadInput(e.message, field="prompts", file=path) from None
-        if not ids:
-            ids = [0]
+                raise BadInput(f"{e.message} (line {n + 1})", field="data", file=path) from None
+        ctx = ids or [0]  # the empty prompt starts from token 0
         keep = c["max_position_embeddings"] - 1
-        out.append((text, ids[-keep:] if keep > 0 else []))
+        out.append((ids, ctx[-keep:] if keep > 0 else []))
     return out
 
 
@@ -372,6 +373,9 @@ def generate(torch, model, c: dict, ids, new_tokens: int, temperature: float, se
         for i in range(new_tokens):
             ctx = torch.tensor([seq[-P:]], dtype=torch.int64, device=device)
             logits = model(ctx)[0, -1].float().cpu().numpy()
+            if not np.isfinite(logits).all():
+                raise BadInput(f"the model produced a non-finite logit for prompt {prompt_index + 1}",
+                               field="outputs")
             u = lm.sample_u(seed, prompt_index, i) if temperature > 0 else None
             t = lm.pick(logits, temperature, u)
             seq.append(t)
@@ -386,7 +390,7 @@ def infer(torch, cfg, events, say) -> None:
         raise BadInput("the weights are not a language model's (this runtime infers only with "
                        "`kind: \"llama\"`; MLP inference runs on the native runtime)",
                        field="ARTHA_MODE", file=wpath)
-    c = ck["model"]
+    c = lm.from_checkpoint_config(ck["model"], wpath)
     prompts_path = lm.find_text(cfg.data_dir, cfg.data_file, name="prompts.txt")
     prompts = read_prompts(c, prompts_path)
     try:
@@ -398,14 +402,17 @@ def infer(torch, cfg, events, say) -> None:
     model = build_model(torch, c).to(device)
     load_params(torch, model, ck["params"])
     model.eval()
+    events.log(f"generating {cfg.max_new_tokens} tokens per prompt from {prompts_path} with "
+               f"{wpath} (temperature {cfg.temperature})")
     lines = []
-    for n, (text, ids) in enumerate(prompts):
-        gen = generate(torch, model, c, ids, cfg.max_new_tokens, cfg.temperature, cfg.seed, n,
+    for n, (ids, ctx) in enumerate(prompts):
+        gen = generate(torch, model, c, ctx, cfg.max_new_tokens, cfg.temperature, cfg.seed, n,
                        device)
+        # As the native runtime: the prompt's own tokens in, the new ones out.
         events.infer(tensor_digest(np.asarray(ids, np.int64)),
                      tensor_digest(np.asarray(gen, np.int64)))
-        lines.append(json.dumps({"prompt": text, "completion": lm.decode(c, gen), "tokens": gen},
-                                ensure_ascii=False))
+        lines.append(json.dumps({"prompt": lm.decode(c, ids), "completion": lm.decode(c, gen),
+                                 "tokens": gen}, ensure_ascii=False))
         say(f"prompt {n + 1}/{len(prompts)}: {len(ids)} tokens -> {len(gen)} new")
     out = os.path.join(cfg.output_dir, "generations.jsonl")
     checkpoint.write_atomic(out, ("".join(line + "\n" for line in lines)).encode("utf-8"))

@@ -486,7 +486,7 @@ def train(cfg: env.RunConfig, events: EventWriter) -> None:
             say(f"   checkpoint saved: {name}")
         if in_epoch + 1 == tr.steps_per_epoch or k == end:
             acc = (f", accuracy {100.0 * ep_correct / max(ep_rows, 1):.2f}%"
-                   if tr.mc.get("task") == "classify" else "")
+                   if tr.mc.get("task") == "classify" and tr.mc["kind"] != "llama" else "")
             say(f"epoch {epoch + 1}/{cfg.epochs} summary: average loss "
                 f"{ep_loss / max(ep_rows, 1):.4f}{acc}")
             ep_loss, ep_rows, ep_correct = 0.0, 0, 0

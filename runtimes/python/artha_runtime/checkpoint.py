@@ -220,8 +220,7 @@ def load(path: str) -> dict:
 
     model = field("model")
     if lm.is_config(model):
-        model = lm.check_checkpoint_config(model, path)
-        shapes = dict(lm.param_shapes(model))
+        shapes = dict(lm.param_shapes(lm.from_checkpoint_config(model, path)))
         names = list(shapes)
         for name, shape in shapes.items():
             if name in tensors and tuple(tensors[name].shape) != shape:

@@ -43,7 +43,15 @@ ALPHABET = "alphabet"
 #: Fields that are counts (positive integers).
 _COUNTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
            "intermediate_size", "max_position_embeddings")
-_MAX_COUNT = 1 << 24
+#: Largest width, vocabulary or sequence length, and most layers (as the
+#: native runtime's `lm::MAX_DIM`, `lm::MAX_LAYERS`).
+MAX_DIM = 1 << 16
+MAX_LAYERS = 256
+#: The `lm` object of a checkpoint's model configuration, in the native
+#: runtime's field order (`LmConfig`); `alphabet` only for `char`.
+LM_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+           "intermediate_size", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+           "tie_word_embeddings", "tokenizer")
 #: Uniform with standard deviation 0.02: bound f32(0.02·√3).
 INIT_BOUND = np.float32(0.02 * math.sqrt(3.0))
 
@@ -80,14 +88,13 @@ def parse_config(obj: dict, file: Optional[str] = None) -> dict:
             continue
         if not _is_int(v) or v < 0:
             raise bad(k, f"must be a non-negative integer, got {v!r}")
-        if v == 0:
-            raise bad(k, "must not be zero")
-        if v > _MAX_COUNT:
-            raise bad(k, f"must be at most {_MAX_COUNT}")
-    for k in ("rms_norm_eps", "rope_theta"):
+        top = MAX_LAYERS if k == "num_hidden_layers" else MAX_DIM
+        if not 1 <= v <= top:
+            raise bad(k, f"{v} is not in 1..={top}")
+    for k, low in (("rms_norm_eps", 0.0), ("rope_theta", 1.0)):
         v = c[k]
-        if not _is_num(v) or not math.isfinite(v) or v <= 0:
-            raise bad(k, f"must be a positive number, got {v!r}")
+        if not _is_num(v) or not math.isfinite(v) or v <= low:
+            raise bad(k, f"must be a finite number above {low:g}, got {v!r}")
         c[k] = float(v)
     if not isinstance(c["tie_word_embeddings"], bool):
         raise bad("tie_word_embeddings", "must be true or false")
@@ -125,27 +132,49 @@ def resolve(c: dict, alphabet: Optional[str], file: Optional[str] = None) -> dic
 
 
 def checkpoint_config(c: dict) -> dict:
-    """The model configuration stored in a checkpoint's `model` metadata
-    (field order as config.json's table, then the alphabet)."""
-    return {k: c[k] for k in (*DEFAULTS, ALPHABET)}
+    """The model configuration a checkpoint's `model` metadata stores, as
+    the native runtime's `ModelConfig::llama`: `kind`, `task` `classify`,
+    `inputs` = `outputs` = the vocabulary, no hidden layers, and `lm` (the
+    fields of config.json, plus `alphabet` for the char tokenizer)."""
+    inner = {k: c[k] for k in LM_KEYS}
+    if c["tokenizer"] == "char":
+        inner[ALPHABET] = c[ALPHABET]
+    return {"kind": KIND, "task": "classify", "inputs": c["vocab_size"],
+            "outputs": c["vocab_size"], "hidden": [], "lm": inner}
 
 
 def is_config(model: dict) -> bool:
     return isinstance(model, dict) and model.get("kind") == KIND
 
 
+def from_checkpoint_config(model: dict, file: Optional[str] = None) -> dict:
+    """The configuration (as `resolve` gives it) of a checkpoint's `model`
+    metadata, checked as config.json is."""
+    def corrupt(msg):
+        return BadInput(f"metadata `model`: {msg}", field="checkpoint", file=file)
+
+    if not isinstance(model, dict) or set(model) != {"kind", "task", "inputs", "outputs",
+                                                     "hidden", "lm"}:
+        raise corrupt("not a llama configuration (kind, task, inputs, outputs, hidden, lm)")
+    inner = model["lm"]
+    if not isinstance(inner, dict) or not set(LM_KEYS) <= set(inner) <= {*LM_KEYS, ALPHABET}:
+        raise corrupt(f"`lm` is not a language model's configuration ({', '.join(LM_KEYS)})")
+    alphabet = inner.get(ALPHABET)
+    if inner["tokenizer"] == "char" and not isinstance(alphabet, str):
+        raise corrupt("the char tokenizer's alphabet is missing")
+    if inner["tokenizer"] != "char" and alphabet is not None:
+        raise corrupt("only the char tokenizer has an alphabet")
+    c = resolve(parse_config({k: inner[k] for k in LM_KEYS}, file), alphabet, file)
+    if (model["task"], model["inputs"], model["outputs"], model["hidden"]) != \
+            ("classify", c["vocab_size"], c["vocab_size"], []):
+        raise corrupt("task, inputs, outputs and hidden do not match the language model")
+    return c
+
+
 def check_checkpoint_config(model: dict, file: str) -> dict:
-    """A checkpoint's LM configuration, checked as config.json is."""
-    if not isinstance(model, dict) or set(model) != set((*DEFAULTS, ALPHABET)):
-        raise BadInput("metadata `model` is not a llama configuration", field="checkpoint",
-                       file=file)
-    alphabet = model[ALPHABET]
-    if model.get("tokenizer") == "char" and not isinstance(alphabet, str):
-        raise BadInput("metadata `model`: the char tokenizer's alphabet is missing",
-                       field="checkpoint", file=file)
-    fields = {k: model[k] for k in DEFAULTS}
-    return resolve(parse_config(fields, file), alphabet if isinstance(alphabet, str) else None,
-                   file)
+    """A checkpoint's `model` metadata, checked; returned as stored."""
+    from_checkpoint_config(model, file)
+    return model
 
 
 def same_architecture(a: dict, b: dict) -> Optional[str]:
@@ -201,9 +230,10 @@ def decode(c: dict, ids: Sequence[int]) -> str:
 MAX_TEXT_BYTES = 1 << 30
 
 
-def find_text(directory: str, explicit: Optional[str], name: Optional[str] = None) -> str:
-    """The training text (the data directory's `.txt` file) or, with
-    `name`, that file (inference: `prompts.txt`); ARTHA_DATA_FILE overrides."""
+def find_text(directory: str, explicit: Optional[str], name: str = "train.txt") -> str:
+    """The text in the data directory, as the native runtime finds it:
+    ARTHA_DATA_FILE, else `name` (`train.txt`; inference: `prompts.txt`),
+    else the directory's only `.txt` file."""
     from .data import check_relative
 
     if explicit is not None:
@@ -212,10 +242,8 @@ def find_text(directory: str, explicit: Optional[str], name: Optional[str] = Non
         if not os.path.isfile(p):
             raise BadInput("data file not found", field="ARTHA_DATA_FILE", file=p)
         return p
-    if name is not None:
-        p = os.path.join(directory, name)
-        if not os.path.isfile(p):
-            raise BadInput(f"no {name} in the data directory", field="data", file=directory)
+    p = os.path.join(directory, name)
+    if os.path.isfile(p):
         return p
     try:
         entries = sorted(os.listdir(directory))
@@ -226,8 +254,9 @@ def find_text(directory: str, explicit: Optional[str], name: Optional[str] = Non
     if len(txts) == 1:
         return os.path.join(directory, txts[0])
     if not txts:
-        raise BadInput("no .txt file for the language model", field="data", file=directory)
-    raise BadInput(f"several .txt files ({', '.join(txts[:4])}): set ARTHA_DATA_FILE",
+        raise BadInput(f"no data file: looked for {name} or a single .txt file", field="data",
+                       file=directory)
+    raise BadInput(f"several .txt files and none named {name}: set ARTHA_DATA_FILE",
                    field="data", file=directory)
 
 
@@ -251,6 +280,7 @@ class Corpus:
             raise BadInput(f"too short: {n} tokens make no example of {seq_len + 1} tokens "
                            f"(ARTHA_SEQ_LEN {seq_len} + 1)", field="data", file=source)
         t = tokens.astype(np.int64)
+        self.all_tokens = t
         self.x = np.ascontiguousarray(t[:rows * seq_len].reshape(rows, seq_len))
         self.y = np.ascontiguousarray(t[1:rows * seq_len + 1].reshape(rows, seq_len))
         self.tokens = n
@@ -262,9 +292,11 @@ class Corpus:
         return int(self.x.shape[0])
 
     def digest(self) -> str:
-        """What a checkpoint's `data_digest` records: the named digest of
-        all the examples `[("x", inputs), ("y", targets)]`."""
-        return NamedDigest().push("x", self.x).push("y", self.y).hexdigest()
+        """What a checkpoint's `data_digest` records (as the native
+        runtime): the named digest of `[("tokens", i64 [N]), ("seq_len",
+        i64 [1])]`."""
+        return (NamedDigest().push("tokens", self.all_tokens)
+                .push("seq_len", np.array([self.seq_len], np.int64)).hexdigest())
 
 
 def load_text(path: str, tokenizer: str) -> Tuple[np.ndarray, Optional[str]]:
@@ -350,14 +382,18 @@ def prompt_tokens(c: dict, prompt: str) -> List[int]:
 
 def pick(logits: np.ndarray, temperature: float, u: Optional[float]) -> int:
     """The next token from f32 logits: argmax (lowest id on ties) at
-    temperature 0, else the inverse CDF of softmax(logits / T) at `u`."""
-    if temperature == 0:
+    temperature 0, else the inverse CDF of softmax(logits / T) at `u`, in
+    the native runtime's arithmetic (`lm::pick`): `e_i = exp((z_i − max) / T)`
+    in f32, summed in f64 in id order; the first id whose running sum
+    exceeds `u · Σ e`."""
+    if temperature <= 0:
         return int(np.argmax(logits))  # numpy's argmax takes the first maximum
-    z = logits.astype(np.float64) / float(temperature)
-    z = np.exp(z - z.max())
-    cdf = np.cumsum(z / z.sum())
-    i = int(np.searchsorted(cdf, float(u), side="right"))
-    return min(i, len(cdf) - 1)
+    z = np.asarray(logits, np.float32)
+    e = np.exp((z - z.max()) / np.float32(temperature)).astype(np.float64)
+    acc = np.cumsum(e)  # sequential, in id order
+    target = float(np.float32(u)) * float(acc[-1])
+    i = int(np.searchsorted(acc, target, side="right"))
+    return min(i, len(acc) - 1)
 
 
 def sample_u(seed: int, prompt_index: int, i: int) -> float:

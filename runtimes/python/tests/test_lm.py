@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from artha_runtime import checkpoint, env, lm, rng
+from artha_runtime.digest import named_digest
 from artha_runtime.errors import BadInput
 
 
@@ -36,6 +37,9 @@ def test_defaults():
     ({"vocab_size": 255}, "vocab_size"),  # byte needs 256
     ({"tokenizer": "bpe"}, "tokenizer"),
     ({"rms_norm_eps": -1}, "rms_norm_eps"),
+    ({"rope_theta": 1.0}, "rope_theta"),
+    ({"hidden_size": 1 << 17}, "hidden_size"),
+    ({"num_hidden_layers": 257}, "num_hidden_layers"),
     ({"rope_theta": "big"}, "rope_theta"),
     ({"tie_word_embeddings": 1}, "tie_word_embeddings"),
     ({"hidden_size": 2.5}, "hidden_size"),
@@ -99,6 +103,7 @@ def test_tokenizers(tmp_path):
 def test_examples_and_batches():
     toks = np.arange(23, dtype=np.int64)
     ds = lm.Corpus(toks, 5, "t")
+    assert ds.digest() == named_digest([("tokens", toks), ("seq_len", np.array([5]))])
     assert ds.rows == 4  # (23 - 1) // 5
     assert ds.x.dtype == np.int64 and ds.x.shape == (4, 5)
     assert ds.x[2].tolist() == [10, 11, 12, 13, 14] and ds.y[2].tolist() == [11, 12, 13, 14, 15]
@@ -153,6 +158,15 @@ def test_checkpoint_round_trip(tmp_path):
     wd = checkpoint.save(path, mc, params)
     ck = checkpoint.load(path)
     assert ck["weights_digest"] == wd and ck["model"] == mc
+    assert mc == {"kind": "llama", "task": "classify", "inputs": 4, "outputs": 4, "hidden": [],
+                  "lm": {"vocab_size": 4, "hidden_size": 8, "num_hidden_layers": 1,
+                         "num_attention_heads": 2, "intermediate_size": 32,
+                         "max_position_embeddings": 128, "rms_norm_eps": 1e-5,
+                         "rope_theta": 10000.0, "tie_word_embeddings": True,
+                         "tokenizer": "char", "alphabet": "ab c"}}
+    assert lm.from_checkpoint_config(mc) == c
+    byte = lm.checkpoint_config(lm.resolve(cfg(), None))
+    assert "alphabet" not in byte["lm"] and byte["inputs"] == 256
     assert list(ck["params"]) == lm.param_names(c)
     # A tensor of the wrong shape is refused.
     bad = dict(params)
