@@ -33,60 +33,163 @@ use rayon::prelude::*;
 /// (a choice of speed only: the result is the same either way).
 const PAR_MIN_WORK: usize = 1 << 15;
 
-/// Rows of `c` one task computes at once (a task always computes whole
-/// rows, so the split never changes a sum).
-const MR: usize = 4;
-/// Columns of a register block.
-const NR: usize = 16;
+/// The instruction sets [`matmul_nn`] has a compiled body for, chosen once
+/// per process from what the CPU reports. They differ only in the vector
+/// width and the register block, never in the order of any sum: each
+/// element is `((0 + a·b) + a·b) + …` with every product rounded before
+/// its addition (no fused multiply-add), so every body gives the same bits
+/// (the tests compare each one available against the plain loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// The baseline of the target (SSE2 on x86-64).
+    Generic,
+    /// x86-64 with AVX2 (256-bit vectors).
+    Avx2,
+    /// x86-64 with AVX-512F (512-bit vectors).
+    Avx512,
+}
+
+impl Isa {
+    /// The best body this CPU can run.
+    pub fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| Isa::available().last().copied().unwrap_or(Isa::Generic))
+    }
+
+    /// Every body this CPU can run, the best last (for tests and benchmarks).
+    pub fn available() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut v = vec![Isa::Generic];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Rows of `c` one task computes (a task computes whole rows, so the
+    /// split never changes a sum).
+    fn rows_per_task(self) -> usize {
+        match self {
+            Isa::Avx512 => 8,
+            Isa::Generic | Isa::Avx2 => 4,
+        }
+    }
+}
 
 /// `a [m, k] · b [k, n]`, both row-major, in the fixed order of the module
-/// docs.
+/// docs, with the best body for this CPU ([`Isa::detect`]).
 ///
-/// Register-blocked: a task takes [`MR`] rows and walks them in blocks of
-/// [`NR`] columns whose running sums stay in registers while `k` goes up,
-/// instead of storing and reloading a row of `c` for every `k`. Each
-/// element still starts at `0` and adds `a[i][k]·b[k][j]` for `k` in
-/// increasing order, so the bits are those of the plain loop (the tests
-/// check it against one).
+/// Register-blocked: a task takes a few rows and walks them in blocks of
+/// columns whose running sums stay in registers while `k` goes up, instead
+/// of storing and reloading a row of `c` for every `k`. Each element still
+/// starts at `0` and adds `a[i][k]·b[k][j]` for `k` in increasing order, so
+/// the bits are those of the plain loop (the tests check it against one).
 pub fn matmul_nn(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    matmul_nn_with(Isa::detect(), a, b, m, k, n)
+}
+
+/// [`matmul_nn`] with a chosen body (`isa` must be one of
+/// [`Isa::available`]; another falls back to [`Isa::Generic`]).
+pub fn matmul_nn_with(isa: Isa, a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let isa = if Isa::available().contains(&isa) {
+        isa
+    } else {
+        Isa::Generic
+    };
     let mut c = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return c;
     }
-    let rows = |(blk, cb): (usize, &mut [f32])| {
-        let i0 = blk * MR;
+    let mr = isa.rows_per_task();
+    let task = |(blk, cb): (usize, &mut [f32])| {
+        let i0 = blk * mr;
         let nrows = cb.len() / n;
-        let ab = &a[i0 * k..(i0 + nrows) * k];
-        let mut j0 = 0;
-        while j0 + NR <= n && nrows == MR {
-            block_mr_nr(ab, b, cb, k, n, j0);
-            j0 += NR;
-        }
-        // The edges (last columns, or a last block of fewer rows): the
-        // plain row-wise loop over columns j0.., same order.
-        if j0 < n {
-            for (r, ci) in cb.chunks_mut(n).enumerate() {
-                let ai = &ab[r * k..(r + 1) * k];
-                for (kk, &aik) in ai.iter().enumerate() {
-                    let bk = &b[kk * n + j0..(kk + 1) * n];
-                    for (cij, &bkj) in ci[j0..].iter_mut().zip(bk) {
-                        *cij += aik * bkj;
-                    }
-                }
-            }
-        }
+        rows_block(isa, &a[i0 * k..(i0 + nrows) * k], b, cb, k, n);
     };
     if m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_WORK {
-        c.par_chunks_mut(MR * n).enumerate().for_each(rows);
+        c.par_chunks_mut(mr * n).enumerate().for_each(task);
     } else {
-        c.chunks_mut(MR * n).enumerate().for_each(rows);
+        c.chunks_mut(mr * n).enumerate().for_each(task);
     }
     c
 }
 
+/// One task's rows `cb` of `c` (from the rows `ab` of `a`), with `isa`'s body.
+#[allow(unsafe_code)]
+fn rows_block(isa: Isa, ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` is only used where `is_x86_feature_detected!`
+        // reported AVX-512F (`matmul_nn_with` checks `Isa::available`).
+        Isa::Avx512 => unsafe { rows_avx512(ab, b, cb, k, n) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2.
+        Isa::Avx2 => unsafe { rows_avx2(ab, b, cb, k, n) },
+        _ => rows_impl::<4, 16>(ab, b, cb, k, n),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows_avx512(ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
+    rows_impl::<8, 32>(ab, b, cb, k, n);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_avx2(ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize) {
+    rows_impl::<4, 16>(ab, b, cb, k, n);
+}
+
+/// Rows `cb` of `c` in `MR × NR` register blocks, then the edges (the last
+/// columns, or a last block of fewer rows) by the plain row-wise loop, in
+/// the same order. Inlined into each instruction set's body.
+#[inline(always)]
+fn rows_impl<const MR: usize, const NR: usize>(
+    ab: &[f32],
+    b: &[f32],
+    cb: &mut [f32],
+    k: usize,
+    n: usize,
+) {
+    let nrows = cb.len() / n;
+    let mut j0 = 0;
+    while j0 + NR <= n && nrows == MR {
+        block::<MR, NR>(ab, b, cb, k, n, j0);
+        j0 += NR;
+    }
+    if j0 < n {
+        for (r, ci) in cb.chunks_mut(n).enumerate() {
+            let ai = &ab[r * k..(r + 1) * k];
+            for (kk, &aik) in ai.iter().enumerate() {
+                let bk = &b[kk * n + j0..(kk + 1) * n];
+                for (cij, &bkj) in ci[j0..].iter_mut().zip(bk) {
+                    *cij += aik * bkj;
+                }
+            }
+        }
+    }
+}
+
 /// One `MR × NR` block of `c` (rows of `ab`, columns `j0..j0 + NR`), its
 /// sums held in registers over the whole `k` loop.
-fn block_mr_nr(ab: &[f32], b: &[f32], cb: &mut [f32], k: usize, n: usize, j0: usize) {
+#[inline(always)]
+fn block<const MR: usize, const NR: usize>(
+    ab: &[f32],
+    b: &[f32],
+    cb: &mut [f32],
+    k: usize,
+    n: usize,
+    j0: usize,
+) {
     let mut acc = [[0f32; NR]; MR];
     for kk in 0..k {
         let Some(bk) = b[kk * n + j0..].first_chunk::<NR>() else {
@@ -347,17 +450,21 @@ mod tests {
             (4, 7, 16),
             (8, 784, 128),
             (9, 3, 33),
+            (17, 40, 70),
+            (16, 65, 64),
             (5, 0, 20),
         ] {
             let a = data(m * k, 1);
             let b = data(k * n, 2);
             let want = naive(&a, &b, m, k, n);
-            let got = matmul_nn(&a, &b, m, k, n);
-            assert_eq!(
-                want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                "{m}x{k}x{n}"
-            );
+            for isa in Isa::available() {
+                let got = matmul_nn_with(isa, &a, &b, m, k, n);
+                assert_eq!(
+                    want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "{m}x{k}x{n} {isa:?}"
+                );
+            }
         }
     }
 
