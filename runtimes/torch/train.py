@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Artha's PyTorch runtime: trains the native runtime's models with PyTorch.
 
-Usage: `python3 train.py [train]`, the job described by the environment of
+Usage: `python3 train.py [train]` (or ARTHA_MODE=infer for the language
+model's generations), the job described by the environment of
 the runtime protocol (artha_runtime.env lists every variable): EPOCHS,
 BATCH_SIZE, LEARNING_RATE, ARTHA_SEED, ARTHA_PROOF_WINDOW, ARTHA_EVENTS,
 ARTHA_MODEL_DIR / ARTHA_DATA_DIR / ARTHA_CHECKPOINT_DIR (default /model,
@@ -18,6 +19,10 @@ interchangeable on the same job:
 - initial weights and batch order: the native counter-based generator
   (artha_runtime.rng), so step k consumes the same rows and its
   `batch_digest` equals the native one for the same seed;
+- the language model (`kind: "llama"`, runtimes/LM.md) in llama.py: the
+  same text examples and batches, parameters and initial weights, trained
+  through this file's loop and optimizer; `ARTHA_MODE=infer` turns
+  prompts.txt into generations.jsonl;
 - optimizer: torch.optim.AdamW / SGD with the native defaults;
 - checkpoints: the native safetensors format (`step-00000010.safetensors`
   every ARTHA_CHECKPOINT_EVERY steps, default the proof window, and
