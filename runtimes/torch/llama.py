@@ -411,8 +411,10 @@ def infer(torch, cfg, events, say) -> None:
         # As the native runtime: the prompt's own tokens in, the new ones out.
         events.infer(tensor_digest(np.asarray(ids, np.int64)),
                      tensor_digest(np.asarray(gen, np.int64)))
+        # Formatted as the native runtime writes it (keys sorted, compact).
         lines.append(json.dumps({"prompt": lm.decode(c, ids), "completion": lm.decode(c, gen),
-                                 "tokens": gen}, ensure_ascii=False))
+                                 "tokens": gen}, ensure_ascii=False, sort_keys=True,
+                                separators=(",", ":")))
         say(f"prompt {n + 1}/{len(prompts)}: {len(ids)} tokens -> {len(gen)} new")
     out = os.path.join(cfg.output_dir, "generations.jsonl")
     checkpoint.write_atomic(out, ("".join(line + "\n" for line in lines)).encode("utf-8"))
