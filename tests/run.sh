@@ -131,14 +131,16 @@ stage_store_s3() {
   return $rc
 }
 stage_contracts() { bash contracts/test.sh; }
-# The Python runtime helper (pytest), the torch image running train.py under
+# The Python runtime helper (pytest), the torch, TensorFlow and JAX images running train.py under
 # Docker against the native runtime, and the native runtime's static musl
 # build in its FROM-scratch image, bit for bit against the host build.
 stage_runtimes() {
   ws_bins &&
     ARTHA_NATIVE_RUNTIME="$ROOT/target/debug/artha-runtime" \
       "$ARTHA_VENV/bin/python" -m pytest -q runtimes/python/tests &&
-    native_image_test "${CARGO_FLAGS[@]}"
+    native_image_test "${CARGO_FLAGS[@]}" &&
+    ARTHA_NATIVE_RUNTIME="$ROOT/target/debug/artha-runtime" bash runtimes/tf/test.sh &&
+    ARTHA_NATIVE_RUNTIME="$ROOT/target/debug/artha-runtime" bash runtimes/jax/test.sh
 }
 stage_examples() {
   ws_bins && "$ROOT/target/debug/examples/proofs" &&

@@ -6,6 +6,12 @@
 //! 512 rows, CSV with a header, label last), generated from a seed by a
 //! SplitMix64 stream and a Box–Muller transform, so every machine produces
 //! byte-identical files and therefore the same CID.
+//!
+//! With [`QuickstartModel::Llama`] (`arthai quickstart --lm`) it trains the
+//! native runtime's language model (`runtimes/LM.md`) instead: a small
+//! llama (2 layers, width 64, char tokens, context 32) on a generated text
+//! of sentences over a fixed vocabulary ([`synthetic_text`], ~16 KB, the
+//! same bytes on every machine).
 
 use std::fmt::Write as _;
 
@@ -73,6 +79,76 @@ pub fn synthetic_dataset(seed: u64, rows: usize) -> String {
 pub const INITIAL_MODEL_CONFIG: &str =
     "{\"kind\": \"mlp\", \"task\": \"classify\", \"hidden\": [16], \"classes\": 2}\n";
 
+/// The language model `quickstart --lm` registers (`runtimes/LM.md`).
+pub const INITIAL_LM_CONFIG: &str = "{\"kind\": \"llama\", \"tokenizer\": \"char\", \"hidden_size\": 64, \
+     \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"intermediate_size\": 128, \
+     \"max_position_embeddings\": 32}\n";
+
+/// Which model quickstart trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuickstartModel {
+    /// An MLP classifier on two Gaussian blobs (the default).
+    #[default]
+    Mlp,
+    /// The native runtime's llama language model on a generated text.
+    Llama,
+}
+
+/// A text of `words` words in sentences, drawn by a seeded SplitMix64
+/// stream from a fixed vocabulary: the same bytes on every machine.
+pub fn synthetic_text(seed: u64, words: usize) -> String {
+    const VOCAB: &[&str] = &[
+        "the",
+        "node",
+        "trains",
+        "a",
+        "model",
+        "and",
+        "proves",
+        "every",
+        "step",
+        "on",
+        "chain",
+        "verifier",
+        "replays",
+        "window",
+        "from",
+        "its",
+        "checkpoint",
+        "pays",
+        "for",
+        "work",
+        "small",
+        "language",
+        "learns",
+        "text",
+    ];
+    let mut rng = SplitMix64::new(seed);
+    let mut out = String::new();
+    let mut sentence = 0;
+    for _ in 0..words {
+        let w = VOCAB[(rng.next_u64() % VOCAB.len() as u64) as usize];
+        if sentence == 0 {
+            let mut c = w.chars();
+            if let Some(f) = c.next() {
+                out.extend(f.to_uppercase());
+                out.push_str(c.as_str());
+            }
+        } else {
+            out.push_str(w);
+        }
+        sentence += 1;
+        if sentence >= 4 + (rng.next_u64() % 6) as usize {
+            out.push_str(".\n");
+            sentence = 0;
+        } else {
+            out.push(' ');
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// What quickstart did.
 #[derive(Debug, Clone)]
 pub struct QuickstartReport {
@@ -88,6 +164,37 @@ pub struct QuickstartReport {
 
 /// The training spec quickstart submits.
 pub fn spec(model: ModelId, dataset: DatasetId, cost: &CostModel) -> Result<(JobSpec, Estimate)> {
+    spec_for(QuickstartModel::Mlp, model, dataset, cost)
+}
+
+/// The training spec quickstart submits for `which` model.
+pub fn spec_for(
+    which: QuickstartModel,
+    model: ModelId,
+    dataset: DatasetId,
+    cost: &CostModel,
+) -> Result<(JobSpec, Estimate)> {
+    if which == QuickstartModel::Llama {
+        let mut spec = JobSpec::new(
+            JobKind::Train,
+            Runtime::Native("llama".into()),
+            Amount::ZERO,
+        );
+        spec.model = Some(InputRef::Id(model));
+        spec.dataset = Some(InputRef::Id(dataset));
+        spec.hyper.epochs = 2;
+        spec.hyper.batch_size = 16;
+        spec.hyper.learning_rate = 0.01;
+        spec.hyper.seed = 42;
+        spec.resources.gpus = 1;
+        spec.resources.gpu_memory_mib = 512;
+        spec.resources.max_duration_secs = 300;
+        spec.proof_window = 16;
+        let estimate = cost.estimate(&spec)?;
+        spec.budget = estimate.cost;
+        spec.validate_with(cost)?;
+        return Ok((spec, estimate));
+    }
     let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
     spec.model = Some(InputRef::Id(model));
     spec.dataset = Some(InputRef::Id(dataset));
@@ -111,21 +218,50 @@ pub fn spec(model: ModelId, dataset: DatasetId, cost: &CostModel) -> Result<(Job
 /// job. Follow it with [`Engine::job`] (its events, or `wait`), then
 /// [`finish`].
 pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
-    let dir = engine.home().join("quickstart");
+    start_with(engine, QuickstartModel::Mlp).await
+}
+
+/// [`start`] for `which` model (files under `<home>/quickstart/` or, for
+/// the language model, `<home>/quickstart-lm/`).
+pub async fn start_with(engine: &Engine, which: QuickstartModel) -> Result<QuickstartReport> {
+    let lm = which == QuickstartModel::Llama;
+    let dir = engine
+        .home()
+        .join(if lm { "quickstart-lm" } else { "quickstart" });
     let io = |e: std::io::Error| io_err("write the quickstart files", &dir, e);
     std::fs::create_dir_all(dir.join("model")).map_err(io)?;
-    let data = dir.join("data.csv");
-    write_atomic(&data, synthetic_dataset(42, 512).as_bytes())?;
-    write_atomic(
-        &dir.join("model").join("config.json"),
-        INITIAL_MODEL_CONFIG.as_bytes(),
-    )?;
+    // The text goes in a directory (`train.txt`): a single-file dataset is
+    // staged under the name the MLP reads (`data.csv`).
+    if lm {
+        std::fs::create_dir_all(dir.join("text")).map_err(io)?;
+    }
+    let (data, body, config, name, tags, arch) = if lm {
+        (
+            dir.join("text").join("train.txt"),
+            synthetic_text(42, 3000),
+            INITIAL_LM_CONFIG,
+            "quickstart-text",
+            "synthetic,text",
+            "llama",
+        )
+    } else {
+        (
+            dir.join("data.csv"),
+            synthetic_dataset(42, 512),
+            INITIAL_MODEL_CONFIG,
+            "quickstart-blobs",
+            "synthetic,classification",
+            "mlp",
+        )
+    };
+    write_atomic(&data, body.as_bytes())?;
+    write_atomic(&dir.join("model").join("config.json"), config.as_bytes())?;
     let dataset = engine
         .register_dataset_path(
-            &data,
+            if lm { dir.join("text") } else { data.clone() }.as_path(),
             &crate::engine::DatasetMeta {
-                name: "quickstart-blobs".into(),
-                tags: "synthetic,classification".into(),
+                name: name.into(),
+                tags: tags.into(),
                 ..Default::default()
             },
         )
@@ -135,8 +271,8 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
         .register_model(
             &model_uri,
             &ModelRegistration {
-                name: "quickstart-mlp".into(),
-                architecture: "mlp".into(),
+                name: format!("quickstart-{arch}"),
+                architecture: arch.into(),
                 version: "0".into(),
                 parent: None,
                 dataset: None,
@@ -144,7 +280,7 @@ pub async fn start(engine: &Engine) -> Result<QuickstartReport> {
             },
         )
         .await?;
-    let (spec, estimate) = spec(initial_model.id, dataset.id, &engine.cost_model())?;
+    let (spec, estimate) = spec_for(which, initial_model.id, dataset.id, &engine.cost_model())?;
     let job = engine.submit(spec).await?.id();
     Ok(QuickstartReport {
         dataset,

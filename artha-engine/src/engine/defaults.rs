@@ -27,7 +27,7 @@ use crate::store::{LocalBlobStore, StoreBackend};
 /// Native runtime ids the default process executor serves with
 /// `artha-runtime` (the id becomes `ARTHA_MODEL_KIND` unless the spec's env
 /// sets it).
-pub const NATIVE_RUNTIMES: &[&str] = &["mlp", "logreg"];
+pub const NATIVE_RUNTIMES: &[&str] = &["mlp", "logreg", "llama"];
 
 /// Whether to use Docker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -185,6 +185,14 @@ impl Engine {
                 .with_context("dataset_id", d.to_string()));
         }
         let listing = self.parts.store.ls(uri).await?;
+        if listing.kind == crate::store::EntryKind::Dir
+            && listing.entries.iter().any(|e| e.name == "config.json")
+        {
+            let config: ArthaUri = format!("{uri}/config.json").parse()?;
+            if let Some(bytes) = crate::lifecycle::terms::read_stored(&self.parts, &config).await? {
+                check_architecture(&reg.architecture, &bytes)?;
+            }
+        }
         let cid = listing.cid.unwrap_or(*uri.cid());
         let version = if reg.version.is_empty() {
             "1".to_string()
@@ -428,4 +436,52 @@ fn check_name(field: &str, value: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses an architecture label that contradicts the model's own
+/// `config.json`: its `kind` (the native runtime's `mlp`, `logreg`,
+/// `llama`) or Hugging Face `model_type`. The label matches when it is the
+/// declared kind or starts with it, ignoring case (`llama`, `Llama-3`,
+/// `LlamaForCausalLM`); a configuration that declares nothing, or is not
+/// JSON, is not checked here (the runtime reads it).
+fn check_architecture(architecture: &str, config: &[u8]) -> Result<()> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
+        return Ok(());
+    };
+    let Some(kind) = v["kind"].as_str().or_else(|| v["model_type"].as_str()) else {
+        return Ok(());
+    };
+    let (label, kind_lc) = (architecture.to_lowercase(), kind.to_lowercase());
+    if label.starts_with(&kind_lc) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "architecture",
+        format!("`{architecture}` does not match the model's config.json, which declares `{kind}`"),
+    )
+    .with_context("declared", kind.to_string()))
+}
+
+#[cfg(test)]
+mod architecture_tests {
+    use super::check_architecture;
+
+    #[test]
+    fn the_label_must_match_the_declared_kind() {
+        let llama = br#"{"kind": "llama", "hidden_size": 64}"#;
+        for ok in ["llama", "Llama-3", "LlamaForCausalLM"] {
+            check_architecture(ok, llama).unwrap();
+        }
+        let e = check_architecture("mlp", llama).unwrap_err();
+        assert_eq!(e.context_value("field"), Some("architecture"));
+        assert!(
+            e.to_string().contains("`mlp`") && e.to_string().contains("`llama`"),
+            "{e}"
+        );
+        check_architecture("gpt2", br#"{"model_type": "gpt2"}"#).unwrap();
+        assert!(check_architecture("llama", br#"{"model_type": "gpt2"}"#).is_err());
+        // Nothing declared, or not JSON: not checked here.
+        check_architecture("resnet50", br#"{"hidden": [16]}"#).unwrap();
+        check_architecture("resnet50", b"not json").unwrap();
+    }
 }

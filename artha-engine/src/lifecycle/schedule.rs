@@ -21,7 +21,14 @@ pub(crate) async fn schedule(cx: &JobCtx<'_>, r: &JobRecord) -> Result<()> {
     let job = cx.job;
     let spec = &r.spec;
     let inputs = resolve_inputs(parts, spec).await?;
-    let terms = super::terms::terms(parts, &job, spec, inputs.dataset.as_ref()).await?;
+    let terms = super::terms::terms(
+        parts,
+        &job,
+        spec,
+        inputs.dataset.as_ref(),
+        inputs.model.as_ref(),
+    )
+    .await?;
     parts
         .ledger
         .set_price_per_step(&job, terms.price_per_step)?;

@@ -50,9 +50,10 @@ pub(crate) async fn terms(
     job: &artha_core::JobId,
     spec: &JobSpec,
     dataset: Option<&ArthaUri>,
+    model: Option<&ArthaUri>,
 ) -> Result<Terms> {
     let spec_cid = store_spec(parts, job, spec).await?;
-    let (max_steps, price) = match implied_steps(parts, spec, dataset).await? {
+    let (max_steps, price) = match implied_steps(parts, spec, dataset, model).await? {
         Some(n) if n > 0 => {
             let estimate = parts.cost.estimate(spec)?.cost;
             let price = Amount::from_wei((estimate.wei() / u128::from(n)).max(1));
@@ -116,11 +117,12 @@ async fn implied_steps(
     parts: &Parts,
     spec: &JobSpec,
     dataset: Option<&ArthaUri>,
+    model: Option<&ArthaUri>,
 ) -> Result<Option<u64>> {
     let batch = u64::from(spec.hyper.batch_size.max(1));
     let per_pass = match spec.kind {
         JobKind::Train | JobKind::Infer => match dataset {
-            Some(uri) => count_samples(parts, uri, spec)
+            Some(uri) => count_samples(parts, uri, spec, model)
                 .await?
                 .map(|n| n.div_ceil(batch)),
             None => None,
@@ -137,8 +139,17 @@ async fn implied_steps(
     })
 }
 
-/// Counts the samples of the data file the runtimes would read.
-async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<Option<u64>> {
+/// Counts the samples of the data file the runtimes would read. A text
+/// (`.txt`, a language model's training data) has `(tokens − 1) / L` rows
+/// (`runtimes/LM.md`): tokens are bytes, or characters for the model's
+/// `char` tokenizer, and `L` is `ARTHA_SEQ_LEN`, else the model's
+/// `max_position_embeddings` (128 when its `config.json` does not say).
+async fn count_samples(
+    parts: &Parts,
+    uri: &ArthaUri,
+    spec: &JobSpec,
+    model: Option<&ArthaUri>,
+) -> Result<Option<u64>> {
     let listing = parts.store.ls(uri).await?;
     let (file, name) = match listing.kind {
         EntryKind::Dir => {
@@ -150,7 +161,7 @@ async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<
                 .collect();
             let training = spec.kind == JobKind::Train;
             let preferred: &[&str] = if training {
-                &["train.csv", "data.csv", "x.npy"]
+                &["train.csv", "data.csv", "x.npy", "train.txt"]
             } else {
                 &["inputs.csv", "inputs.npy", "x.npy", "data.csv"]
             };
@@ -160,10 +171,16 @@ async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<
                 .copied()
                 .filter(|n| n.ends_with(".csv"))
                 .collect();
+            let txts: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| n.ends_with(".txt"))
+                .collect();
             let pick = explicit
                 .filter(|n| names.contains(n))
                 .or_else(|| preferred.iter().copied().find(|p| names.contains(p)))
-                .or_else(|| (csvs.len() == 1).then(|| csvs[0]));
+                .or_else(|| (csvs.len() == 1).then(|| csvs[0]))
+                .or_else(|| (training && csvs.is_empty() && txts.len() == 1).then(|| txts[0]));
             let Some(pick) = pick else { return Ok(None) };
             let child: ArthaUri = format!("{uri}/{pick}").parse()?;
             (child, pick.to_string())
@@ -171,17 +188,13 @@ async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<
         EntryKind::File => (uri.clone(), String::new()),
         _ => return Ok(None),
     };
-    if parts.store.ls(&file).await?.size > MAX_COUNTED_BYTES {
+    let Some(bytes) = read_stored(parts, &file).await? else {
         return Ok(None);
+    };
+    let text = name.ends_with(".txt") || (name.is_empty() && file.to_string().ends_with(".txt"));
+    if text {
+        return Ok(text_rows(parts, &bytes, spec, model).await);
     }
-    let tmp = parts
-        .home
-        .dir("jobs")
-        .join(format!(".count-{}-{}", now_ms(), std::process::id()));
-    parts.store.get(&file, &tmp).await?;
-    let bytes = std::fs::read(&tmp).map_err(|e| io_err("read a dataset", &tmp, e));
-    let _ = std::fs::remove_file(&tmp);
-    let bytes = bytes?;
     Ok(
         if bytes.starts_with(b"\x93NUMPY") || name.ends_with(".npy") {
             npy_rows(&bytes)
@@ -189,6 +202,52 @@ async fn count_samples(parts: &Parts, uri: &ArthaUri, spec: &JobSpec) -> Result<
             Some(csv_rows(&bytes))
         },
     )
+}
+
+/// A stored file's bytes (`None` above [`MAX_COUNTED_BYTES`]).
+pub(crate) async fn read_stored(parts: &Parts, file: &ArthaUri) -> Result<Option<Vec<u8>>> {
+    if parts.store.ls(file).await?.size > MAX_COUNTED_BYTES {
+        return Ok(None);
+    }
+    let tmp = parts
+        .home
+        .dir("jobs")
+        .join(format!(".count-{}-{}", now_ms(), std::process::id()));
+    parts.store.get(file, &tmp).await?;
+    let bytes = std::fs::read(&tmp).map_err(|e| io_err("read a dataset", &tmp, e));
+    let _ = std::fs::remove_file(&tmp);
+    bytes.map(Some)
+}
+
+/// A text's rows for a language model (see [`count_samples`]); `None`
+/// when the model's configuration cannot be read or the text is not
+/// UTF-8 under a char tokenizer (the runtime refuses it anyway).
+async fn text_rows(
+    parts: &Parts,
+    bytes: &[u8],
+    spec: &JobSpec,
+    model: Option<&ArthaUri>,
+) -> Option<u64> {
+    let mut config = serde_json::Value::Null;
+    if let Some(m) = model
+        && let Ok(l) = parts.store.ls(m).await
+        && l.kind == EntryKind::Dir
+        && l.entries.iter().any(|e| e.name == "config.json")
+    {
+        let uri: ArthaUri = format!("{m}/config.json").parse().ok()?;
+        let raw = read_stored(parts, &uri).await.ok()??;
+        config = serde_json::from_slice(&raw).ok()?;
+    }
+    let seq_len = match spec.env.get("ARTHA_SEQ_LEN") {
+        Some(v) => v.trim().parse::<u64>().ok()?,
+        None => config["max_position_embeddings"].as_u64().unwrap_or(128),
+    };
+    let tokens = if config["tokenizer"].as_str() == Some("char") {
+        std::str::from_utf8(bytes).ok()?.chars().count() as u64
+    } else {
+        bytes.len() as u64
+    };
+    (seq_len > 0).then(|| tokens.saturating_sub(1) / seq_len)
 }
 
 /// Data lines of a CSV: non-empty lines, less a first line that is not

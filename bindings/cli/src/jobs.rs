@@ -1059,7 +1059,12 @@ pub(crate) fn dev_advance(o: &Opts, json: bool, secs: u64) -> Result<(), Error> 
     })
 }
 
-pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
+pub(crate) fn quickstart(o: &Opts, json: bool, lm: bool) -> Result<(), Error> {
+    let which = if lm {
+        quickstart::QuickstartModel::Llama
+    } else {
+        quickstart::QuickstartModel::Mlp
+    };
     let started = std::time::Instant::now();
     with_conn(o, async |c| {
         let Connection::Local(engine) = c else {
@@ -1083,17 +1088,22 @@ pub(crate) fn quickstart(o: &Opts, json: bool) -> Result<(), Error> {
         for (party, account) in engine.chain().accounts() {
             say(format!("  {:<9} {account}", party.as_str()))?;
         }
-        let q = quickstart::start(engine).await?;
+        let q = quickstart::start_with(engine, which).await?;
         say(format!(
             "  dataset   {} {} ({} bytes)",
             q.dataset.id, q.dataset.uri, q.dataset.size
         ))?;
+        let (arch, what) = if lm {
+            ("llama", "llama: 2 layers, width 64, char tokens")
+        } else {
+            ("mlp", "mlp, hidden 16")
+        };
         say(format!(
-            "  model     {} {} (initial: mlp, hidden 16)",
+            "  model     {} {} (initial: {what})",
             q.initial_model.id, q.initial_model.uri
         ))?;
         say(format!(
-            "  job       {} — train native mlp, budget {} ({} GPU-s max) locked in escrow",
+            "  job       {} — train native {arch}, budget {} ({} GPU-s max) locked in escrow",
             q.job, q.estimate.cost, q.estimate.gpu_seconds
         ))?;
         follow(c, &q.job, 3, json).await?;

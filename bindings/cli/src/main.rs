@@ -90,7 +90,12 @@ enum Command {
     /// an initial model, train it on the native runtime, commit the proofs
     /// and settle on the embedded chain; prints the job with its artifacts
     /// and receipts.
-    Quickstart,
+    Quickstart {
+        /// Train the native runtime's llama language model (2 layers,
+        /// char tokens) on a generated text instead of the MLP.
+        #[arg(long)]
+        lm: bool,
+    },
     /// Submit a training job and follow it to its end.
     #[command(
         after_help = "Example (the reference's flags):\n  arthai train --model model-… --data dataset-… --epochs 3 --batch 64 --lr 0.001 --budget 1000"
@@ -463,7 +468,7 @@ fn check_args(cli: &Cli) -> Result<(), Error> {
             check_path("dest", dest)?;
         }
         Command::StorageLs { uri } => check_len("URI", uri, LONG)?,
-        Command::Quickstart
+        Command::Quickstart { .. }
         | Command::JobList
         | Command::DatasetList
         | Command::ModelList
@@ -510,7 +515,7 @@ fn dispatch(cli: Cli, o: &jobs::Opts) -> Result<(), Error> {
         } => storage::push(o, cli.json, &path, replicas, months),
         Command::StorageGet { uri, dest } => storage::get(o, cli.json, &uri, &dest),
         Command::StorageLs { uri } => storage::ls(o, cli.json, &uri),
-        Command::Quickstart => jobs::quickstart(o, cli.json),
+        Command::Quickstart { lm } => jobs::quickstart(o, cli.json, lm),
         Command::Train(a) => jobs::submit(o, cli.json, JobKind::Train, &a),
         Command::Infer(a) => jobs::submit(o, cli.json, JobKind::Infer, &a),
         Command::JobStatus { job_id, wait } => jobs::status(o, cli.json, &job_id, wait),

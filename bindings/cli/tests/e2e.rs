@@ -106,6 +106,53 @@ fn train_spec(dataset: artha_core::DatasetId, epochs: u32, window: u32) -> JobSp
     spec
 }
 
+/// `quickstart --lm`: the native runtime's language model is trained on a
+/// generated text, its steps priced from the text's rows (the implied
+/// steps are the steps run, so the node is paid its whole estimate), the
+/// verifier replays every window valid, and registering its directory
+/// under another architecture is refused, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_lm_trains_the_language_model_and_replays_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let v = ok_json(&arthai(&home, &["--json", "quickstart", "--lm"]));
+    assert_eq!(v["status"], "settled", "{v:#}");
+    let job: JobId = v["job_id"].as_str().unwrap().parse().unwrap();
+    let steps = v["training"]["step"].as_u64().unwrap();
+    let e = engine(&home).await;
+    let r = e.record(&job).unwrap();
+    drop(e);
+    // 3 000 words of text in rows of 32 characters, 16 a batch, 2 epochs:
+    // the engine counted the rows the runtime trained on.
+    let text = artha_engine::quickstart::synthetic_text(42, 3000);
+    let rows = (text.chars().count() as u64 - 1) / 32;
+    assert_eq!(steps, 2 * rows.div_ceil(16));
+    let price = r.price_per_step.unwrap().wei();
+    assert!(price * u128::from(steps) <= r.spec.budget.wei());
+    assert!(price * u128::from(steps) + u128::from(steps) > r.spec.budget.wei());
+    let audit = ok_json(&arthai(
+        &home,
+        &["--json", "verify", &job.to_string(), "--all"],
+    ));
+    assert_eq!(audit["audit"]["verdict"], "valid", "{audit:#}");
+    // The model directory declares llama: registering it as an MLP is refused.
+    let out = arthai(
+        &home,
+        &[
+            "model-register",
+            home.join("quickstart-lm/model").to_str().unwrap(),
+            "--architecture",
+            "mlp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("architecture") && err.contains("llama"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_runs_the_whole_flow_on_the_embedded_default() {
     let tmp = tempfile::tempdir().unwrap();

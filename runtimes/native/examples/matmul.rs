@@ -33,7 +33,9 @@ fn main() {
         for isa in Isa::available() {
             let c = matmul_nn_with(isa, &a, &b, m, k, n);
             assert!(
-                c.iter().zip(&reference).all(|(x, y)| x.to_bits() == y.to_bits()),
+                c.iter()
+                    .zip(&reference)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
                 "{isa:?} differs from the generic body"
             );
             let reps = (2e8 / (m * k * n) as f64).ceil() as usize;
