@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Native runtime vs the PyTorch runtime: training steps/s on the same MLP, data, seed and
+# Native runtime vs the PyTorch runtime: training steps/s on the same model, data, seed and
 # hyper-parameters, measured in the same run (docs/BENCHMARKS.md, "Runtimes: native vs torch").
 #
-#   bash bench/runtimes.sh [--runs N] [--epochs N] [--threads "1 2"] [--hidden 128] [--batch 64]
+#   bash bench/runtimes.sh [--model mlp|lm] [--runs N] [--epochs N] [--threads "1 2"]
+#                          [--hidden W] [--batch B] [--layers N] [--seq L] [--native PATH]
+#
+# --model mlp (default): an MLP 784 → W (128) → 10 on 8192 rows, batch 64.
+# --model lm: the llama LM of runtimes/LM.md, byte tokens, hidden_size W (128), N (2) layers of
+# 4 heads, L (64)-token examples, batch B (16), over ~51 KB of text (800 examples: 50 steps an
+# epoch), AdamW.
+# --native PATH: time that artha-runtime binary instead of building the release one.
 #
 # Both runtimes record every step as a job does (gradient, weight and batch digests, events
 # file, a checkpoint every 100 steps). The rate compared is each runtime's own report of its
@@ -17,29 +24,59 @@ cd "$ROOT"
 # shellcheck source=../tests/lib/torch_image.sh
 . tests/lib/torch_image.sh
 
-runs=3 epochs=4 threads="1 2" hidden=128 batch=64 rows=8192 features=784 classes=10
+model=mlp runs=3 epochs="" threads="1 2" hidden=128 batch="" rows=8192 features=784 classes=10
+layers=2 seq=64 lm_rows=800 native=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --model) model="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --epochs) epochs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --hidden) hidden="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
-    *) echo "usage: bench/runtimes.sh [--runs N] [--epochs N] [--threads \"1 2\"] [--hidden W] [--batch B]" >&2
+    --layers) layers="$2"; shift 2 ;;
+    --seq) seq="$2"; shift 2 ;;
+    --native) native="$2"; shift 2 ;;
+    *) echo "usage: bench/runtimes.sh [--model mlp|lm] [--runs N] [--epochs N] [--threads \"1 2\"] [--hidden W] [--batch B] [--layers N] [--seq L] [--native PATH]" >&2
        exit 2 ;;
   esac
 done
+case "$model" in
+  mlp) epochs="${epochs:-4}" batch="${batch:-64}" ;;
+  lm) epochs="${epochs:-2}" batch="${batch:-16}" ;;
+  *) echo "bench/runtimes.sh: --model is mlp or lm" >&2; exit 2 ;;
+esac
 
 ensure_venv
 docker_up
 image="$(torch_image)"
-cargo build --quiet --release --locked -p artha-runtime
-native="$ROOT/target/release/artha-runtime"
+if [ -z "$native" ]; then
+  cargo build --quiet --release --locked -p artha-runtime
+  native="$ROOT/target/release/artha-runtime"
+fi
 py="$ARTHA_VENV/bin/python"
 
 work="$ROOT/target/bench-runtimes"
 rm -rf "$work"
 mkdir -p "$work/model" "$work/data"
+if [ "$model" = lm ]; then
+# English-like text: random words of a small vocabulary, $lm_rows examples of $seq bytes (+1).
+"$py" - "$work/data/train.txt" "$((lm_rows * seq + 1))" <<'PY'
+import sys
+import numpy as np
+path, n = sys.argv[1], int(sys.argv[2])
+words = ("the of and to in is was that for on with as by at from his her they which this be "
+         "are not have one had were all there when an their would what so up out if about "
+         "who them then she into time more these two may first water been called over").split()
+r = np.random.default_rng(11)
+text = ""
+while len(text) <= n:
+    text += " ".join(words[i] for i in r.integers(0, len(words), 4096)) + ". "
+open(path, "w").write(text[:n])
+PY
+printf '{"kind": "llama", "hidden_size": %s, "num_hidden_layers": %s, "num_attention_heads": 4, "max_position_embeddings": %s}\n' \
+  "$hidden" "$layers" "$seq" >"$work/model/config.json"
+else
 # $classes well-separated classes in $features dimensions, as x.npy / y.npy (both runtimes read NPY).
 "$py" - "$work/data" "$rows" "$features" "$classes" <<'PY'
 import sys
@@ -54,10 +91,12 @@ np.save(f"{out}/y.npy", y.astype(np.int64))
 PY
 printf '{"kind": "mlp", "task": "classify", "hidden": [%s], "classes": %s}\n' "$hidden" "$classes" \
   >"$work/model/config.json"
+fi
 chmod -R a+rX "$work/model" "$work/data"
 
 job_env=(EPOCHS="$epochs" BATCH_SIZE="$batch" LEARNING_RATE=0.001 ARTHA_SEED=7 ARTHA_PROOF_WINDOW=100
   ARTHA_LOG_EVERY=0 ARTHA_JOB_ID=bench)
+if [ "$model" = lm ]; then job_env+=(ARTHA_SEQ_LEN="$seq"); fi
 
 # fresh DIR: empty, container-writable checkpoint and events directories under DIR.
 fresh() {
@@ -103,7 +142,12 @@ timed() { # FN DIR THREADS -> prints wall seconds
   "$py" -c "print(f'{$t1 - $t0:.2f}')"
 }
 
-echo "MLP $features → $hidden → $classes, batch $batch, $epochs epochs of $((rows / batch)) steps, AdamW;"
+if [ "$model" = lm ]; then
+  echo "LM (llama, byte tokens) hidden $hidden, $layers layers × 4 heads, $seq-token examples, batch $batch," \
+    "$epochs epochs of $(((lm_rows + batch - 1) / batch)) steps, AdamW;"
+else
+  echo "MLP $features → $hidden → $classes, batch $batch, $epochs epochs of $((rows / batch)) steps, AdamW;"
+fi
 echo "native: $native; torch: $image ($(docker run --rm --entrypoint python3 "$image" -c 'import torch; print("torch", torch.__version__)'))"
 summary=()
 for t in $threads; do

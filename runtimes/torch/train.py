@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Artha's PyTorch runtime: trains the native runtime's models with PyTorch.
 
-Usage: `python3 train.py [train]`, the job described by the environment of
+Usage: `python3 train.py [train]` (or ARTHA_MODE=infer for the language
+model's generations), the job described by the environment of
 the runtime protocol (artha_runtime.env lists every variable): EPOCHS,
 BATCH_SIZE, LEARNING_RATE, ARTHA_SEED, ARTHA_PROOF_WINDOW, ARTHA_EVENTS,
 ARTHA_MODEL_DIR / ARTHA_DATA_DIR / ARTHA_CHECKPOINT_DIR (default /model,
@@ -18,6 +19,10 @@ interchangeable on the same job:
 - initial weights and batch order: the native counter-based generator
   (artha_runtime.rng), so step k consumes the same rows and its
   `batch_digest` equals the native one for the same seed;
+- the language model (`kind: "llama"`, runtimes/LM.md) in llama.py: the
+  same text examples and batches, parameters and initial weights, trained
+  through this file's loop and optimizer; `ARTHA_MODE=infer` turns
+  prompts.txt into generations.jsonl;
 - optimizer: torch.optim.AdamW / SGD with the native defaults;
 - checkpoints: the native safetensors format (`step-00000010.safetensors`
   every ARTHA_CHECKPOINT_EVERY steps, default the proof window, and
@@ -26,7 +31,8 @@ interchangeable on the same job:
 
 Every step computed is reported as a `step` event with its loss and the
 named-tensor digests of its gradients, of the weights after the update and
-of its batch; then `checkpoint` events, a `complete` event and a summary.
+of its batch — full at the window ends and the last step, sampled between
+(runtimes/PROOFS.md); then `checkpoint` events, a `complete` event and a summary.
 Bad input gives an `error` event and a non-zero exit (2 bad input, 3
 non-finite loss, 4 cannot write, 1 other), never a step that was not
 computed. Training is deterministic for a seed on a given machine: one CPU
@@ -46,7 +52,8 @@ import time
 import numpy as np
 
 from artha_runtime import checkpoint, data, env, rng
-from artha_runtime.digest import NamedDigest
+from artha_runtime import lm as lm_config
+from artha_runtime.digest import is_full_step, named_digest_at
 from artha_runtime.errors import ArthaError, BadInput, LossNotFinite, WriteFailed
 from artha_runtime.events import EventWriter
 
@@ -250,6 +257,7 @@ class Trainer:
         file = env.read_model_file(cfg.model_dir)
         self.data_digest = ds.digest()
         self.steps_per_epoch = -(-ds.rows // cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
         self.started_from = None
         init_path = os.path.join(cfg.model_dir, "model.safetensors")
         path = resume_path(cfg)
@@ -313,9 +321,11 @@ class Trainer:
         loss raises before any update (and before any record)."""
         torch, F = self.torch, self.torch.nn.functional
         k = self.step + 1
+        full = is_full_step(k, self.cfg.proof_window, self.total_steps)
+        seed = self.cfg.seed
         idx = torch.from_numpy(self.batch_rows(k)).to(self.device)
         xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
-        batch = NamedDigest().push("x", xb).push("y", yb).digest()
+        batch = named_digest_at([("x", xb), ("y", yb)], seed, k, full)
         self.opt.zero_grad(set_to_none=False)
         out = self.model(xb)
         if self.mc["task"] == "classify":
@@ -329,17 +339,14 @@ class Trainer:
             raise LossNotFinite(f"the loss is not finite ({value}) at step {k}: training diverged "
                                 "(lower LEARNING_RATE?)", field="loss")
         loss.backward()
-        grads = NamedDigest()
-        for name, p in self.model.named_parameters():
-            grads.push(name, p.grad)
+        grads = named_digest_at([(n, p.grad) for n, p in self.model.named_parameters()],
+                                seed, k, full)
         self.opt.step()
         self.opt_t += 1
         self.step = k
-        weights = NamedDigest()
-        for name, t in self.model.state_dict().items():
-            weights.push(name, t)
+        weights = named_digest_at(self.model.state_dict(), seed, k, full)
         return {"step": k, "epoch": self.epoch_of(k), "loss": value,
-                "grad_digest": grads.digest(), "weight_digest": weights.digest(),
+                "grad_digest": grads, "weight_digest": weights,
                 "batch_digest": batch, "rows": int(idx.shape[0]), "correct": correct}
 
     def save(self, path: str) -> str:
@@ -383,16 +390,36 @@ def task_of_job(cfg: env.RunConfig, file: env.ModelFile) -> str:
                        file=path) from None
 
 
-def banner(cfg, tr: Trainer, end: int) -> None:
+def kind_of_job(cfg: env.RunConfig, file: env.ModelFile) -> str:
+    """`llama` when the job, config.json or the checkpoint it starts from
+    says so, else the MLP family."""
+    if cfg.kind or file.kind:
+        return cfg.kind or file.kind
+    init = os.path.join(cfg.model_dir, "model.safetensors")
+    path = resume_path(cfg) or (init if os.path.isfile(init) else None)
+    if path is not None:
+        try:
+            _, meta = checkpoint.read_safetensors(path)
+            if lm_config.is_config(json.loads(meta.get("model", "{}"))):
+                return "llama"
+        except (ValueError, TypeError, BadInput):
+            pass  # the trainer reports a bad checkpoint
+    return "mlp"
+
+
+def banner(cfg, tr, end: int) -> None:
     line = "-" * 60
     mc = tr.mc
-    dims = [mc["inputs"], *mc["hidden"], mc["outputs"]]
     n_params = sum(p.numel() for p in tr.model.parameters())
     say(line)
     say("  Artha PyTorch runtime - training")
     say(line)
     say(f"  Job ID:      {cfg.job_id}")
-    say(f"  Model:       {mc['kind']} {mc['task']} {dims}")
+    if hasattr(tr, "banner_model"):
+        say(f"  Model:       {tr.banner_model()}")
+    else:
+        dims = [mc["inputs"], *mc["hidden"], mc["outputs"]]
+        say(f"  Model:       {mc['kind']} {mc['task']} {dims}")
     say(f"  Parameters:  {n_params}")
     say(f"  Epochs:      {cfg.epochs}")
     say(f"  Batch size:  {cfg.batch_size}")
@@ -412,21 +439,29 @@ def banner(cfg, tr: Trainer, end: int) -> None:
 def train(cfg: env.RunConfig, events: EventWriter) -> None:
     t0 = time.monotonic()
     check_writable(cfg.checkpoint_dir)
-    file = env.read_model_file(cfg.model_dir)
-    task = task_of_job(cfg, file)
-    path = data.find(cfg.data_dir, cfg.data_file, training=True)
-    ds = data.load_train(path, task)
-    torch = import_torch(cfg)
-    tr = Trainer(torch, cfg, ds)
+    file = env.read_model_file(cfg.model_dir, cfg.kind)
+    if kind_of_job(cfg, file) == "llama":
+        import llama
+
+        torch = import_torch(cfg)
+        tr = llama.Trainer(torch, cfg, file, sys.modules[__name__])
+        described = tr.describe()
+    else:
+        task = task_of_job(cfg, file)
+        path = data.find(cfg.data_dir, cfg.data_file, training=True)
+        ds = data.load_train(path, task)
+        torch = import_torch(cfg)
+        tr = Trainer(torch, cfg, ds)
+        n_params = sum(p.numel() for p in tr.model.parameters())
+        described = (f"{tr.mc['kind']} {tr.mc['task']} ({n_params} parameters) on "
+                     f"{ds.rows} rows of {path}")
     total = cfg.epochs * tr.steps_per_epoch
     if cfg.max_steps is not None and cfg.max_steps < tr.step:
         raise BadInput(f"step {cfg.max_steps} is before the step the run resumes from ({tr.step})",
                        field="ARTHA_MAX_STEPS")
     end = total if cfg.max_steps is None else min(cfg.max_steps, total)
     banner(cfg, tr, end)
-    n_params = sum(p.numel() for p in tr.model.parameters())
-    events.log(f"training {tr.mc['kind']} {tr.mc['task']} ({n_params} parameters) on "
-               f"{ds.rows} rows of {path} with torch {torch.__version__}, "
+    events.log(f"training {described} with torch {torch.__version__}, "
                f"steps {tr.step + 1}..={end}")
     log_every = cfg.log_every if cfg.log_every is not None else max(tr.steps_per_epoch // 10, 1)
     first, ran = tr.step, 0
@@ -456,7 +491,7 @@ def train(cfg: env.RunConfig, events: EventWriter) -> None:
             say(f"   checkpoint saved: {name}")
         if in_epoch + 1 == tr.steps_per_epoch or k == end:
             acc = (f", accuracy {100.0 * ep_correct / max(ep_rows, 1):.2f}%"
-                   if tr.mc["task"] == "classify" else "")
+                   if tr.mc.get("task") == "classify" and tr.mc["kind"] != "llama" else "")
             say(f"epoch {epoch + 1}/{cfg.epochs} summary: average loss "
                 f"{ep_loss / max(ep_rows, 1):.4f}{acc}")
             ep_loss, ep_rows, ep_correct = 0.0, 0, 0
@@ -478,6 +513,16 @@ def train(cfg: env.RunConfig, events: EventWriter) -> None:
     say(f"   Wall time: {time.monotonic() - t0:.2f} s")
 
 
+def infer(cfg: env.RunConfig, events: EventWriter) -> None:
+    """ARTHA_MODE=infer: the language model's generations (runtimes/LM.md);
+    MLP inference runs on the native runtime."""
+    import llama
+
+    torch = import_torch(cfg)
+    llama.infer(torch, cfg, events, say)
+    events.flush()
+
+
 def main(argv) -> int:
     events_path = os.environ.get("ARTHA_EVENTS", "").strip() or env.EVENTS_PATH
     try:
@@ -491,9 +536,9 @@ def main(argv) -> int:
                            field="arguments")
         cfg = env.from_env()
         if cfg.mode != "train" and argv != ["train"]:
-            raise BadInput(f"this runtime trains; `{cfg.mode}` jobs run on the native runtime",
-                           field="ARTHA_MODE")
-        train(cfg, events)
+            infer(cfg, events)
+        else:
+            train(cfg, events)
         events.close()
         return 0
     except ArthaError as e:

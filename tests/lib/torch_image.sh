@@ -9,7 +9,7 @@
 #                            made by debootstrap and `docker import`
 #                            (~2 min, ~1.2 GB);
 #   artha/torch:<hash>       that plus the `artha_runtime` helper and
-#                            runtimes/torch/train.py (seconds), from
+#                            runtimes/torch/train.py and llama.py (seconds), from
 #                            runtimes/images/torch/local.Dockerfile.
 # Debian bookworm has no python3-blake3: the image gets the `blake3` wheel
 # from PyPI (runtimes/images/torch/wheels.txt, pinned by hash; pip is the
@@ -109,7 +109,7 @@ torch_image() {
   local base hash tag ctx rc py
   base="$(torch_base_image)" || return 1
   hash="$(_torch_files_hash runtimes/python/artha_runtime runtimes/python/pyproject.toml \
-    runtimes/torch/train.py runtimes/images/torch/local.Dockerfile runtimes/images/torch/wheels.txt \
+    runtimes/torch/train.py runtimes/torch/llama.py runtimes/images/torch/local.Dockerfile runtimes/images/torch/wheels.txt \
     tests/lib/torch_image.sh | { cat; echo "$base"; } | sha256sum | cut -c1-16)"
   tag="artha/torch:$hash"
   if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
@@ -130,6 +130,7 @@ torch_image() {
   cp -r "$ARTHA_ROOT/runtimes/python/artha_runtime" "$ctx/site/artha_runtime"
   find "$ctx/site" -name '__pycache__' -prune -exec rm -rf {} +
   cp "$ARTHA_ROOT/runtimes/torch/train.py" "$ctx/train.py"
+  cp "$ARTHA_ROOT/runtimes/torch/llama.py" "$ctx/llama.py"
   cp "$ARTHA_ROOT/runtimes/images/torch/local.Dockerfile" "$ctx/Dockerfile"
   rm -rf "$ctx/wheels"
   docker build --quiet --build-arg "BASE=$base" --label "artha.recipe=$hash" -t "$tag" "$ctx" >&2

@@ -32,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from . import lm
 from .digest import NamedDigest
 from .errors import BadInput, WriteFailed
 
@@ -218,15 +219,23 @@ def load(path: str) -> dict:
             raise _corrupt(path, f"metadata `{key}`: {e}") from None
 
     model = field("model")
-    if not (isinstance(model, dict) and set(model) == set(MODEL_KEYS)
+    if lm.is_config(model):
+        shapes = dict(lm.param_shapes(lm.from_checkpoint_config(model, path)))
+        names = list(shapes)
+        for name, shape in shapes.items():
+            if name in tensors and tuple(tensors[name].shape) != shape:
+                raise _corrupt(path, f"tensor `{name}` has shape {list(tensors[name].shape)}, "
+                                     f"the configuration needs {list(shape)}")
+    elif not (isinstance(model, dict) and set(model) == set(MODEL_KEYS)
             and model["kind"] in ("mlp", "logreg") and model["task"] in ("classify", "regress")
             and all(_is_uint(model[k]) for k in ("inputs", "outputs"))
             and isinstance(model["hidden"], list) and all(map(_is_uint, model["hidden"]))):
         raise _corrupt(path, f"metadata `model` is not a model configuration ({', '.join(MODEL_KEYS)})")
-    layers = len(model["hidden"]) + 1
+    else:
+        names = param_names(len(model["hidden"]) + 1)
     params = {}
     wd = NamedDigest()
-    for name in param_names(layers):
+    for name in names:
         if name not in tensors:
             raise _corrupt(path, f"tensor `{name}` is missing")
         if tensors[name].dtype != np.float32:

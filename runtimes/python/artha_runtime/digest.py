@@ -25,6 +25,21 @@ The order is the model's parameter order — a PyTorch `state_dict`'s order
 (`fc.0.weight`, `fc.0.bias`, `fc.1.weight`, …); a batch is
 `[("x", inputs), ("y", targets)]`. Shared test vectors:
 runtimes/vectors.json and artha-core/tests/vectors/proofs.json.
+
+**Sampled step digests** (runtimes/PROOFS.md): at a *full step* (`k` a
+multiple of the proof window, or the job's last step) every tensor enters
+its named digest by its canonical digest; at any other step a tensor of
+more than `S = 256` elements enters by its *sampled tensor digest*::
+
+    BLAKE3( "artha-tensor-sample-v1\0"  23 bytes
+          ‖ dtype code u8 ‖ rank u32 LE ‖ each dim u64 LE
+          ‖ S u32 LE
+          ‖ for i in 0..S: element at flat row-major position p_i, LE )
+    p_i = Stream(seed, "sample", k).below(t·S + i, numel)
+
+`t` the tensor's ordinal within its named digest. `is_full_step` and
+`named_digest_at` implement it; a torch tensor is sampled where it lives
+(only the S elements are read back from a GPU).
 """
 
 from __future__ import annotations
@@ -35,10 +50,13 @@ from typing import Any, Iterable, Mapping, Tuple, Union
 
 import numpy as np
 
-from . import hashing
+from . import hashing, rng
 
 TENSOR_DOMAIN = b"artha-tensor-v1\0"
 NAMED_DOMAIN = b"artha-named-tensors-v1\0"
+SAMPLE_DOMAIN = b"artha-tensor-sample-v1\0"
+#: Elements a sampled tensor digest reads (runtimes/PROOFS.md `S`).
+SAMPLE_SIZE = 256
 
 #: dtype name → (one-byte code, element size, numpy dtype of the LE bytes).
 DTYPES = {
@@ -189,3 +207,81 @@ def named_digest(items: Union[Mapping[str, Tensor], Iterable[Tuple[str, Tensor]]
 def batch_digest(x, y) -> str:
     """The `batch_digest` of a step: `[("x", inputs), ("y", targets)]`."""
     return named_digest([("x", x), ("y", y)])
+
+
+# ---- sampled step digests (runtimes/PROOFS.md) ------------------------------
+
+
+def is_full_step(step: int, proof_window: int, total_steps: int) -> bool:
+    """Whether step `step` records full digests: a window end
+    (`step % proof_window == 0`) or the job's last step."""
+    if proof_window < 1:
+        raise ValueError("the proof window must be at least 1")
+    return step % proof_window == 0 or step == total_steps
+
+
+def sample_positions(seed: int, step: int, ordinal: int, numel: int) -> np.ndarray:
+    """The `S` flat row-major positions (uint64) that tensor number
+    `ordinal` of a named digest contributes at step `step`."""
+    if numel < 1:
+        raise ValueError("an empty tensor has no positions to sample")
+    base = ordinal * SAMPLE_SIZE
+    counters = np.arange(base, base + SAMPLE_SIZE, dtype=np.uint64)
+    return rng.Stream(seed, "sample", step).below(counters, numel)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _sample_elements(t, positions: np.ndarray) -> Tuple[str, Tuple[int, ...], np.ndarray]:
+    """`(dtype name, shape, the elements at positions as a LE numpy array)`
+    without copying more than the sampled elements off a device."""
+    torch = _torch_module(t)
+    if torch is not None and isinstance(t, torch.Tensor):
+        t = t.detach()
+        shape = tuple(t.shape)
+        idx = torch.from_numpy(positions.astype(np.int64)).to(t.device)
+        picked = t.reshape(-1).index_select(0, idx)
+        name, a = canonical_array(picked)
+        return name, shape, a
+    name, a = canonical_array(t)
+    return name, a.shape, a.reshape(-1)[positions.astype(np.intp)]
+
+
+def sampled_tensor_digest(t, seed: int, step: int, ordinal: int) -> bytes:
+    """The sampled tensor digest (32 bytes) of a numpy array or torch tensor
+    that is tensor number `ordinal` of its named digest, at step `step`
+    (always the sampled form; `step_tensor_digest` chooses)."""
+    shape = tuple(int(d) for d in t.shape)
+    pos = sample_positions(seed, step, ordinal, _numel(shape))
+    name, shape, elems = _sample_elements(t, pos)
+    h = hashing.new(SAMPLE_DOMAIN)
+    h.update(header(name, shape)[len(TENSOR_DOMAIN):])
+    h.update(struct.pack("<I", SAMPLE_SIZE))
+    h.update(memoryview(np.ascontiguousarray(elems).view(np.uint8)))
+    return h.digest()
+
+
+def step_tensor_digest(t, seed: int, step: int, ordinal: int, full: bool) -> bytes:
+    """How tensor number `ordinal` enters a step's named digest: its
+    canonical digest at a full step or when it has at most `S` elements,
+    else its sampled digest."""
+    if full or _numel(t.shape) <= SAMPLE_SIZE:
+        return tensor_digest(t)
+    return sampled_tensor_digest(t, seed, step, ordinal)
+
+
+def named_digest_at(items: Union[Mapping[str, Tensor], Iterable[Tuple[str, Tensor]]],
+                    seed: int, step: int, full: bool) -> bytes:
+    """The named-tensor digest (32 bytes) of `(name, tensor)` pairs in order
+    (or a mapping in its own order) as step `step` records it: full
+    (`full`, see `is_full_step`) or sampled."""
+    pairs = items.items() if isinstance(items, Mapping) else items
+    d = NamedDigest()
+    for ordinal, (name, t) in enumerate(pairs):
+        d.push_digest(name, step_tensor_digest(t, seed, step, ordinal, full))
+    return d.digest()

@@ -13,7 +13,7 @@ error names its variable:
 | `ARTHA_EVENTS` | events file | `/artha/events.jsonl` |
 | `ARTHA_MODEL_DIR`, `ARTHA_DATA_DIR`, `ARTHA_CHECKPOINT_DIR` | the mounts | `/model`, `/data`, `/checkpoints` |
 | `ARTHA_OUTPUT_DIR` | where inference writes | the checkpoint dir |
-| `ARTHA_MODEL_KIND` | `mlp` or `logreg` | `mlp` |
+| `ARTHA_MODEL_KIND` | `mlp`, `logreg` or `llama` (runtimes/LM.md) | `mlp` |
 | `ARTHA_TASK` | `classify` or `regress` | `classify` |
 | `ARTHA_HIDDEN` | hidden widths, e.g. `128,64` | `64` (none for `logreg`) |
 | `ARTHA_CLASSES` | number of classes | largest label + 1 |
@@ -27,6 +27,9 @@ error names its variable:
 | `ARTHA_LOG_EVERY` | progress line every N steps | a tenth of an epoch |
 | `ARTHA_DEVICE` | `cpu`, `cuda` or `cuda:N` | `cpu` |
 | `ARTHA_THREADS` | CPU threads (Python runtimes only) | 1 |
+| `ARTHA_SEQ_LEN` | LM sequence length | `max_position_embeddings` |
+| `ARTHA_MAX_NEW_TOKENS` | LM inference: tokens generated per prompt | 64 |
+| `ARTHA_TEMPERATURE` | LM inference: 0 = greedy, else seeded sampling | 0 |
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ class RunConfig:
     checkpoint_dir: str = CHECKPOINT_MOUNT
     output_dir: str = CHECKPOINT_MOUNT
     events: str = EVENTS_PATH
+    seq_len: Optional[int] = None
+    max_new_tokens: int = 64
+    temperature: float = 0.0
 
 
 def _clip(v: str) -> str:
@@ -194,7 +200,8 @@ def from_lookup(get: Callable[[str], Optional[str]]) -> RunConfig:
                    {"classify": "classify", "classification": "classify",
                     "regress": "regress", "regression": "regress"}, "a task")
     kind = _choice("ARTHA_MODEL_KIND", var("ARTHA_MODEL_KIND"),
-                   {"mlp": "mlp", "logreg": "logreg", "linear": "logreg"}, "a model")
+                   {"mlp": "mlp", "logreg": "logreg", "linear": "logreg", "llama": "llama"},
+                   "a model")
     device = var("ARTHA_DEVICE") or "cpu"
     if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device.strip()):
         raise BadInput(f"`{_clip(device)}` is not a device (cpu, cuda, cuda:N)", field="ARTHA_DEVICE")
@@ -202,6 +209,13 @@ def from_lookup(get: Callable[[str], Optional[str]]) -> RunConfig:
     if threads == 0:
         raise BadInput("must be ≥ 1", field="ARTHA_THREADS")
     every = num("ARTHA_CHECKPOINT_EVERY")
+    seq_len = num("ARTHA_SEQ_LEN")
+    if seq_len == 0:
+        raise BadInput("must be ≥ 1", field="ARTHA_SEQ_LEN")
+    new_tokens = num("ARTHA_MAX_NEW_TOKENS")
+    temperature = flt("ARTHA_TEMPERATURE")
+    if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+        raise BadInput("must be a finite number ≥ 0", field="ARTHA_TEMPERATURE")
     checkpoint_dir = var("ARTHA_CHECKPOINT_DIR") or CHECKPOINT_MOUNT
     return RunConfig(
         mode=mode,
@@ -228,6 +242,9 @@ def from_lookup(get: Callable[[str], Optional[str]]) -> RunConfig:
         checkpoint_dir=checkpoint_dir,
         output_dir=var("ARTHA_OUTPUT_DIR") or checkpoint_dir,
         events=var("ARTHA_EVENTS") or EVENTS_PATH,
+        seq_len=seq_len,
+        max_new_tokens=64 if new_tokens is None else new_tokens,
+        temperature=0.0 if temperature is None else temperature,
     )
 
 
@@ -246,11 +263,18 @@ class ModelFile:
     task: Optional[str] = None
     hidden: Optional[List[int]] = None
     classes: Optional[int] = None
+    #: For `kind: "llama"`: the whole object (checked by `artha_runtime.lm`).
+    lm: Optional[dict] = None
+    #: The file read (None when there was none).
+    path: Optional[str] = dataclasses.field(default=None, compare=False)
 
 
-def read_model_file(model_dir: str) -> ModelFile:
+def read_model_file(model_dir: str, kind: Optional[str] = None) -> ModelFile:
     """Reads `config.json` from the model directory when it exists (a
-    missing model directory is no model file); unknown keys are errors."""
+    missing model directory is no model file); unknown keys are errors.
+    A file with `kind: "llama"` (or any file when `kind`, the job's
+    ARTHA_MODEL_KIND, is `llama`) is a language model's configuration
+    (runtimes/LM.md), returned whole in `lm`."""
     path = os.path.join(model_dir, "config.json")
     try:
         with open(path, "rb") as f:
@@ -267,6 +291,8 @@ def read_model_file(model_dir: str) -> ModelFile:
         raise BadInput(f"malformed model configuration: {e}", field="config.json", file=path) from None
     if not isinstance(obj, dict):
         raise BadInput("malformed model configuration: not a JSON object", field="config.json", file=path)
+    if obj.get("kind") == "llama" or (kind == "llama" and "kind" not in obj):
+        return ModelFile(kind="llama", lm=obj, path=path)
     unknown = sorted(set(obj) - {"kind", "task", "hidden", "classes"})
     if unknown:
         raise BadInput(f"malformed model configuration: unknown field `{unknown[0]}` "
@@ -277,8 +303,8 @@ def read_model_file(model_dir: str) -> ModelFile:
                         field="config.json", file=path)
 
     kind, task, hidden, classes = (obj.get(k) for k in ("kind", "task", "hidden", "classes"))
-    if kind is not None and kind not in ("mlp", "logreg"):
-        raise bad("kind", "\"mlp\" or \"logreg\"")
+    if kind is not None and kind not in ("mlp", "logreg", "llama"):
+        raise bad("kind", "\"mlp\", \"logreg\" or \"llama\"")
     if task is not None and task not in ("classify", "regress"):
         raise bad("task", "\"classify\" or \"regress\"")
     if hidden is not None and not (isinstance(hidden, list) and all(
@@ -287,4 +313,4 @@ def read_model_file(model_dir: str) -> ModelFile:
     if classes is not None and not (isinstance(classes, int) and not isinstance(classes, bool)
                                     and classes >= 0):
         raise bad("classes", "a non-negative integer")
-    return ModelFile(kind=kind, task=task, hidden=hidden, classes=classes)
+    return ModelFile(kind=kind, task=task, hidden=hidden, classes=classes, path=path)

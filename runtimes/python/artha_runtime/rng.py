@@ -58,12 +58,16 @@ class Stream:
         return (self.u64_at(n) >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
 
     def below(self, n, bound) -> np.ndarray:
-        """Numbers `n` mapped to `0..bound` (bound < 2³², per element): the
-        high 64 bits of the 128-bit product, computed in two 32-bit halves."""
+        """Numbers `n` mapped to `0..bound` (per element, bound < 2⁶⁴): the
+        high 64 bits of the 128-bit product `u64_at(n) · bound`, as the
+        Rust `Stream::below`. Bounds below 2³² are computed in two 32-bit
+        halves; larger ones exactly with Python integers."""
         a = self.u64_at(n)
         b = np.asarray(bound, dtype=np.uint64)
         if np.any(b >= np.uint64(1 << 32)):
-            raise ValueError("bound must be below 2^32")
+            a, b = np.broadcast_arrays(a, b)
+            out = [(int(x) * int(y)) >> 64 for x, y in zip(a.reshape(-1), b.reshape(-1))]
+            return np.asarray(out, dtype=np.uint64).reshape(a.shape)
         hi, lo = a >> np.uint64(32), a & np.uint64(0xFFFFFFFF)
         # a·b = hi·b·2³² + lo·b; both products fit in 64 bits, and so does
         # hi·b + (lo·b >> 32), so its top 32 bits are (a·b) >> 64.

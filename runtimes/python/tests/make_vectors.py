@@ -1,5 +1,10 @@
 """Writes runtimes/vectors.json: named-tensor digest vectors shared by the
-Rust runtime (runtimes/native/src/digest.rs) and the Python helper.
+Rust runtime (runtimes/native/src/digest.rs) and the Python helper, and
+(`sampled_named_tensors`) named digests of sampled steps (runtimes/PROOFS.md):
+each case gives `seed`, `step`, the tensors, per tensor its entry (the
+canonical or sampled tensor digest, and the sampled positions or null), the
+named digest at that sampled step (`digest`) and at a full step
+(`full_digest`).
 
 Computed here from first principles (struct + the `blake3` package), not
 through either implementation:  python3 runtimes/python/tests/make_vectors.py
@@ -59,11 +64,106 @@ CASES = [
      [{"name": "poids·é", "dtype": "f32", "shape": [0, 3], "values": []}]),
 ]
 
+# ---- sampled step digests (runtimes/PROOFS.md) ----------------------------
+
+M64 = (1 << 64) - 1
+S = 256
+
+
+def stream_key(seed, domain, index):
+    h = blake3.blake3(b"artha-rng-v1\0" + domain.encode() + b"\0" + struct.pack("<QQ", seed, index))
+    return int.from_bytes(h.digest()[:8], "little")
+
+
+def u64_at(key, n):
+    z = (key + (n + 1) * 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def positions(seed, step, ordinal, numel):
+    key = stream_key(seed, "sample", step)
+    return [(u64_at(key, ordinal * S + i) * numel) >> 64 for i in range(S)]
+
+
+def sampled_digest(dtype, shape, values, pos):
+    code, fmt = CODES[dtype]
+    h = blake3.blake3(b"artha-tensor-sample-v1\0")
+    h.update(bytes([code]))
+    h.update(struct.pack("<I", len(shape)))
+    for d in shape:
+        h.update(struct.pack("<Q", d))
+    h.update(struct.pack("<I", S))
+    for p in pos:
+        h.update(struct.pack(fmt, values[p]))
+    return h.digest()
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def sampled_case(comment, seed, step, tensors):
+    """A sampled step's named digest: tensors of at most S elements by their
+    canonical digest, larger ones by their sampled digest (ordinal t)."""
+    h = blake3.blake3(b"artha-named-tensors-v1\0")
+    h.update(struct.pack("<I", len(tensors)))
+    entries = []
+    for t, ten in enumerate(tensors):
+        n = numel(ten["shape"])
+        if n <= S:
+            d, pos = tensor_digest(ten["dtype"], ten["shape"], ten["values"]), None
+        else:
+            pos = positions(seed, step, t, n)
+            d = sampled_digest(ten["dtype"], ten["shape"], ten["values"], pos)
+        name = ten["name"].encode()
+        h.update(struct.pack("<I", len(name)) + name + d)
+        entries.append({"tensor_digest": d.hex(), "positions": pos})
+    return {"comment": comment, "seed": seed, "step": step, "tensors": tensors,
+            "entries": entries, "digest": h.hexdigest(), "full_digest": named(tensors)}
+
+
+def f32_values(n, mul, add):
+    # Exact in f32: multiples of 1/8 in a small range.
+    return [((i * mul + add) % 101 - 50) / 8.0 for i in range(n)]
+
+
+SAMPLED = [
+    sampled_case(
+        "weights at a sampled step: a large matrix (sampled, t=0), a bias (canonical, t=1), "
+        "a 257-element vector (sampled, t=2)",
+        42, 7,
+        [
+            {"name": "w0", "dtype": "f32", "shape": [3, 100], "values": f32_values(300, 37, 5)},
+            {"name": "b0", "dtype": "f32", "shape": [4], "values": [0.5, -1.0, 2.25, 0.0]},
+            {"name": "w1", "dtype": "f32", "shape": [257], "values": f32_values(257, 11, 3)},
+        ],
+    ),
+    sampled_case(
+        "an LM batch at a sampled step: x and y, i64 [2, 150] (both sampled, t=0 and 1)",
+        (1 << 64) - 1, 3,
+        [
+            {"name": "x", "dtype": "i64", "shape": [2, 150], "values": [(i * 7) % 256 for i in range(300)]},
+            {"name": "y", "dtype": "i64", "shape": [2, 150], "values": [(i * 7 + 7) % 256 for i in range(300)]},
+        ],
+    ),
+    sampled_case(
+        "exactly S = 256 elements: canonical even at a sampled step",
+        1, 1,
+        [{"name": "w", "dtype": "f32", "shape": [16, 16], "values": f32_values(256, 3, 1)}],
+    ),
+]
+
 out = {
     "format": "artha-runtime-vectors/1",
     "named_tensors": [
         {"comment": c, "tensors": t, "digest": named(t)} for c, t in CASES
     ],
+    "sampled_named_tensors": SAMPLED,
 }
 path = pathlib.Path(__file__).resolve().parents[2] / "vectors.json"
 path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")

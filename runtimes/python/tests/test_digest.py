@@ -86,3 +86,77 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="32 bytes"):
         digest.NamedDigest().push_digest("w", b"short")
 
+
+
+# ---- sampled step digests (runtimes/PROOFS.md) ------------------------------
+
+
+def _arrays(case):
+    return [(t["name"], np.array(t["values"], dtype=NP[t["dtype"]]).reshape(t["shape"]))
+            for t in case["tensors"]]
+
+
+def test_sampled_vector_file_has_cases():
+    cases = VECTORS["sampled_named_tensors"]
+    assert len(cases) >= 3
+    assert any(e["positions"] is None for c in cases for e in c["entries"])
+    assert any(e["positions"] is not None for c in cases for e in c["entries"])
+
+
+@pytest.mark.parametrize("case", VECTORS["sampled_named_tensors"], ids=lambda c: c["comment"][:40])
+def test_sampled_named_tensor_vectors(case, backend):
+    items = _arrays(case)
+    seed, step = case["seed"], case["step"]
+    assert digest.named_digest_at(items, seed, step, full=False).hex() == case["digest"]
+    assert digest.named_digest_at(items, seed, step, full=True).hex() == case["full_digest"]
+    assert digest.named_digest(items) == case["full_digest"]
+    for t, ((name, a), e) in enumerate(zip(items, case["entries"])):
+        assert digest.step_tensor_digest(a, seed, step, t, full=False).hex() == e["tensor_digest"]
+        if e["positions"] is not None:
+            assert digest.sample_positions(seed, step, t, a.size).tolist() == e["positions"]
+
+
+def test_sampled_digests_of_torch_tensors_match_numpy():
+    torch = pytest.importorskip("torch")
+    for case in VECTORS["sampled_named_tensors"]:
+        items = _arrays(case)
+        tt = [(n, torch.from_numpy(a.copy())) for n, a in items]
+        assert digest.named_digest_at(tt, case["seed"], case["step"], False).hex() == case["digest"]
+    # A non-contiguous tensor is sampled as its row-major copy.
+    a = torch.arange(600, dtype=torch.float32).reshape(20, 30)
+    assert digest.sampled_tensor_digest(a.t(), 3, 5, 0) == \
+        digest.sampled_tensor_digest(a.t().contiguous().numpy(), 3, 5, 0)
+
+
+def test_full_steps():
+    assert digest.is_full_step(10, 10, 95)
+    assert digest.is_full_step(95, 10, 95)  # the last step
+    assert not digest.is_full_step(9, 10, 95)
+    assert digest.is_full_step(3, 1, 95)
+    with pytest.raises(ValueError):
+        digest.is_full_step(3, 0, 95)
+
+
+def test_sampled_digest_layout_and_what_it_covers():
+    a = (np.arange(1000, dtype=np.float32) / 7).reshape(10, 100)
+    seed, step = 9, 4
+    pos = digest.sample_positions(seed, step, 1, a.size)
+    assert pos.dtype == np.uint64 and len(pos) == digest.SAMPLE_SIZE and pos.max() < a.size
+    raw = (b"artha-tensor-sample-v1\0" + bytes([1]) + struct.pack("<IQQ", 2, 10, 100)
+           + struct.pack("<I", 256) + a.reshape(-1)[pos.astype(np.intp)].astype("<f4").tobytes())
+    assert len(digest.SAMPLE_DOMAIN) == 23
+    got = digest.sampled_tensor_digest(a, seed, step, 1)
+    assert got == digest.hashing.new(raw).digest()
+    # The step and the ordinal move the positions; the seed too.
+    assert got != digest.sampled_tensor_digest(a, seed, step + 1, 1)
+    assert got != digest.sampled_tensor_digest(a, seed, step, 0)
+    assert got != digest.sampled_tensor_digest(a, seed + 1, step, 1)
+    # A sampled element changes it; an element outside the sample does not.
+    outside = sorted(set(range(a.size)) - set(pos.tolist()))[0]
+    b = a.copy().reshape(-1)
+    b[outside] += 1
+    assert digest.sampled_tensor_digest(b.reshape(10, 100), seed, step, 1) == got
+    b[int(pos[0])] += 1
+    assert digest.sampled_tensor_digest(b.reshape(10, 100), seed, step, 1) != got
+    # The shape is hashed.
+    assert digest.sampled_tensor_digest(a.reshape(100, 10), seed, step, 1) != got

@@ -69,3 +69,10 @@ def test_initial_parameters_are_bounded_and_seeded():
     key = ref_key(1, "init", 0)
     u = np.float32((ref_u64(key, 5) >> 40) / 16777216.0)
     assert w.reshape(-1)[5] == (u * np.float32(2) - np.float32(1)) * bound
+
+
+def test_below_takes_bounds_past_32_bits():
+    s = rng.Stream(5, "sample", 9)
+    bounds = np.array([1 << 32, (1 << 40) + 3, M64, 7], np.uint64)
+    got = s.below(np.arange(4, dtype=np.uint64), bounds).tolist()
+    assert got == [(ref_u64(s.key, n) * int(b)) >> 64 for n, b in enumerate(bounds.tolist())]
