@@ -326,6 +326,57 @@ mod tests {
         }
     }
 
+    /// The sampled step digests of `runtimes/PROOFS.md` match the shared
+    /// vectors the Python helper generates from its own implementation.
+    #[test]
+    fn sampled_digests_match_the_shared_vectors() {
+        let text = include_str!("../../vectors.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = v["sampled_named_tensors"].as_array().unwrap();
+        assert!(cases.len() >= 3);
+        for case in cases {
+            let seed = case["seed"].as_u64().unwrap();
+            let step = case["step"].as_u64().unwrap();
+            let mut sampled = NamedDigest::sampled(Some(Sampler::new(seed, step)));
+            let mut full = NamedDigest::new();
+            for t in case["tensors"].as_array().unwrap() {
+                let name = t["name"].as_str().unwrap();
+                let shape: Vec<usize> = t["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as usize)
+                    .collect();
+                let values = t["values"].as_array().unwrap();
+                match t["dtype"].as_str().unwrap() {
+                    "f32" => {
+                        let vals: Vec<f32> =
+                            values.iter().map(|x| x.as_f64().unwrap() as f32).collect();
+                        sampled.push_f32(name, &shape, &vals).unwrap();
+                        full.push_f32(name, &shape, &vals).unwrap();
+                    }
+                    "i64" => {
+                        let vals: Vec<i64> = values.iter().map(|x| x.as_i64().unwrap()).collect();
+                        sampled.push_i64(name, &shape, &vals).unwrap();
+                        full.push_i64(name, &shape, &vals).unwrap();
+                    }
+                    other => panic!("dtype {other}"),
+                }
+            }
+            let comment = case["comment"].as_str().unwrap();
+            assert_eq!(
+                sampled.finish().unwrap().to_string(),
+                case["digest"].as_str().unwrap(),
+                "{comment}"
+            );
+            assert_eq!(
+                full.finish().unwrap().to_string(),
+                case["full_digest"].as_str().unwrap(),
+                "{comment}"
+            );
+        }
+    }
+
     /// The in-place (and, for large tensors, parallel) hashing gives the
     /// canonical digest of artha-core, for CPU tensors in place, strided
     /// tensors and plain slices alike.

@@ -29,7 +29,7 @@ runtimes/vectors.json and artha-core/tests/vectors/proofs.json.
 **Sampled step digests** (runtimes/PROOFS.md): at a *full step* (`k` a
 multiple of the proof window, or the job's last step) every tensor enters
 its named digest by its canonical digest; at any other step a tensor of
-more than `S = 256` elements enters by its *sampled tensor digest*::
+more than `S = 64` elements enters by its *sampled tensor digest*::
 
     BLAKE3( "artha-tensor-sample-v1\0"  23 bytes
           ‖ dtype code u8 ‖ rank u32 LE ‖ each dim u64 LE
@@ -56,7 +56,7 @@ TENSOR_DOMAIN = b"artha-tensor-v1\0"
 NAMED_DOMAIN = b"artha-named-tensors-v1\0"
 SAMPLE_DOMAIN = b"artha-tensor-sample-v1\0"
 #: Elements a sampled tensor digest reads (runtimes/PROOFS.md `S`).
-SAMPLE_SIZE = 256
+SAMPLE_SIZE = 64
 
 #: dtype name → (one-byte code, element size, numpy dtype of the LE bytes).
 DTYPES = {

@@ -67,7 +67,7 @@ CASES = [
 # ---- sampled step digests (runtimes/PROOFS.md) ----------------------------
 
 M64 = (1 << 64) - 1
-S = 256
+S = 64
 
 
 def stream_key(seed, domain, index):
@@ -135,12 +135,12 @@ def f32_values(n, mul, add):
 SAMPLED = [
     sampled_case(
         "weights at a sampled step: a large matrix (sampled, t=0), a bias (canonical, t=1), "
-        "a 257-element vector (sampled, t=2)",
+        "a 65-element vector (sampled, t=2)",
         42, 7,
         [
             {"name": "w0", "dtype": "f32", "shape": [3, 100], "values": f32_values(300, 37, 5)},
             {"name": "b0", "dtype": "f32", "shape": [4], "values": [0.5, -1.0, 2.25, 0.0]},
-            {"name": "w1", "dtype": "f32", "shape": [257], "values": f32_values(257, 11, 3)},
+            {"name": "w1", "dtype": "f32", "shape": [65], "values": f32_values(65, 11, 3)},
         ],
     ),
     sampled_case(
@@ -152,9 +152,9 @@ SAMPLED = [
         ],
     ),
     sampled_case(
-        "exactly S = 256 elements: canonical even at a sampled step",
+        "exactly S = 64 elements: canonical even at a sampled step",
         1, 1,
-        [{"name": "w", "dtype": "f32", "shape": [16, 16], "values": f32_values(256, 3, 1)}],
+        [{"name": "w", "dtype": "f32", "shape": [8, 8], "values": f32_values(64, 3, 1)}],
     ),
 ]
 

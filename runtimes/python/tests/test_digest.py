@@ -143,7 +143,7 @@ def test_sampled_digest_layout_and_what_it_covers():
     pos = digest.sample_positions(seed, step, 1, a.size)
     assert pos.dtype == np.uint64 and len(pos) == digest.SAMPLE_SIZE and pos.max() < a.size
     raw = (b"artha-tensor-sample-v1\0" + bytes([1]) + struct.pack("<IQQ", 2, 10, 100)
-           + struct.pack("<I", 256) + a.reshape(-1)[pos.astype(np.intp)].astype("<f4").tobytes())
+           + struct.pack("<I", digest.SAMPLE_SIZE) + a.reshape(-1)[pos.astype(np.intp)].astype("<f4").tobytes())
     assert len(digest.SAMPLE_DOMAIN) == 23
     got = digest.sampled_tensor_digest(a, seed, step, 1)
     assert got == digest.hashing.new(raw).digest()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from artha_runtime import checkpoint, data, lm, rng
-from artha_runtime.digest import is_full_step, named_digest, named_digest_at, tensor_digest
+from artha_runtime.digest import SAMPLE_SIZE, is_full_step, named_digest, named_digest_at, tensor_digest
 from artha_runtime.events import read_events
 
 IMAGE = os.environ.get("ARTHA_TORCH_IMAGE", "")
@@ -124,8 +124,8 @@ def test_trains_and_reports_valid_events(first_run):
     rows = rng.permutation(3, 0, ds.rows)[:32]
     assert steps[0]["batch_digest"] == named_digest_at(
         [("x", ds.x[rows]), ("y", ds.y[rows])], 3, 1, full=False).hex()
-    # (This MLP's tensors have at most S = 256 elements, so its sampled
-    # steps hash them whole; the LM tests exercise the sampled digests.)
+    # (Step 1's batch, 32 × 12 inputs, is sampled: more than S = 64
+    # elements; its labels are hashed whole.)
     # It learns: blobs 1.5σ apart are mostly separable.
     losses = [s["loss"] for s in steps]
     assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:4]), losses
@@ -428,7 +428,7 @@ def test_native_sampled_digests_match_the_helper(tmp_path):
         full = is_full_step(k, 5, total)
         want = named_digest_at([("x", ds.x[rows]), ("y", ds.y[rows])], seed, k, full).hex()
         assert s["batch_digest"] == want, k
-        if not full and len(rows) * 12 > 256:  # sampled x (the last batch of an epoch has 8 rows)
+        if not full and len(rows) * 12 > SAMPLE_SIZE:  # sampled x (the last batch of an epoch has 8 rows)
             assert want != named_digest([("x", ds.x[rows]), ("y", ds.y[rows])])
     for k in (5, 10):
         ck = checkpoint.load(str(dirs["checkpoints"] / checkpoint.step_file(k)))
@@ -514,7 +514,7 @@ def test_lm_trains_and_reports_valid_events(lm_run):
     for s, (x, y) in zip(steps, lm_batches(text, 11, 24, 16, LM_STEPS)):
         full = is_full_step(s["step"], 10, LM_STEPS)
         assert s["batch_digest"] == named_digest_at([("x", x), ("y", y)], 11, s["step"], full).hex()
-        if not full and x.size > 256:
+        if not full and x.size > SAMPLE_SIZE:
             assert s["batch_digest"] != named_digest([("x", x), ("y", y)])
     # Checkpoints: the LM configuration, the specification's tensors, the
     # full weight digest of the window ends; the last step's is the final one.
