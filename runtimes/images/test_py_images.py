@@ -10,9 +10,9 @@ and the native runtime and set `ARTHA_PY_RUNTIME` (tf or jax),
 tests are skipped, except under CI=true, where they fail.
 
 Agreement with the native runtime, at every step of every run:
-- batch digests are equal (same rows in the same order, same bytes). After
-  runtimes/PROOFS.md the rule becomes: equal at every step where both
-  runtimes use the same digest scheme (full or sampled);
+- batch digests are equal (same rows in the same order, same bytes; both
+  runtimes record full digests at the window ends and the last step and
+  sampled ones elsewhere, runtimes/PROOFS.md);
 - losses agree within LOSS_RTOL, relative to max(1, |loss|). Both compute in float32 from the
   same initial weights and batches, but XLA / Eigen sum in another order
   (and fuse multiply-adds) than the native kernels, so each op differs in

@@ -35,18 +35,7 @@ import sys
 import numpy as np
 
 from artha_runtime import trainer
-from artha_runtime.digest import NamedDigest, named_digest
 from artha_runtime.errors import ArthaError, BadInput
-
-
-def step_digests(step, x, y, grads, weights):
-    """The step record's digests — `(grad_digest, weight_digest,
-    batch_digest)` — from numpy copies of the step's batch, gradients and
-    weights after the update (native names and order). The one place this
-    runtime applies the digest scheme."""
-    del step  # every step is digested in full (runtimes/PROOFS.md may sample)
-    batch = NamedDigest().push("x", x).push("y", y).hexdigest()
-    return named_digest(grads), named_digest(weights), batch
 
 
 def import_tf(cfg):
@@ -165,7 +154,6 @@ class TfFramework(trainer.Framework):
         return {f"optim.{slot}.{n}": v.numpy()
                 for slot, vs in self.slots.items() for n, v in zip(self.names, vs)}
 
-    step_digests = staticmethod(step_digests)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from . import checkpoint, data, env, rng
+from .digest import is_full_step, named_digest_at
 from .errors import ArthaError, BadInput, LossNotFinite, WriteFailed
 from .events import EventWriter
 
@@ -59,8 +60,9 @@ class Framework:
     settings, its update count and state (None: fresh zeros). A step is
     `compute` (loss and gradients of a batch, no update), then — when the
     loss is finite — `update`; `params` and `optimizer_state` read the
-    current values back as numpy arrays; `step_digests` makes the step
-    record's digests.
+    current values back as numpy arrays. The step records' digests are made
+    here, from those arrays (`record_digests`), the same for every
+    framework.
     """
 
     name = "framework"
@@ -92,13 +94,20 @@ class Framework:
     def optimizer_state(self) -> Arrays:
         raise NotImplementedError
 
-    def step_digests(self, step: int, x: np.ndarray, y: np.ndarray, grads: Arrays,
-                     weights: Arrays) -> Tuple[str, str, str]:
-        """`(grad_digest, weight_digest, batch_digest)` of step `step`."""
-        raise NotImplementedError
 
 
 # ---- the native optimizer's scalars (runtimes/native/src/optim.rs) --------
+
+
+def record_digests(seed: int, step: int, full: bool, x: np.ndarray, y: np.ndarray,
+                   grads: Arrays, weights: Arrays) -> Tuple[str, str, str]:
+    """A step record's `(grad_digest, weight_digest, batch_digest)` as hex:
+    named-tensor digests of the gradients and the weights after the update
+    (native names and order) and of the batch `[("x", x), ("y", y)]`, full
+    at a full step, sampled otherwise (runtimes/PROOFS.md)."""
+    return (named_digest_at(grads, seed, step, full).hex(),
+            named_digest_at(weights, seed, step, full).hex(),
+            named_digest_at([("x", x), ("y", y)], seed, step, full).hex())
 
 
 def pow_u64(base: float, exp: int) -> float:
@@ -297,6 +306,11 @@ class Trainer:
         fw.load(mc, params, cfg.optimizer, self.opt_t, state)
         self._perm = None
 
+    def full_step(self, k: int) -> bool:
+        """Whether step k records full digests (runtimes/PROOFS.md): the
+        window ends and the job's last step."""
+        return is_full_step(k, self.cfg.proof_window, self.cfg.epochs * self.steps_per_epoch)
+
     def epoch_of(self, step: int) -> int:
         return (max(step, 1) - 1) // self.steps_per_epoch
 
@@ -324,7 +338,8 @@ class Trainer:
         self.fw.update(grads, self.opt_t + 1)
         self.opt_t += 1
         self.step = k
-        g, w, b = self.fw.step_digests(k, xb, yb, grads_np, self.fw.params())
+        g, w, b = record_digests(self.cfg.seed, k, self.full_step(k), xb, yb, grads_np,
+                                 self.fw.params())
         return {"step": k, "epoch": self.epoch_of(k), "loss": loss, "grad_digest": g,
                 "weight_digest": w, "batch_digest": b, "rows": int(len(rows)),
                 "correct": int(correct)}

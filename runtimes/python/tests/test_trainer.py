@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from artha_runtime import checkpoint, env, rng, trainer
-from artha_runtime.digest import NamedDigest, named_digest
 from artha_runtime.events import read_events
 
 NATIVE = os.environ.get("ARTHA_NATIVE_RUNTIME", "")
@@ -99,11 +98,6 @@ class NumpyFramework(trainer.Framework):
     def optimizer_state(self):
         return {f"optim.{s}.{n}": a for s, arrs in self.slots.items()
                 for n, a in zip(self.names, arrs)}
-
-    @staticmethod
-    def step_digests(step, x, y, grads, weights):
-        batch = NamedDigest().push("x", x).push("y", y).hexdigest()
-        return named_digest(grads), named_digest(weights), batch
 
 
 def test_pow_and_adamw_scalars():
