@@ -9,13 +9,19 @@
 //! a verifier's machine. So on CPU every reduction runs here, in one
 //! documented order:
 //!
-//! - [`matmul_nn`]: `c[i][j] = ((0 + a[i][0]·b[0][j]) + a[i][1]·b[1][j]) + …`,
-//!   the `k` terms added in increasing order, each product rounded to `f32`
-//!   before the addition (Rust never contracts `a * b + c` into a fused
-//!   multiply-add). Rows are split across the rayon pool, but a row is
-//!   always computed whole by one task, so the result is the same for any
-//!   `RAYON_NUM_THREADS`; the inner loop runs along `j` (independent
-//!   elements), which the compiler vectorises without changing any sum.
+//! - [`gemm`] (and [`matmul_nn`]): `c[i][j] = ((0 + a[i][0]·b[0][j]) +
+//!   a[i][1]·b[1][j]) + …`, the `k` terms added in increasing order, each
+//!   product rounded to `f32` before the addition (Rust never contracts
+//!   `a * b + c` into a fused multiply-add, and the AVX-512 body multiplies
+//!   and adds in two instructions). Rows are split across the rayon pool,
+//!   but a row is always computed whole by one task, so the result is the
+//!   same for any `RAYON_NUM_THREADS`; the vector lanes run along `j`
+//!   (independent elements), so the vector width changes no sum either.
+//!   The product packs its operands into panels (row-major or transposed
+//!   operands alike, so no transposing copy is made) and keeps an
+//!   `MR × NR` block of sums in registers; there is a body per instruction
+//!   set ([`Isa`]: the baseline, AVX2, AVX-512F, chosen at run time), all
+//!   giving the bits of the plain loop (tested).
 //! - [`col_sum`]: `s[j] = ((0 + a[0][j]) + a[1][j]) + …`, rows in order.
 //! - [`softmax_xent`] and [`mse`]: per-row arithmetic with `exp`/`ln` from
 //!   the pure-Rust `libm` crate (the same bits on glibc, musl and every
