@@ -85,11 +85,11 @@ fn update_le(h: &mut blake3::Hasher, values: &[f32]) {
 /// Domain tag of a named-tensor digest.
 pub const NAMED_DOMAIN: &[u8; 23] = b"artha-named-tensors-v1\0";
 
-/// Domain tag of a sampled tensor digest (`runtimes/PROOFS.md`).
-pub const SAMPLE_DOMAIN: &[u8; 23] = b"artha-tensor-sample-v1\0";
+/// Domain tag of a sampled step's named digest (`runtimes/PROOFS.md`).
+pub const SAMPLED_DOMAIN: &[u8; 25] = b"artha-sampled-tensors-v1\0";
 
-/// Elements a sampled tensor digest reads; a tensor of at most this many
-/// elements always enters by its canonical digest.
+/// Elements a sampled step reads of a tensor; a tensor of at most this
+/// many elements enters whole.
 pub const SAMPLE: usize = 64;
 
 /// Whether step `step` of a job records full digests (`runtimes/PROOFS.md`):
@@ -115,35 +115,11 @@ impl Sampler {
         }
     }
 
-    /// The sampled tensor digest of the `ordinal`-th tensor (`dtype`,
-    /// `shape`, `numel` elements), reading element `p` as `elem(p)`
-    /// (its little-endian bytes).
-    fn digest<const N: usize>(
-        &self,
-        ordinal: usize,
-        dtype: DType,
-        shape: &[usize],
-        numel: usize,
-        elem: impl Fn(usize) -> [u8; N],
-    ) -> Result<Blake3Digest> {
-        let rank = u32::try_from(shape.len())
-            .map_err(|_| Error::invalid("shape", "rank overflows u32"))?;
-        let mut h = blake3::Hasher::new();
-        h.update(SAMPLE_DOMAIN);
-        h.update(&[dtype.code()]);
-        h.update(&rank.to_le_bytes());
-        for &d in shape {
-            h.update(&(d as u64).to_le_bytes());
-        }
-        h.update(&(SAMPLE as u32).to_le_bytes());
-        let mut buf = Vec::with_capacity(SAMPLE * N);
-        let base = ordinal as u64 * SAMPLE as u64;
-        for i in 0..SAMPLE as u64 {
-            let p = self.stream.below(base + i, numel as u64) as usize;
-            buf.extend_from_slice(&elem(p));
-        }
-        h.update(&buf);
-        Ok(h.finalize().into())
+    /// Position `i` (of [`SAMPLE`]) read of the `ordinal`-th tensor, which
+    /// has `numel` elements.
+    pub fn position(&self, ordinal: usize, i: usize, numel: usize) -> usize {
+        let n = (ordinal * SAMPLE + i) as u64;
+        self.stream.below(n, numel as u64) as usize
     }
 }
 
@@ -163,12 +139,59 @@ fn checked_numel(shape: &[usize], len: usize) -> Result<usize> {
 }
 
 /// Builds a named-tensor digest one tensor at a time: full (every tensor
-/// by its canonical digest) or sampled ([`NamedDigest::sampled`]).
+/// by its canonical digest) or, at a sampled step, the sampled step digest
+/// of `runtimes/PROOFS.md` ([`NamedDigest::sampled`]).
 #[derive(Debug, Default)]
 pub struct NamedDigest {
     parts: Vec<(String, Blake3Digest)>,
     scratch: Vec<u8>,
-    sampler: Option<Sampler>,
+    sampled: Option<SampledEntries>,
+}
+
+/// A sampled step digest's entries so far.
+#[derive(Debug)]
+struct SampledEntries {
+    sampler: Sampler,
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl SampledEntries {
+    /// Appends tensor `name` (`dtype`, `shape`, `numel` elements, element
+    /// `p`'s little-endian bytes `elem(p)`): all its elements when it has
+    /// at most [`SAMPLE`], else the [`SAMPLE`] at the sampler's positions.
+    fn push<const N: usize>(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        numel: usize,
+        elem: impl Fn(usize) -> [u8; N],
+    ) -> Result<()> {
+        let name_len = u32::try_from(name.len())
+            .map_err(|_| Error::invalid("name", "longer than 2^32 bytes"))?;
+        let rank = u32::try_from(shape.len())
+            .map_err(|_| Error::invalid("shape", "rank overflows u32"))?;
+        let b = &mut self.bytes;
+        b.extend_from_slice(&name_len.to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.push(dtype.code());
+        b.extend_from_slice(&rank.to_le_bytes());
+        for &d in shape {
+            b.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        if numel <= SAMPLE {
+            for p in 0..numel {
+                b.extend_from_slice(&elem(p));
+            }
+        } else {
+            for i in 0..SAMPLE {
+                b.extend_from_slice(&elem(self.sampler.position(self.count, i, numel)));
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
 }
 
 impl NamedDigest {
@@ -177,49 +200,41 @@ impl NamedDigest {
         Self::default()
     }
 
-    /// An empty builder whose tensors of more than [`SAMPLE`] elements
-    /// enter by their sampled digest under `sampler`; `None` is
-    /// [`NamedDigest::new`].
+    /// An empty builder for a sampled step's digest under `sampler`
+    /// (`runtimes/PROOFS.md`); `None` is [`NamedDigest::new`].
     pub fn sampled(sampler: Option<Sampler>) -> Self {
         NamedDigest {
-            sampler,
+            sampled: sampler.map(|sampler| SampledEntries {
+                sampler,
+                bytes: Vec::with_capacity(4096),
+                count: 0,
+            }),
             ..Self::default()
         }
     }
 
-    /// The sampler and ordinal when the next tensor (of `numel` elements)
-    /// is to be sampled.
-    fn sampling(&self, numel: usize) -> Option<(Sampler, usize)> {
-        self.sampler
-            .filter(|_| numel > SAMPLE)
-            .map(|s| (s, self.parts.len()))
-    }
-
-    /// Adds a tensor given by its canonical digest.
+    /// Adds a tensor given by its canonical digest (a full digest only: a
+    /// sampled step's digest reads elements, so there it is an error).
     pub fn push_digest(&mut self, name: &str, digest: Blake3Digest) {
         self.parts.push((name.to_string(), digest));
     }
 
     /// Adds an `f32` tensor.
     pub fn push_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> Result<()> {
-        let d = match self.sampling(values.len()) {
-            Some((s, ordinal)) => {
-                let n = checked_numel(shape, values.len())?;
-                s.digest(ordinal, DType::F32, shape, n, |p| values[p].to_le_bytes())?
-            }
-            None => f32_digest(shape, values)?,
-        };
+        if let Some(s) = self.sampled.as_mut() {
+            let n = checked_numel(shape, values.len())?;
+            return s.push(name, DType::F32, shape, n, |p| values[p].to_le_bytes());
+        }
+        let d = f32_digest(shape, values)?;
         self.push_digest(name, d);
         Ok(())
     }
 
     /// Adds an `i64` tensor.
     pub fn push_i64(&mut self, name: &str, shape: &[usize], values: &[i64]) -> Result<()> {
-        if let Some((s, ordinal)) = self.sampling(values.len()) {
+        if let Some(s) = self.sampled.as_mut() {
             let n = checked_numel(shape, values.len())?;
-            let d = s.digest(ordinal, DType::I64, shape, n, |p| values[p].to_le_bytes())?;
-            self.push_digest(name, d);
-            return Ok(());
+            return s.push(name, DType::I64, shape, n, |p| values[p].to_le_bytes());
         }
         self.scratch.clear();
         for v in values {
@@ -251,6 +266,21 @@ impl NamedDigest {
 
     /// The digest over everything pushed, in order.
     pub fn finish(&self) -> Result<Blake3Digest> {
+        if let Some(s) = &self.sampled {
+            if !self.parts.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "a sampled step digest reads tensors, not their digests",
+                ));
+            }
+            let count = u32::try_from(s.count)
+                .map_err(|_| artha_core::Error::invalid("tensors", "more than 2^32 tensors"))?;
+            let mut h = blake3::Hasher::new();
+            h.update(SAMPLED_DOMAIN);
+            h.update(&s.bytes);
+            h.update(&count.to_le_bytes());
+            return Ok(h.finalize().into());
+        }
         let count = u32::try_from(self.parts.len())
             .map_err(|_| artha_core::Error::invalid("tensors", "more than 2^32 tensors"))?;
         let mut h = blake3::Hasher::new();

@@ -12,6 +12,24 @@ use artha_runtime::digest::NamedDigest;
 use common::{Job, blobs};
 use safetensors::SafeTensors;
 
+/// A sampled step's digest when every tensor has at most 64 elements (so
+/// all are read whole), written from `runtimes/PROOFS.md`.
+fn spec_sampled_whole(tensors: &[(&str, DType, Vec<u64>, Vec<u8>)]) -> Blake3Digest {
+    let mut bytes = b"artha-sampled-tensors-v1\0".to_vec();
+    for (name, dtype, shape, data) in tensors {
+        bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(dtype.code());
+        bytes.extend_from_slice(&(shape.len() as u32).to_le_bytes());
+        for d in shape {
+            bytes.extend_from_slice(&d.to_le_bytes());
+        }
+        bytes.extend_from_slice(data);
+    }
+    bytes.extend_from_slice(&(tensors.len() as u32).to_le_bytes());
+    blake3::hash(&bytes).into()
+}
+
 /// The named-tensor digest, written from the spec in `digest.rs`.
 fn spec_digest(tensors: &[(&str, DType, Vec<u64>, Vec<u8>)]) -> Blake3Digest {
     let mut bytes = b"artha-named-tensors-v1\0".to_vec();
@@ -122,10 +140,23 @@ fn a_runs_digests_are_those_of_its_weights_and_batches() {
         .flat_map(|&i| (t.y[i as usize] as i64).to_le_bytes())
         .collect();
     let batch = spec_digest(&[
-        ("x", DType::F32, vec![16, 3], x),
-        ("y", DType::I64, vec![16], y),
+        ("x", DType::F32, vec![16, 3], x.clone()),
+        ("y", DType::I64, vec![16], y.clone()),
     ]);
-    assert_eq!(steps[0].batch_digest, batch);
+    // Step 1 is a sampled step (the default window is 100; the job's last
+    // step is 4): every tensor of its batch has at most 64 elements, so the
+    // sampled digest reads them all (runtimes/PROOFS.md).
+    assert_eq!(
+        steps[0].batch_digest,
+        spec_sampled_whole(&[
+            ("x", DType::F32, vec![16, 3], x),
+            ("y", DType::I64, vec![16], y),
+        ])
+    );
+    // With a window of 1 every step is full: the named-tensor digest.
+    let every = job.run_with(&[], &[("ARTHA_PROOF_WINDOW", "1")]);
+    every.assert_ok();
+    assert_eq!(every.steps()[0].batch_digest, batch);
     // Step 4 is the short last batch: 2 rows.
     let rows = &perm[48..];
     let x: Vec<u8> = rows

@@ -27,19 +27,19 @@ The order is the model's parameter order — a PyTorch `state_dict`'s order
 runtimes/vectors.json and artha-core/tests/vectors/proofs.json.
 
 **Sampled step digests** (runtimes/PROOFS.md): at a *full step* (`k` a
-multiple of the proof window, or the job's last step) every tensor enters
-its named digest by its canonical digest; at any other step a tensor of
-more than `S = 64` elements enters by its *sampled tensor digest*::
+multiple of the proof window, or the job's last step) a step record's
+digests are named-tensor digests as above; at any other step each is one
+hash over the tensors' entries::
 
-    BLAKE3( "artha-tensor-sample-v1\0"  23 bytes
-          ‖ dtype code u8 ‖ rank u32 LE ‖ each dim u64 LE
-          ‖ S u32 LE
-          ‖ for i in 0..S: element at flat row-major position p_i, LE )
-    p_i = Stream(seed, "sample", k).below(t·S + i, numel)
+    BLAKE3( "artha-sampled-tensors-v1\0"      25 bytes
+          ‖ for each tensor t (ordinal 0, 1, …):
+              name length u32 LE ‖ name ‖ dtype code u8 ‖ rank u32 LE ‖ each dim u64 LE
+              ‖ all its elements (LE, row-major) if it has at most S = 64,
+                else the S elements at p_i = Stream(seed, "sample", k).below(t·S + i, numel)
+          ‖ count u32 LE )
 
-`t` the tensor's ordinal within its named digest. `is_full_step` and
-`named_digest_at` implement it; a torch tensor is sampled where it lives
-(only the S elements are read back from a GPU).
+`is_full_step` and `named_digest_at` implement it; a torch tensor is
+sampled where it lives (only the S elements are read back from a GPU).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ from . import hashing, rng
 
 TENSOR_DOMAIN = b"artha-tensor-v1\0"
 NAMED_DOMAIN = b"artha-named-tensors-v1\0"
-SAMPLE_DOMAIN = b"artha-tensor-sample-v1\0"
-#: Elements a sampled tensor digest reads (runtimes/PROOFS.md `S`).
+SAMPLED_DOMAIN = b"artha-sampled-tensors-v1\0"
+#: Elements a sampled step reads of a larger tensor (runtimes/PROOFS.md `S`).
 SAMPLE_SIZE = 64
 
 #: dtype name → (one-byte code, element size, numpy dtype of the LE bytes).
@@ -252,27 +252,33 @@ def _sample_elements(t, positions: np.ndarray) -> Tuple[str, Tuple[int, ...], np
     return name, a.shape, a.reshape(-1)[positions.astype(np.intp)]
 
 
-def sampled_tensor_digest(t, seed: int, step: int, ordinal: int) -> bytes:
-    """The sampled tensor digest (32 bytes) of a numpy array or torch tensor
-    that is tensor number `ordinal` of its named digest, at step `step`
-    (always the sampled form; `step_tensor_digest` chooses)."""
+def sampled_entry(name: str, t, seed: int, step: int, ordinal: int) -> bytes:
+    """Tensor number `ordinal`'s entry in a sampled step digest: its name,
+    dtype and shape, then all its elements (at most `S`) or the `S` at the
+    step's positions."""
     shape = tuple(int(d) for d in t.shape)
-    pos = sample_positions(seed, step, ordinal, _numel(shape))
-    name, shape, elems = _sample_elements(t, pos)
-    h = hashing.new(SAMPLE_DOMAIN)
-    h.update(header(name, shape)[len(TENSOR_DOMAIN):])
-    h.update(struct.pack("<I", SAMPLE_SIZE))
-    h.update(memoryview(np.ascontiguousarray(elems).view(np.uint8)))
+    n = _numel(shape)
+    if n <= SAMPLE_SIZE:
+        dname, a = canonical_array(t)
+        elems = a.reshape(-1)
+    else:
+        pos = sample_positions(seed, step, ordinal, n)
+        dname, shape, elems = _sample_elements(t, pos)
+    raw = name.encode("utf-8")
+    return (struct.pack("<I", len(raw)) + raw + header(dname, shape)[len(TENSOR_DOMAIN):]
+            + np.ascontiguousarray(elems).view(np.uint8).tobytes())
+
+
+def sampled_named_digest(items: Union[Mapping[str, Tensor], Iterable[Tuple[str, Tensor]]],
+                         seed: int, step: int) -> bytes:
+    """A sampled step's digest (32 bytes) of `(name, tensor)` pairs in order
+    (runtimes/PROOFS.md)."""
+    pairs = list(items.items() if isinstance(items, Mapping) else items)
+    h = hashing.new(SAMPLED_DOMAIN)
+    for ordinal, (name, t) in enumerate(pairs):
+        h.update(sampled_entry(name, t, seed, step, ordinal))
+    h.update(struct.pack("<I", len(pairs)))
     return h.digest()
-
-
-def step_tensor_digest(t, seed: int, step: int, ordinal: int, full: bool) -> bytes:
-    """How tensor number `ordinal` enters a step's named digest: its
-    canonical digest at a full step or when it has at most `S` elements,
-    else its sampled digest."""
-    if full or _numel(t.shape) <= SAMPLE_SIZE:
-        return tensor_digest(t)
-    return sampled_tensor_digest(t, seed, step, ordinal)
 
 
 def named_digest_at(items: Union[Mapping[str, Tensor], Iterable[Tuple[str, Tensor]]],
@@ -280,8 +286,10 @@ def named_digest_at(items: Union[Mapping[str, Tensor], Iterable[Tuple[str, Tenso
     """The named-tensor digest (32 bytes) of `(name, tensor)` pairs in order
     (or a mapping in its own order) as step `step` records it: full
     (`full`, see `is_full_step`) or sampled."""
+    if not full:
+        return sampled_named_digest(items, seed, step)
     pairs = items.items() if isinstance(items, Mapping) else items
     d = NamedDigest()
-    for ordinal, (name, t) in enumerate(pairs):
-        d.push_digest(name, step_tensor_digest(t, seed, step, ordinal, full))
+    for name, t in pairs:
+        d.push(name, t)
     return d.digest()

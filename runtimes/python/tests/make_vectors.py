@@ -87,19 +87,6 @@ def positions(seed, step, ordinal, numel):
     return [(u64_at(key, ordinal * S + i) * numel) >> 64 for i in range(S)]
 
 
-def sampled_digest(dtype, shape, values, pos):
-    code, fmt = CODES[dtype]
-    h = blake3.blake3(b"artha-tensor-sample-v1\0")
-    h.update(bytes([code]))
-    h.update(struct.pack("<I", len(shape)))
-    for d in shape:
-        h.update(struct.pack("<Q", d))
-    h.update(struct.pack("<I", S))
-    for p in pos:
-        h.update(struct.pack(fmt, values[p]))
-    return h.digest()
-
-
 def numel(shape):
     n = 1
     for d in shape:
@@ -108,21 +95,24 @@ def numel(shape):
 
 
 def sampled_case(comment, seed, step, tensors):
-    """A sampled step's named digest: tensors of at most S elements by their
-    canonical digest, larger ones by their sampled digest (ordinal t)."""
-    h = blake3.blake3(b"artha-named-tensors-v1\0")
-    h.update(struct.pack("<I", len(tensors)))
+    """A sampled step's digest: one BLAKE3 over each tensor's entry (name,
+    dtype, shape, then all of its elements if it has at most S, else the S
+    at its positions, ordinal t) and the count."""
+    h = blake3.blake3(b"artha-sampled-tensors-v1\0")
     entries = []
     for t, ten in enumerate(tensors):
+        code, fmt = CODES[ten["dtype"]]
         n = numel(ten["shape"])
-        if n <= S:
-            d, pos = tensor_digest(ten["dtype"], ten["shape"], ten["values"]), None
-        else:
-            pos = positions(seed, step, t, n)
-            d = sampled_digest(ten["dtype"], ten["shape"], ten["values"], pos)
+        pos = None if n <= S else positions(seed, step, t, n)
         name = ten["name"].encode()
-        h.update(struct.pack("<I", len(name)) + name + d)
-        entries.append({"tensor_digest": d.hex(), "positions": pos})
+        h.update(struct.pack("<I", len(name)) + name + bytes([code]))
+        h.update(struct.pack("<I", len(ten["shape"])))
+        for d in ten["shape"]:
+            h.update(struct.pack("<Q", d))
+        for p in (range(n) if pos is None else pos):
+            h.update(struct.pack(fmt, ten["values"][p]))
+        entries.append({"positions": pos})
+    h.update(struct.pack("<I", len(tensors)))
     return {"comment": comment, "seed": seed, "step": step, "tensors": tensors,
             "entries": entries, "digest": h.hexdigest(), "full_digest": named(tensors)}
 
@@ -134,7 +124,7 @@ def f32_values(n, mul, add):
 
 SAMPLED = [
     sampled_case(
-        "weights at a sampled step: a large matrix (sampled, t=0), a bias (canonical, t=1), "
+        "weights at a sampled step: a large matrix (sampled, t=0), a bias (whole, t=1), "
         "a 65-element vector (sampled, t=2)",
         42, 7,
         [
@@ -152,7 +142,7 @@ SAMPLED = [
         ],
     ),
     sampled_case(
-        "exactly S = 64 elements: canonical even at a sampled step",
+        "exactly S = 64 elements: whole even at a sampled step",
         1, 1,
         [{"name": "w", "dtype": "f32", "shape": [8, 8], "values": f32_values(64, 3, 1)}],
     ),

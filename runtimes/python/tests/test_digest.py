@@ -111,7 +111,6 @@ def test_sampled_named_tensor_vectors(case, backend):
     assert digest.named_digest_at(items, seed, step, full=True).hex() == case["full_digest"]
     assert digest.named_digest(items) == case["full_digest"]
     for t, ((name, a), e) in enumerate(zip(items, case["entries"])):
-        assert digest.step_tensor_digest(a, seed, step, t, full=False).hex() == e["tensor_digest"]
         if e["positions"] is not None:
             assert digest.sample_positions(seed, step, t, a.size).tolist() == e["positions"]
 
@@ -124,8 +123,8 @@ def test_sampled_digests_of_torch_tensors_match_numpy():
         assert digest.named_digest_at(tt, case["seed"], case["step"], False).hex() == case["digest"]
     # A non-contiguous tensor is sampled as its row-major copy.
     a = torch.arange(600, dtype=torch.float32).reshape(20, 30)
-    assert digest.sampled_tensor_digest(a.t(), 3, 5, 0) == \
-        digest.sampled_tensor_digest(a.t().contiguous().numpy(), 3, 5, 0)
+    assert digest.sampled_named_digest([("a", a.t())], 3, 5) == \
+        digest.sampled_named_digest([("a", a.t().contiguous().numpy())], 3, 5)
 
 
 def test_full_steps():
@@ -139,24 +138,29 @@ def test_full_steps():
 
 def test_sampled_digest_layout_and_what_it_covers():
     a = (np.arange(1000, dtype=np.float32) / 7).reshape(10, 100)
+    bias = np.array([0.5, -1.0], dtype=np.float32)
     seed, step = 9, 4
     pos = digest.sample_positions(seed, step, 1, a.size)
     assert pos.dtype == np.uint64 and len(pos) == digest.SAMPLE_SIZE and pos.max() < a.size
-    raw = (b"artha-tensor-sample-v1\0" + bytes([1]) + struct.pack("<IQQ", 2, 10, 100)
-           + struct.pack("<I", digest.SAMPLE_SIZE) + a.reshape(-1)[pos.astype(np.intp)].astype("<f4").tobytes())
-    assert len(digest.SAMPLE_DOMAIN) == 23
-    got = digest.sampled_tensor_digest(a, seed, step, 1)
+    raw = (b"artha-sampled-tensors-v1\0"
+           + struct.pack("<I", 1) + b"b" + bytes([1]) + struct.pack("<IQ", 1, 2) + bias.tobytes()
+           + struct.pack("<I", 1) + b"w" + bytes([1]) + struct.pack("<IQQ", 2, 10, 100)
+           + a.reshape(-1)[pos.astype(np.intp)].astype("<f4").tobytes()
+           + struct.pack("<I", 2))
+    assert len(digest.SAMPLED_DOMAIN) == 25
+    got = digest.sampled_named_digest([("b", bias), ("w", a)], seed, step)
     assert got == digest.hashing.new(raw).digest()
     # The step and the ordinal move the positions; the seed too.
-    assert got != digest.sampled_tensor_digest(a, seed, step + 1, 1)
-    assert got != digest.sampled_tensor_digest(a, seed, step, 0)
-    assert got != digest.sampled_tensor_digest(a, seed + 1, step, 1)
+    assert got != digest.sampled_named_digest([("b", bias), ("w", a)], seed, step + 1)
+    assert got != digest.sampled_named_digest([("b", bias), ("w", a)], seed + 1, step)
     # A sampled element changes it; an element outside the sample does not.
     outside = sorted(set(range(a.size)) - set(pos.tolist()))[0]
     b = a.copy().reshape(-1)
     b[outside] += 1
-    assert digest.sampled_tensor_digest(b.reshape(10, 100), seed, step, 1) == got
+    assert digest.sampled_named_digest([("b", bias), ("w", b.reshape(10, 100))], seed, step) == got
     b[int(pos[0])] += 1
-    assert digest.sampled_tensor_digest(b.reshape(10, 100), seed, step, 1) != got
-    # The shape is hashed.
-    assert digest.sampled_tensor_digest(a.reshape(100, 10), seed, step, 1) != got
+    assert digest.sampled_named_digest([("b", bias), ("w", b.reshape(10, 100))], seed, step) != got
+    # The shape, the names and every element of a small tensor are hashed.
+    assert digest.sampled_named_digest([("b", bias), ("w", a.reshape(100, 10))], seed, step) != got
+    assert digest.sampled_named_digest([("c", bias), ("w", a)], seed, step) != got
+    assert digest.sampled_named_digest([("b", bias * 2), ("w", a)], seed, step) != got

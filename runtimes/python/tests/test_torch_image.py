@@ -219,16 +219,17 @@ assert digest.named_digest(m.state_dict()) == digest.named_digest(
     [(k, v.numpy()) for k, v in m.state_dict().items()])
 # Sampled digests (runtimes/PROOFS.md) of torch tensors are those of numpy arrays.
 s = torch.arange(600, dtype=torch.float32).reshape(20, 30)
-assert digest.sampled_tensor_digest(s.t(), 3, 5, 0) == digest.sampled_tensor_digest(
-    np.ascontiguousarray(s.numpy().T), 3, 5, 0)
+assert digest.sampled_named_digest([("w", s.t())], 3, 5) == digest.sampled_named_digest(
+    [("w", np.ascontiguousarray(s.numpy().T))], 3, 5)
 assert digest.named_digest_at([("w", s), ("b", s[0])], 1, 2, False) == digest.named_digest_at(
     [("w", s.numpy()), ("b", s[0].numpy())], 1, 2, False)
 bs = s.to(torch.bfloat16)
 pos = digest.sample_positions(1, 1, 0, 600)
-assert digest.sampled_tensor_digest(bs, 1, 1, 0) == hashing.new(
-    digest.SAMPLE_DOMAIN + digest.header("bf16", [20, 30])[len(digest.TENSOR_DOMAIN):]
-    + (256).to_bytes(4, "little")
+assert digest.sampled_named_digest([("w", bs)], 1, 1) == hashing.new(
+    digest.SAMPLED_DOMAIN + (1).to_bytes(4, "little") + b"w"
+    + digest.header("bf16", [20, 30])[len(digest.TENSOR_DOMAIN):]
     + bs.reshape(-1)[torch.from_numpy(pos.astype(np.int64))].view(torch.int16).numpy().tobytes()
+    + (1).to_bytes(4, "little")
 ).digest()
 print(hashing.backend(), "OK")
 """
