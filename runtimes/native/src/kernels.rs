@@ -64,6 +64,15 @@ impl Isa {
 
     /// Every body this CPU can run, the best last (for tests and benchmarks).
     pub fn available() -> Vec<Isa> {
+        Isa::detected().to_vec()
+    }
+
+    fn detected() -> &'static [Isa] {
+        static ALL: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
+        ALL.get_or_init(Isa::probe)
+    }
+
+    fn probe() -> Vec<Isa> {
         #[allow(unused_mut)]
         let mut v = vec![Isa::Generic];
         #[cfg(target_arch = "x86_64")]
@@ -136,7 +145,7 @@ pub fn matmul_nn_with(isa: Isa, a: &[f32], b: &[f32], m: usize, k: usize, n: usi
 /// moves numbers, it does not change any sum, and transposed operands are
 /// read straight into the packs instead of being copied first.
 pub fn gemm(isa: Isa, a: Operand<'_>, b: Operand<'_>, m: usize, k: usize, n: usize) -> Vec<f32> {
-    let isa = if Isa::available().contains(&isa) {
+    let isa = if Isa::detected().contains(&isa) {
         isa
     } else {
         Isa::Generic
@@ -261,13 +270,22 @@ unsafe fn rows_avx512(ap: &[f32], bp: &[f32], cb: &mut [f32], k: usize, n: usize
         let j0 = p * NR;
         let w = NR.min(n - j0);
         for (r, acc_r) in acc.iter().enumerate().take(nrows) {
-            let mut row = [0f32; NR];
-            // SAFETY: `row` has NR = 32 elements.
-            unsafe {
-                _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
-                _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
+            let out = &mut cb[r * n + j0..r * n + j0 + w];
+            if let Some(out) = out.first_chunk_mut::<NR>() {
+                // SAFETY: `out` has NR = 32 elements.
+                unsafe {
+                    _mm512_storeu_ps(out.as_mut_ptr(), acc_r[0]);
+                    _mm512_storeu_ps(out.as_mut_ptr().add(16), acc_r[1]);
+                }
+            } else {
+                let mut row = [0f32; NR];
+                // SAFETY: `row` has NR = 32 elements.
+                unsafe {
+                    _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
+                    _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
+                }
+                out.copy_from_slice(&row[..w]);
             }
-            cb[r * n + j0..r * n + j0 + w].copy_from_slice(&row[..w]);
         }
     }
 }
