@@ -134,7 +134,8 @@ fn generate(
         if tokens.is_empty() {
             tokens.push(0); // the empty prompt starts from token 0
         }
-        let keep = tokens.len().saturating_sub(ctx.saturating_sub(1));
+        // Room for one new token: the last `ctx − 1` (at least one) are kept.
+        let keep = tokens.len().saturating_sub(ctx.saturating_sub(1).max(1));
         tokens.drain(..keep);
         let stream = Stream::new(cfg.seed, "sample", n as u64);
         let mut generated = Vec::with_capacity(cfg.max_new_tokens);
