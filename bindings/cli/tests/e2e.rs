@@ -969,6 +969,13 @@ fn cli_job_commands_step_by_step_and_their_bad_input() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
 }
 
+/// Epochs of the jobs these tests interrupt: long enough (16 steps an
+/// epoch) to still be running when they act, as the native runtime trains
+/// this MLP at thousands of steps a second; not a multiple of 4, so the
+/// last step (16 × 602) is not a window end (window 64) and the final
+/// weights are the only checkpoint of that step.
+const LONG_EPOCHS: u32 = 602;
+
 /// `Engine::shutdown` mid-run unlocks the home; the next engine in the same
 /// process re-attaches to the still-running runtime and completes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -976,7 +983,11 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let (e, ds) = engine_with_blobs(&home, tmp.path()).await;
-    let job = e.submit(train_spec(ds.id, 150, 64)).await.unwrap().id();
+    let job = e
+        .submit(train_spec(ds.id, LONG_EPOCHS, 64))
+        .await
+        .unwrap()
+        .id();
     // Checkpoints reach the store as the runtime writes them, while it runs.
     let ckpt = loop {
         let r = e.record(&job).unwrap();
@@ -997,7 +1008,10 @@ async fn shutdown_mid_run_then_reopen_completes_the_job() {
     let e = engine(&home).await;
     let r = common::ended(&e, &job).await;
     assert_eq!(r.phase, JobPhase::Completed, "{r:?}");
-    assert_eq!(e.proofs(&job).await.unwrap().steps, 150 * 16);
+    assert_eq!(
+        e.proofs(&job).await.unwrap().steps,
+        u64::from(LONG_EPOCHS) * 16
+    );
     assert!(!home.join(format!("jobs/run/{job}/resumes")).exists());
     assert_eq!(e.free_gpus(), 4, "its GPU was freed");
 }
@@ -1022,7 +1036,7 @@ fn start_long_training(home: &Path, tmp: &Path) -> (std::process::Child, JobId) 
         "--dataset",
         &ds_id,
         "--epochs",
-        "150",
+        &LONG_EPOCHS.to_string(),
         "--batch-size",
         "32",
         "--learning-rate",
@@ -1079,7 +1093,7 @@ async fn check_recovered_job(home: &Path, job: &JobId) {
     let Escrow { held, closed } = e.chain().escrow(job).await.unwrap();
     assert!(!closed && held == e.record(job).unwrap().spec.budget);
     let resumed = e.proofs(job).await.unwrap();
-    assert_eq!(resumed.steps, 150 * 16);
+    assert_eq!(resumed.steps, u64::from(LONG_EPOCHS) * 16);
     let ckpt_steps: Vec<u64> = resumed.checkpoints.iter().map(|c| c.step).collect();
     let mut dedup = ckpt_steps.clone();
     dedup.dedup();
@@ -1131,7 +1145,8 @@ async fn kill_9_of_the_engine_mid_training_reattaches_to_the_runtime() {
         .iter()
         .map(|l| l["text"].as_str().unwrap())
         .collect();
-    assert!(text.iter().any(|t| t.contains("Epoch 150/150")), "{text:?}");
+    let last = format!("Epoch {LONG_EPOCHS}/{LONG_EPOCHS}");
+    assert!(text.iter().any(|t| t.contains(&last)), "{text:?}");
     assert!(
         text.iter().any(|t| t.contains("Training complete")),
         "{text:?}"

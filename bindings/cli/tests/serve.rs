@@ -538,7 +538,9 @@ fn ten_shells_at_once_share_one_home_through_the_daemon() {
     let mut follower = Command::new(ARTHAI)
         .arg("--home")
         .arg(&home)
-        .args(["train", "--data", &ds, "--epochs", "400", "--batch", "8"])
+        // Long enough to be cancelled while it runs: the native runtime
+        // takes this MLP at thousands of steps a second.
+        .args(["train", "--data", &ds, "--epochs", "20000", "--batch", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
