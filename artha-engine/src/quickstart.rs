@@ -174,37 +174,25 @@ pub fn spec_for(
     dataset: DatasetId,
     cost: &CostModel,
 ) -> Result<(JobSpec, Estimate)> {
-    if which == QuickstartModel::Llama {
-        let mut spec = JobSpec::new(
-            JobKind::Train,
-            Runtime::Native("llama".into()),
-            Amount::ZERO,
-        );
-        spec.model = Some(InputRef::Id(model));
-        spec.dataset = Some(InputRef::Id(dataset));
-        spec.hyper.epochs = 2;
-        spec.hyper.batch_size = 16;
-        spec.hyper.learning_rate = 0.01;
-        spec.hyper.seed = 42;
-        spec.resources.gpus = 1;
-        spec.resources.gpu_memory_mib = 512;
-        spec.resources.max_duration_secs = 300;
-        spec.proof_window = 16;
-        let estimate = cost.estimate(&spec)?;
-        spec.budget = estimate.cost;
-        spec.validate_with(cost)?;
-        return Ok((spec, estimate));
-    }
-    let mut spec = JobSpec::new(JobKind::Train, Runtime::Native("mlp".into()), Amount::ZERO);
+    // (runtime, epochs, batch, learning rate, time limit in seconds)
+    let (runtime, epochs, batch, lr, secs) = match which {
+        QuickstartModel::Mlp => ("mlp", 3, 32, 0.05, 120),
+        QuickstartModel::Llama => ("llama", 2, 16, 0.01, 300),
+    };
+    let mut spec = JobSpec::new(
+        JobKind::Train,
+        Runtime::Native(runtime.into()),
+        Amount::ZERO,
+    );
     spec.model = Some(InputRef::Id(model));
     spec.dataset = Some(InputRef::Id(dataset));
-    spec.hyper.epochs = 3;
-    spec.hyper.batch_size = 32;
-    spec.hyper.learning_rate = 0.05;
+    spec.hyper.epochs = epochs;
+    spec.hyper.batch_size = batch;
+    spec.hyper.learning_rate = lr;
     spec.hyper.seed = 42;
     spec.resources.gpus = 1;
     spec.resources.gpu_memory_mib = 512;
-    spec.resources.max_duration_secs = 120;
+    spec.resources.max_duration_secs = secs;
     spec.proof_window = 16;
     let estimate = cost.estimate(&spec)?;
     spec.budget = estimate.cost;

@@ -316,6 +316,30 @@ pub fn tensors_digest<'a>(
 mod tests {
     use super::*;
 
+    /// Adds a tensor of `runtimes/vectors.json` (`name`, `dtype`, `shape`,
+    /// `values`).
+    fn push_json(d: &mut NamedDigest, t: &serde_json::Value) {
+        let name = t["name"].as_str().unwrap();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let values = t["values"].as_array().unwrap();
+        match t["dtype"].as_str().unwrap() {
+            "f32" => {
+                let vals: Vec<f32> = values.iter().map(|x| x.as_f64().unwrap() as f32).collect();
+                d.push_f32(name, &shape, &vals).unwrap();
+            }
+            "i64" => {
+                let vals: Vec<i64> = values.iter().map(|x| x.as_i64().unwrap()).collect();
+                d.push_i64(name, &shape, &vals).unwrap();
+            }
+            other => panic!("dtype {other}"),
+        }
+    }
+
     /// Pins the shared vectors that the Python helper checks too.
     #[test]
     fn named_digest_matches_the_shared_vectors() {
@@ -326,26 +350,7 @@ mod tests {
         for case in cases {
             let mut d = NamedDigest::new();
             for t in case["tensors"].as_array().unwrap() {
-                let name = t["name"].as_str().unwrap();
-                let shape: Vec<usize> = t["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as usize)
-                    .collect();
-                let values = t["values"].as_array().unwrap();
-                match t["dtype"].as_str().unwrap() {
-                    "f32" => {
-                        let vals: Vec<f32> =
-                            values.iter().map(|x| x.as_f64().unwrap() as f32).collect();
-                        d.push_f32(name, &shape, &vals).unwrap();
-                    }
-                    "i64" => {
-                        let vals: Vec<i64> = values.iter().map(|x| x.as_i64().unwrap()).collect();
-                        d.push_i64(name, &shape, &vals).unwrap();
-                    }
-                    other => panic!("dtype {other}"),
-                }
+                push_json(&mut d, t);
             }
             assert_eq!(
                 d.finish().unwrap().to_string(),
@@ -370,28 +375,8 @@ mod tests {
             let mut sampled = NamedDigest::sampled(Some(Sampler::new(seed, step)));
             let mut full = NamedDigest::new();
             for t in case["tensors"].as_array().unwrap() {
-                let name = t["name"].as_str().unwrap();
-                let shape: Vec<usize> = t["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as usize)
-                    .collect();
-                let values = t["values"].as_array().unwrap();
-                match t["dtype"].as_str().unwrap() {
-                    "f32" => {
-                        let vals: Vec<f32> =
-                            values.iter().map(|x| x.as_f64().unwrap() as f32).collect();
-                        sampled.push_f32(name, &shape, &vals).unwrap();
-                        full.push_f32(name, &shape, &vals).unwrap();
-                    }
-                    "i64" => {
-                        let vals: Vec<i64> = values.iter().map(|x| x.as_i64().unwrap()).collect();
-                        sampled.push_i64(name, &shape, &vals).unwrap();
-                        full.push_i64(name, &shape, &vals).unwrap();
-                    }
-                    other => panic!("dtype {other}"),
-                }
+                push_json(&mut sampled, t);
+                push_json(&mut full, t);
             }
             let comment = case["comment"].as_str().unwrap();
             assert_eq!(
