@@ -696,6 +696,8 @@ struct LayerCache {
 /// What the loss and the backward pass need from the forward pass.
 struct Forward {
     layers: Vec<LayerCache>,
+    /// The rotary tables `(cos, sin)` of the batch's positions.
+    rope: (Vec<f32>, Vec<f32>),
     x_final: Vec<f32>,
     inv_f: Vec<f32>,
     h_final: Vec<f32>,
@@ -855,6 +857,7 @@ impl<'a> Lm<'a> {
         let logits = linear(&h_final, self.head(), n, d, v);
         Ok(Forward {
             layers,
+            rope: (cos, sin),
             x_final: x,
             inv_f,
             h_final,
@@ -899,8 +902,7 @@ impl<'a> Lm<'a> {
         grads[head_slot] = dhead;
         let (mut dx, dnorm) = rmsnorm_back(&dh, &fw.x_final, self.final_norm(), &fw.inv_f, d);
         grads[1 + PER_LAYER * self.cfg.num_hidden_layers] = dnorm;
-        let (cos, sin) = rope_tables(l, dm.hd, self.cfg.rope_theta);
-        let rope = Some((cos.as_slice(), sin.as_slice()));
+        let rope = Some((fw.rope.0.as_slice(), fw.rope.1.as_slice()));
         for (i, c) in fw.layers.iter().enumerate().rev() {
             let g = |j: usize| 1 + PER_LAYER * i + j;
             // MLP: x_out = x_mid + act·Wdᵀ
