@@ -189,7 +189,10 @@ impl Engine {
             && listing.entries.iter().any(|e| e.name == "config.json")
         {
             let config: ArthaUri = format!("{uri}/config.json").parse()?;
-            if let Some(bytes) = crate::lifecycle::terms::read_stored(&self.parts, &config).await? {
+            let limit = crate::lifecycle::terms::MAX_CONFIG_BYTES;
+            if let Some(bytes) =
+                crate::lifecycle::terms::read_stored(&self.parts, &config, limit).await?
+            {
                 check_architecture(&reg.architecture, &bytes)?;
             }
         }
@@ -442,8 +445,8 @@ fn check_name(field: &str, value: &str) -> Result<()> {
 /// `config.json`: its `kind` (the native runtime's `mlp`, `logreg`,
 /// `llama`) or Hugging Face `model_type`. The label matches when it is the
 /// declared kind or starts with it, ignoring case (`llama`, `Llama-3`,
-/// `LlamaForCausalLM`); a configuration that declares nothing, or is not
-/// JSON, is not checked here (the runtime reads it).
+/// `LlamaForCausalLM`); a configuration that declares nothing, is not JSON
+/// or is larger than 1 MiB is not checked here (the runtime reads it).
 fn check_architecture(architecture: &str, config: &[u8]) -> Result<()> {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
         return Ok(());

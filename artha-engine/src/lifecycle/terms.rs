@@ -188,7 +188,7 @@ async fn count_samples(
         EntryKind::File => (uri.clone(), String::new()),
         _ => return Ok(None),
     };
-    let Some(bytes) = read_stored(parts, &file).await? else {
+    let Some(bytes) = read_stored(parts, &file, MAX_COUNTED_BYTES).await? else {
         return Ok(None);
     };
     let text = name.ends_with(".txt") || (name.is_empty() && file.to_string().ends_with(".txt"));
@@ -204,9 +204,16 @@ async fn count_samples(
     )
 }
 
-/// A stored file's bytes (`None` above [`MAX_COUNTED_BYTES`]).
-pub(crate) async fn read_stored(parts: &Parts, file: &ArthaUri) -> Result<Option<Vec<u8>>> {
-    if parts.store.ls(file).await?.size > MAX_COUNTED_BYTES {
+/// A model's `config.json` read for counting or checking is at most this.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A stored file's bytes (`None` above `limit` bytes).
+pub(crate) async fn read_stored(
+    parts: &Parts,
+    file: &ArthaUri,
+    limit: u64,
+) -> Result<Option<Vec<u8>>> {
+    if parts.store.ls(file).await?.size > limit {
         return Ok(None);
     }
     let tmp = parts
@@ -235,7 +242,7 @@ async fn text_rows(
         && l.entries.iter().any(|e| e.name == "config.json")
     {
         let uri: ArthaUri = format!("{m}/config.json").parse().ok()?;
-        let raw = read_stored(parts, &uri).await.ok()??;
+        let raw = read_stored(parts, &uri, MAX_CONFIG_BYTES).await.ok()??;
         config = serde_json::from_slice(&raw).ok()?;
     }
     let seq_len = match spec.env.get("ARTHA_SEQ_LEN") {
